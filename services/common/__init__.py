@@ -1,0 +1,1 @@
+"""Infrastructure shared by every tollgate service: no domain types, no context imports."""

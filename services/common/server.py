@@ -1,0 +1,271 @@
+"""grpc.aio server start-up shared by every service.
+
+- Health: the standard grpc.health.v1 service; NOT_SERVING until the service says it is ready (after
+  migrations), NOT_SERVING again as soon as shutdown starts.
+- Reflection for every registered service.
+- Interceptor: binds the request id (x-request-id metadata, else the request's request_id field, else
+  a fresh one) and the method to structlog's context; maps common.errors to status codes with rich
+  details; turns any other exception into INTERNAL with an error id, never a traceback; records
+  Prometheus metrics (calls by method and code, latency histogram).
+- Graceful shutdown on SIGTERM/SIGINT: health goes NOT_SERVING, in-flight calls get a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+from prometheus_client import Counter, Histogram, start_http_server
+
+from common import errors
+
+log = structlog.get_logger("common.server")
+
+_CODES: dict[type[errors.ServiceError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_code_for(error: errors.ServiceError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in _CODES:
+            return _CODES[cls]
+    return grpc.StatusCode.UNKNOWN
+
+
+def _rich_status(code: grpc.StatusCode, error: errors.ServiceError) -> status_pb2.Status:
+    """A google.rpc.Status with BadRequest field violations or RetryInfo, for clients that read them."""
+    message = error.message
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    if isinstance(error, errors.InvalidArgument) and error.field:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=error.field, description=message)
+                ]
+            )
+        )
+        status.details.append(detail)
+    if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(int(error.retry_after_seconds * 1000))
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        status.details.append(detail)
+    return status
+
+
+@lru_cache(maxsize=1)
+def _metrics() -> tuple[Counter, Histogram]:
+    handled = Counter(
+        "tollgate_grpc_server_handled_total",
+        "gRPC calls completed, by service, method and status code.",
+        ["grpc_service", "grpc_method", "grpc_code"],
+    )
+    latency = Histogram(
+        "tollgate_grpc_server_handling_seconds",
+        "gRPC call latency in seconds, by service and method.",
+        ["grpc_service", "grpc_method"],
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    )
+    return handled, latency
+
+
+def _request_id(request: Any, metadata: Iterable[tuple[str, Any]] | None) -> str:
+    for key, value in metadata or ():
+        if key == "x-request-id" and value:
+            return str(value)
+    rid = getattr(request, "request_id", "") if request is not None else ""
+    return rid or uuid.uuid4().hex
+
+
+class _CallScope:
+    """Everything the interceptor does around one call, shared by unary and streaming handlers."""
+
+    def __init__(self, method: str) -> None:
+        _, _, tail = method.rpartition("/")
+        self.service = method.strip("/").split("/")[0]
+        self.method = tail
+        self.start = time.perf_counter()
+
+    def bind(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        structlog.contextvars.bind_contextvars(
+            request_id=_request_id(request, context.invocation_metadata()),
+            method=f"{self.service}/{self.method}",
+        )
+
+    async def fail(self, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
+        if isinstance(exc, errors.ServiceError):
+            code = status_code_for(exc)
+            status = _rich_status(code, exc)
+            log.info("rpc.rejected", code=code.name, reason=exc.message, field=exc.field)
+            await context.abort(code, exc.message, rpc_status.to_status(status).trailing_metadata)
+        error_id = uuid.uuid4().hex[:16]
+        log.error("rpc.internal_error", error_id=error_id, exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")
+
+    def finish(self, context: grpc.aio.ServicerContext) -> None:
+        handled, latency = _metrics()
+        code = context.code()
+        name = "OK" if code is None else getattr(code, "name", str(code))
+        handled.labels(self.service, self.method, name).inc()
+        latency.labels(self.service, self.method).observe(time.perf_counter() - self.start)
+        structlog.contextvars.unbind_contextvars("request_id", "method")
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[override]
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith("/grpc."):
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request, context):
+                scope = _CallScope(method)
+                scope.bind(request, context)
+                try:
+                    return await inner_uu(request, context)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if isinstance(exc, grpc.aio.AbortError):
+                        raise
+                    await scope.fail(exc, context)
+                finally:
+                    scope.finish(context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request, context):
+                scope = _CallScope(method)
+                scope.bind(request, context)
+                try:
+                    async for item in inner_us(request, context):
+                        yield item
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if isinstance(exc, grpc.aio.AbortError):
+                        raise
+                    await scope.fail(exc, context)
+                finally:
+                    scope.finish(context)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+@dataclass
+class RunningServer:
+    """A started server; `port` is the bound port (useful when asked for port 0)."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+    service_names: list[str]
+    metrics_port: int | None = None
+    _metrics_server: Any = None
+    _on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def set_serving(self) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run callback after in-flight calls have finished (close pools, flush outboxes)."""
+        self._on_stop.append(callback)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for callback in reversed(self._on_stop):
+            try:
+                await callback()
+            except Exception:
+                log.exception("server.stop_callback_failed")
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+
+
+async def start_server(
+    *,
+    address: str,
+    register: Callable[[grpc.aio.Server], list[str]],
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    max_message_mb: int = 64,
+) -> RunningServer:
+    """Build, bind and start a server. `register` adds the servicers and returns their full names.
+
+    Health starts NOT_SERVING; call `set_serving()` once the service is ready (migrations done).
+    """
+    options = [
+        ("grpc.max_receive_message_length", max_message_mb * 1024 * 1024),
+        ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(interceptors=[ServiceInterceptor()], options=options)
+    service_names = register(server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in ["", *service_names]:
+        await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind gRPC address {address}")
+    await server.start()
+    running = RunningServer(server=server, port=port, health=health, service_names=service_names)
+    if metrics_port is not None:
+        httpd, _thread = start_http_server(metrics_port, addr=metrics_host)
+        running._metrics_server = httpd
+        running.metrics_port = httpd.server_port
+    return running
+
+
+async def serve_until_signal(running: RunningServer, grace: float) -> None:
+    """Block until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("server.stopping", grace_seconds=grace)
+    await running.stop(grace)
+    log.info("server.stopped")
