@@ -82,3 +82,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+async def metering_address(make_database: MakeDatabase) -> AsyncIterator[str]:
+    """A real metering server on a free loopback port, with its own migrated database."""
+    from metering.app import start
+    from metering.config import Settings
+
+    url = await migrated_database(make_database, "metering")
+    running = await start(Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None))
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(0)

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs every context's; `python -m bench metering` runs one."""
