@@ -64,7 +64,9 @@ async def test_same_request_id_with_different_body_is_already_exists_and_has_no_
 async def test_concurrent_duplicates_do_the_work_once(db):
     engine, keys, work = db
     before = await _count(engine, work)
-    replies = await asyncio.gather(*[_do(engine, keys, work, "req-3", {"a": 3}, pause=0.05) for _ in range(8)])
+    replies = await asyncio.gather(
+        *[_do(engine, keys, work, "req-3", {"a": 3}, pause=0.05) for _ in range(8)]
+    )
     assert len({r["id"] for r in replies}) == 1
     assert await _count(engine, work) == before + 1
 
