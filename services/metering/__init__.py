@@ -1,0 +1,1 @@
+"""Metering: usage events counted exactly once, and the meters that aggregate them."""

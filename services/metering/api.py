@@ -1,0 +1,212 @@
+"""The gRPC servicer: decode, call the service, encode. Nothing else lives here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+
+from common.errors import InvalidArgument
+from common.money import format_decimal, from_timestamp, to_timestamp
+from common.paging import decode_token, encode_token, page_size
+from metering.domain.events import EventIn
+from metering.domain.meters import Meter
+from metering.domain.usage import UsageQuery
+from metering.service import MeteringService
+from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
+
+pb = metering_pb2
+
+
+def _meter_to_pb(meter: Meter) -> pb.Meter:
+    spec = meter.spec
+    message = pb.Meter(
+        id=meter.id,
+        builder_id=spec.builder_id,
+        key=spec.key,
+        display_name=spec.display_name,
+        event_types=list(spec.event_types),
+        aggregation=int(spec.aggregation),
+        quantity=spec.quantity,
+        unique_tag=spec.unique_tag,
+        tag_filters=spec.tag_filters,
+        statuses=[int(s) for s in spec.statuses],
+        bucket_quantity=spec.bucket_quantity,
+        buckets=[
+            pb.Bucket(key=b.key, max_value=format_decimal(b.max_value) if b.max_value is not None else "")
+            for b in spec.buckets
+        ],
+        state=int(meter.state),
+        create_time=to_timestamp(meter.create_time),
+    )
+    if meter.archive_time is not None:
+        message.archive_time.CopyFrom(to_timestamp(meter.archive_time))
+    return message
+
+
+def _optional_time(message, name: str) -> datetime | None:
+    return from_timestamp(getattr(message, name)) if message.HasField(name) else None
+
+
+class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
+    def __init__(self, service: MeteringService) -> None:
+        self.service = service
+
+    async def IngestEvents(self, request: pb.IngestEventsRequest, context: grpc.aio.ServicerContext):
+        events: list[EventIn] = []
+        append = events.append
+        for e in request.events:
+            if e.HasField("occurred_time"):
+                ts = e.occurred_time
+                occurred_us: int | None = ts.seconds * 1_000_000 + ts.nanos // 1000
+            else:
+                occurred_us = None
+            append(
+                EventIn(
+                    e.id,
+                    e.type,
+                    occurred_us,
+                    e.builder_id,
+                    e.app_id,
+                    e.customer_id,
+                    e.status,
+                    e.run_id,
+                    dict(e.tags),
+                    dict(e.quantities),
+                )
+            )
+        report = await self.service.ingest_events(events)
+        result_pb = pb.EventResult
+        return pb.IngestEventsResponse(
+            results=[
+                result_pb(event_id=events[i].id, outcome=int(r.outcome), reason=r.reason, field=r.field)
+                for i, r in enumerate(report.results)
+            ],
+            accepted_count=report.accepted,
+            duplicate_count=report.duplicates,
+            conflict_count=report.conflicts,
+            invalid_count=report.invalid,
+        )
+
+    async def CreateMeter(self, request: pb.CreateMeterRequest, context: grpc.aio.ServicerContext):
+        if not request.HasField("meter"):
+            raise InvalidArgument("meter is required", field="meter")
+        m = request.meter
+        meter = await self.service.create_meter(
+            request.request_id,
+            {
+                "builder_id": m.builder_id,
+                "key": m.key,
+                "display_name": m.display_name,
+                "event_types": list(m.event_types),
+                "aggregation": m.aggregation,
+                "quantity": m.quantity,
+                "unique_tag": m.unique_tag,
+                "tag_filters": dict(m.tag_filters),
+                "statuses": list(m.statuses),
+                "bucket_quantity": m.bucket_quantity,
+                "buckets": [(b.key, b.max_value) for b in m.buckets],
+            },
+        )
+        return pb.CreateMeterResponse(meter=_meter_to_pb(meter))
+
+    async def GetMeter(self, request: pb.GetMeterRequest, context: grpc.aio.ServicerContext):
+        meter = await self.service.get_meter(request.builder_id, request.key)
+        return pb.GetMeterResponse(meter=_meter_to_pb(meter))
+
+    async def ListMeters(self, request: pb.ListMetersRequest, context: grpc.aio.ServicerContext):
+        size = page_size(request.page_size)
+        cursor = decode_token(request.page_token)
+        after_key = None
+        if cursor is not None:
+            after_key = cursor.get("k")
+            if not isinstance(after_key, str) or cursor.get("b") != request.builder_id:
+                raise InvalidArgument("page_token is not a token this service issued", field="page_token")
+        found, last_key = await self.service.list_meters(
+            request.builder_id, include_archived=request.include_archived, after_key=after_key, limit=size
+        )
+        token = encode_token({"b": request.builder_id, "k": last_key}) if last_key is not None else ""
+        return pb.ListMetersResponse(meters=[_meter_to_pb(m) for m in found], next_page_token=token)
+
+    async def ArchiveMeter(self, request: pb.ArchiveMeterRequest, context: grpc.aio.ServicerContext):
+        meter = await self.service.archive_meter(request.request_id, request.builder_id, request.key)
+        return pb.ArchiveMeterResponse(meter=_meter_to_pb(meter))
+
+    async def QueryUsage(self, request: pb.QueryUsageRequest, context: grpc.aio.ServicerContext):
+        answer = await self.service.query_usage(
+            UsageQuery(
+                builder_id=request.builder_id,
+                meter_key=request.meter_key,
+                customer_id=request.customer_id,
+                start=_optional_time(request, "start_time"),
+                end=_optional_time(request, "end_time"),
+                window=request.window_size,
+                group_by_customer=request.group_by_customer,
+                group_by_app=request.group_by_app,
+                group_by_tags=tuple(request.group_by_tags),
+                group_by_bucket=request.group_by_bucket,
+                tag_filters=dict(request.tag_filters),
+                ingested_before=_optional_time(request, "ingested_before_time"),
+            )
+        )
+        return pb.QueryUsageResponse(
+            rows=[
+                pb.UsageRow(
+                    window_start_time=to_timestamp(r.window_start),
+                    window_end_time=to_timestamp(r.window_end),
+                    customer_id=r.customer_id,
+                    app_id=r.app_id,
+                    tags=r.tags,
+                    bucket=r.bucket,
+                    value=format_decimal(r.value),
+                    event_count=r.event_count,
+                )
+                for r in answer.rows
+            ],
+            ingested_before_time=to_timestamp(answer.cutoff),
+            cutoff_settled=answer.settled,
+        )
+
+    async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext):
+        size = page_size(request.page_size)
+        cursor = decode_token(request.page_token)
+        after = None
+        if cursor is not None:
+            try:
+                after = (datetime.fromisoformat(cursor["t"]), int(cursor["s"]))
+            except (KeyError, TypeError, ValueError):
+                raise InvalidArgument(
+                    "page_token is not a token this service issued", field="page_token"
+                ) from None
+        page = await self.service.list_events(
+            builder_id=request.builder_id,
+            customer_id=request.customer_id,
+            type_=request.type,
+            run_id=request.run_id,
+            start=_optional_time(request, "start_time"),
+            end=_optional_time(request, "end_time"),
+            after=after,
+            limit=size,
+        )
+        token = ""
+        if page.next_cursor is not None:
+            token = encode_token({"t": page.next_cursor[0].isoformat(), "s": page.next_cursor[1]})
+        return pb.ListEventsResponse(
+            events=[
+                pb.UsageEvent(
+                    id=e.event_id,
+                    type=e.type,
+                    occurred_time=to_timestamp(e.occurred_time),
+                    builder_id=e.builder_id,
+                    app_id=e.app_id,
+                    customer_id=e.customer_id,
+                    status=e.status,
+                    run_id=e.run_id,
+                    tags=e.tags,
+                    quantities=e.quantities,
+                    ingested_time=to_timestamp(e.ingested_time),
+                )
+                for e in page.events
+            ],
+            next_page_token=token,
+        )

@@ -1,0 +1,59 @@
+"""Metering settings, read once from METERING_* environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.settings import Env, SettingsError
+
+
+@dataclass(frozen=True)
+class Settings:
+    # None: an embedded PostgreSQL under data_dir, database "metering".
+    database_url: str | None = None
+    data_dir: str = ".tollgate/pgdata"
+    grpc_address: str = "127.0.0.1:50051"
+    # None: no Prometheus endpoint (tests).
+    metrics_port: int | None = 9101
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = 5.0
+    # Events per IngestEvents call; larger batches are rejected whole.
+    max_batch_size: int = 10000
+    # How far in the future of the server clock an occurred_time may be.
+    future_tolerance_seconds: int = 300
+    # Ingest transactions are cut off after this many seconds (statement_timeout), so a cutoff at
+    # least this old can no longer gain events: QueryUsage reports it as settled.
+    settle_seconds: float = 30.0
+    # Connections in the engine's pool.
+    pool_size: int = 10
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = Env("METERING", environ)
+        metrics_raw = env.str("METRICS_PORT")
+        if metrics_raw is None:
+            metrics_port: int | None = cls.metrics_port
+        elif metrics_raw.lower() in ("off", "none"):
+            metrics_port = None
+        else:
+            metrics_port = env.int("METRICS_PORT", 0)
+        settings = cls(
+            database_url=env.str("DATABASE_URL"),
+            data_dir=env.str("DATA_DIR", cls.data_dir) or cls.data_dir,
+            grpc_address=env.str("GRPC_ADDRESS", cls.grpc_address) or cls.grpc_address,
+            metrics_port=metrics_port,
+            log_level=env.str("LOG_LEVEL", cls.log_level) or cls.log_level,
+            shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
+            max_batch_size=env.int("MAX_BATCH_SIZE", cls.max_batch_size),
+            future_tolerance_seconds=env.int("FUTURE_TOLERANCE_SECONDS", cls.future_tolerance_seconds),
+            settle_seconds=env.float("SETTLE_SECONDS", cls.settle_seconds),
+            pool_size=env.int("POOL_SIZE", cls.pool_size),
+        )
+        if not 1 <= settings.max_batch_size <= 100_000:
+            raise SettingsError("METERING_MAX_BATCH_SIZE must be between 1 and 100000")
+        if settings.settle_seconds <= 0:
+            raise SettingsError("METERING_SETTLE_SECONDS must be positive")
+        if settings.pool_size < 1:
+            raise SettingsError("METERING_POOL_SIZE must be at least 1")
+        return settings

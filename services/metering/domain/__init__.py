@@ -1,0 +1,1 @@
+"""Metering's rules as plain Python: no I/O, no protos, no SQL."""

@@ -1,0 +1,257 @@
+"""Usage events: validation, normalisation and the content hash that tells duplicates from conflicts.
+
+Kept lean on purpose: IngestEvents runs these functions for up to 10,000 events per call, so they
+work on plain tuples of values and build one small frozen result per event, nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import IntEnum
+
+MAX_ID_LENGTH = 128
+MAX_TYPE_LENGTH = 128
+MAX_REF_LENGTH = 128  # builder, app, customer and run ids
+MAX_TAGS = 32
+MAX_TAG_KEY_LENGTH = 64
+MAX_TAG_VALUE_LENGTH = 256
+MAX_QUANTITIES = 32
+MAX_QUANTITY_KEY_LENGTH = 64
+# Quantities are stored as exact numerics; we bound them like NUMERIC(38, 9): at most 29 digits
+# before the point and 9 after, which covers token counts and per-token costs with room to spare.
+MAX_QUANTITY_PLACES = 9
+MAX_QUANTITY_INTEGER_DIGITS = 29
+
+_TYPE_RE = re.compile(r"^[a-z0-9._-]{1,128}$")
+_PLAIN_DECIMAL = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+_INTEGER_LIMIT = Decimal(10) ** MAX_QUANTITY_INTEGER_DIGITS
+_MICROS_PER_SECOND = 1_000_000
+
+
+class EventStatus(IntEnum):
+    """How the work ended; numbers match the wire enum."""
+
+    SUCCEEDED = 1
+    FAILED = 2
+    TEST = 3
+
+
+class Outcome(IntEnum):
+    """What happened to one event of a batch; numbers match the wire enum."""
+
+    ACCEPTED = 1
+    DUPLICATE = 2
+    CONFLICT = 3
+    INVALID = 4
+
+
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    """One event as received. occurred_us is microseconds since the Unix epoch (UTC), None when unset."""
+
+    id: str
+    type: str
+    occurred_us: int | None
+    builder_id: str
+    app_id: str
+    customer_id: str
+    status: int
+    run_id: str
+    tags: dict[str, str]
+    quantities: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """An event that passed validation, with its quantities normalised and its content hash.
+
+    quantities_json holds exact decimal literals as JSON numbers ("1.50" becomes 1.5): two events
+    whose quantities are equal as numbers have the same content.
+    """
+
+    index: int
+    id: str
+    type: str
+    occurred_us: int
+    builder_id: str
+    app_id: str
+    customer_id: str
+    status: int
+    run_id: str
+    tags_json: str
+    quantities_json: str
+    content_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    index: int
+    reason: str
+    field: str
+
+
+def normalise_quantity(text: str) -> str:
+    """The canonical literal of a quantity ("007.50" -> "7.5"); raises ValueError with a reason."""
+    s = text.strip()
+    if not s:
+        raise ValueError("is empty")
+    negative = s[0] == "-"
+    body = s[1:] if s[0] in "+-" else s
+    if body.lower() in ("inf", "infinity", "nan", "snan"):
+        raise ValueError("is not finite")
+    if not _PLAIN_DECIMAL.match(body):
+        raise ValueError(f"{text!r} is not a decimal number")
+    value = Decimal(body)
+    if value == 0:
+        return "0"
+    if negative:
+        raise ValueError("is negative")
+    exponent = value.normalize().as_tuple().exponent
+    # Trailing zeros after the point do not count against the bound.
+    if isinstance(exponent, int) and -exponent > MAX_QUANTITY_PLACES:
+        raise ValueError(f"has more than {MAX_QUANTITY_PLACES} decimal places")
+    if value >= _INTEGER_LIMIT:
+        raise ValueError(f"has more than {MAX_QUANTITY_INTEGER_DIGITS} digits before the point")
+    out = format(value, "f")
+    if "." in out:
+        out = out.rstrip("0").rstrip(".")
+    return out
+
+
+def _check_ref(value: str, name: str, required: bool) -> tuple[str, str] | None:
+    if not value:
+        return (f"{name} is required", name) if required else None
+    if len(value) > MAX_REF_LENGTH:
+        return f"{name} is longer than {MAX_REF_LENGTH} characters", name
+    return None
+
+
+def validate_event(
+    index: int, event: EventIn, *, now_us: int, future_tolerance_us: int
+) -> ValidEvent | Invalid:
+    """Check one event against every rule; the first broken rule is reported with its field path."""
+    prefix = f"events[{index}]."
+
+    def bad(reason: str, field: str) -> Invalid:
+        return Invalid(index, reason, prefix + field)
+
+    if not event.id:
+        return bad("id is required", "id")
+    if len(event.id) > MAX_ID_LENGTH:
+        return bad(f"id is longer than {MAX_ID_LENGTH} characters", "id")
+    if not event.type:
+        return bad("type is required", "type")
+    if not _TYPE_RE.match(event.type):
+        return bad(f"type must be 1 to {MAX_TYPE_LENGTH} characters of [a-z0-9._-]", "type")
+    for value, name, required in (
+        (event.builder_id, "builder_id", True),
+        (event.customer_id, "customer_id", True),
+        (event.app_id, "app_id", False),
+        (event.run_id, "run_id", False),
+    ):
+        problem = _check_ref(value, name, required)
+        if problem is not None:
+            return bad(*problem)
+    if event.occurred_us is None:
+        return bad("occurred_time is required", "occurred_time")
+    if event.occurred_us > now_us + future_tolerance_us:
+        return bad(
+            f"occurred_time is more than {future_tolerance_us // _MICROS_PER_SECOND} seconds in the future",
+            "occurred_time",
+        )
+    if event.status not in (1, 2, 3):
+        if event.status == 0:
+            return bad("status is required", "status")
+        return bad(f"status {event.status} is not a known status", "status")
+    tags = event.tags
+    if len(tags) > MAX_TAGS:
+        return bad(f"has {len(tags)} tags, more than {MAX_TAGS}", "tags")
+    for key, value in tags.items():
+        if not key:
+            return bad("tag key is empty", "tags")
+        if len(key) > MAX_TAG_KEY_LENGTH:
+            return bad(f"tag key is longer than {MAX_TAG_KEY_LENGTH} characters", f"tags.{key[:64]}")
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            return bad(f"tag {key} is longer than {MAX_TAG_VALUE_LENGTH} characters", f"tags.{key}")
+    quantities = event.quantities
+    if len(quantities) > MAX_QUANTITIES:
+        return bad(f"has {len(quantities)} quantities, more than {MAX_QUANTITIES}", "quantities")
+    normalised: list[tuple[str, str]] = []
+    for key in sorted(quantities):
+        if not key:
+            return bad("quantity key is empty", "quantities")
+        if len(key) > MAX_QUANTITY_KEY_LENGTH:
+            return bad(
+                f"quantity key is longer than {MAX_QUANTITY_KEY_LENGTH} characters", f"quantities.{key[:64]}"
+            )
+        try:
+            normalised.append((key, normalise_quantity(quantities[key])))
+        except ValueError as exc:
+            return bad(f"quantity {key} {exc}", f"quantities.{key}")
+
+    tags_json = json.dumps(tags, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    quantities_json = "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{v}" for k, v in normalised) + "}"
+    content = "\x1f".join(
+        (
+            event.type,
+            str(event.occurred_us),
+            event.app_id,
+            event.customer_id,
+            str(event.status),
+            event.run_id,
+            tags_json,
+            quantities_json,
+        )
+    )
+    return ValidEvent(
+        index,
+        event.id,
+        event.type,
+        event.occurred_us,
+        event.builder_id,
+        event.app_id,
+        event.customer_id,
+        event.status,
+        event.run_id,
+        tags_json,
+        quantities_json,
+        hashlib.sha256(content.encode()).digest(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    outcome: Outcome
+    reason: str = ""
+    field: str = ""
+
+
+ACCEPTED = BatchResult(Outcome.ACCEPTED)
+DUPLICATE = BatchResult(Outcome.DUPLICATE)
+CONFLICT = BatchResult(
+    Outcome.CONFLICT, "an event with this id and different content was stored before; the first one stays"
+)
+
+
+def split_batch(
+    valid: list[ValidEvent],
+) -> tuple[list[ValidEvent], dict[int, tuple[int, ValidEvent]]]:
+    """Separate the first occurrence of each (builder_id, id) from its repeats within the batch.
+
+    Returns the first occurrences, and for each repeat (by batch index) the index of its first
+    occurrence; a repeat is later judged against whatever content won for its key.
+    """
+    firsts: dict[tuple[str, str], ValidEvent] = {}
+    repeats: dict[int, tuple[int, ValidEvent]] = {}
+    for event in valid:
+        key = (event.builder_id, event.id)
+        first = firsts.get(key)
+        if first is None:
+            firsts[key] = event
+        else:
+            repeats[event.index] = (first.index, event)
+    return list(firsts.values()), repeats

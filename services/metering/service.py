@@ -1,0 +1,297 @@
+"""Metering use cases, one async method each; each owns its transaction and idempotency."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from common import idempotency
+from common.errors import AlreadyExists, InvalidArgument, NotFound
+from metering.domain import meters as meter_rules
+from metering.domain import usage
+from metering.domain.events import (
+    ACCEPTED,
+    CONFLICT,
+    DUPLICATE,
+    BatchResult,
+    EventIn,
+    Invalid,
+    Outcome,
+    ValidEvent,
+    split_batch,
+    validate_event,
+)
+from metering.domain.meters import Meter, MeterError, MeterSpec
+from metering.domain.usage import QueryError, UsageQuery, UsageRow
+from metering.store import MeteringStore, PartitionMissing, StoredEvent, idempotency_keys, partition_months
+
+log = structlog.get_logger("metering.service")
+
+MAX_REQUEST_ID_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    results: list[BatchResult]
+    accepted: int
+    duplicates: int
+    conflicts: int
+    invalid: int
+
+
+@dataclass(frozen=True)
+class UsageAnswer:
+    rows: list[UsageRow]
+    cutoff: datetime
+    settled: bool
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[StoredEvent]
+    next_cursor: tuple[datetime, int] | None
+
+
+def _require_request_id(request_id: str) -> None:
+    if not request_id:
+        raise InvalidArgument("request_id is required", field="request_id")
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgument(
+            f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters", field="request_id"
+        )
+
+
+class MeteringService:
+    def __init__(
+        self,
+        store: MeteringStore,
+        *,
+        max_batch_size: int,
+        future_tolerance_seconds: int,
+        settle_seconds: float,
+    ) -> None:
+        self.store = store
+        self.max_batch_size = max_batch_size
+        self.future_tolerance_us = future_tolerance_seconds * 1_000_000
+        self.settle = timedelta(seconds=settle_seconds)
+        # Meters never change apart from archiving, which QueryUsage ignores: safe to cache.
+        self._meters: dict[tuple[str, str], Meter] = {}
+
+    # ---- IngestEvents -------------------------------------------------------------------
+
+    async def ingest_events(self, events: list[EventIn]) -> IngestReport:
+        if not events:
+            raise InvalidArgument("events must hold at least one event", field="events")
+        if len(events) > self.max_batch_size:
+            raise InvalidArgument(
+                f"events holds {len(events)} events, more than {self.max_batch_size}", field="events"
+            )
+        now_us = time.time_ns() // 1000
+        results: list[BatchResult | None] = [None] * len(events)
+        valid: list[ValidEvent] = []
+        invalid = 0
+        for i, event in enumerate(events):
+            checked = validate_event(i, event, now_us=now_us, future_tolerance_us=self.future_tolerance_us)
+            if type(checked) is Invalid:
+                results[i] = BatchResult(Outcome.INVALID, checked.reason, checked.field)
+                invalid += 1
+            else:
+                valid.append(checked)  # type: ignore[arg-type]
+
+        firsts, repeats = split_batch(valid)
+        stored: dict[tuple[str, str], bytes] = {}
+        accepted: list[ValidEvent] = []
+        if firsts:
+            months = partition_months(e.occurred_us for e in firsts)
+            await self.store.ensure_partitions(months)
+            for attempt in range(3):
+                try:
+                    async with self.store.ingest_transaction() as tx:
+                        stored = await tx.claim_ids(firsts)
+                        accepted = (
+                            [e for e in firsts if (e.builder_id, e.id) not in stored] if stored else firsts
+                        )
+                        await tx.insert_events(accepted)
+                    break
+                except PartitionMissing:
+                    # A partition was dropped or detached behind our cache: recreate and retry;
+                    # the failed transaction rolled back, registry rows included.
+                    if attempt == 2:
+                        raise
+                    self.store.forget_partitions()
+                    await self.store.ensure_partitions(months)
+
+        winners: dict[tuple[str, str], bytes] = {}
+        duplicates = conflicts = 0
+        for event in firsts:
+            key = (event.builder_id, event.id)
+            prior = stored.get(key)
+            if prior is None:
+                results[event.index] = ACCEPTED
+                winners[key] = event.content_hash
+            else:
+                winners[key] = prior
+                if prior == event.content_hash:
+                    results[event.index] = DUPLICATE
+                    duplicates += 1
+                else:
+                    results[event.index] = CONFLICT
+                    conflicts += 1
+        for index, (_first_index, event) in repeats.items():
+            if winners[(event.builder_id, event.id)] == event.content_hash:
+                results[index] = DUPLICATE
+                duplicates += 1
+            else:
+                results[index] = CONFLICT
+                conflicts += 1
+        log.info(
+            "metering.events.ingested",
+            accepted=len(accepted),
+            duplicates=duplicates,
+            conflicts=conflicts,
+            invalid=invalid,
+        )
+        return IngestReport(results, len(accepted), duplicates, conflicts, invalid)  # type: ignore[arg-type]
+
+    # ---- meters -------------------------------------------------------------------------
+
+    async def create_meter(self, request_id: str, definition: dict) -> Meter:
+        _require_request_id(request_id)
+        try:
+            spec: MeterSpec = meter_rules.new_spec(**definition)
+        except MeterError as exc:
+            raise InvalidArgument(exc.message, field=exc.field) from None
+        body = {"op": "create_meter", **meter_rules.spec_fingerprint_body(spec)}
+        async with self.store.begin() as conn:
+            prior = await idempotency.claim(
+                conn, idempotency_keys, "create_meter", request_id, idempotency.fingerprint(body)
+            )
+            if prior is not None:
+                return meter_rules.from_json(prior)
+            meter = await self.store.insert_meter(conn, uuid.uuid4().hex, spec)
+            if meter is None:
+                raise AlreadyExists(
+                    f"builder {spec.builder_id} already has a meter with key {spec.key}", field="meter.key"
+                )
+            await idempotency.complete(
+                conn, idempotency_keys, "create_meter", request_id, meter_rules.to_json(meter)
+            )
+        log.info("metering.meter.created", meter_id=meter.id, builder_id=spec.builder_id, key=spec.key)
+        return meter
+
+    async def get_meter(self, builder_id: str, key: str) -> Meter:
+        _check_meter_ref(builder_id, key)
+        async with self.store.begin() as conn:
+            meter = await self.store.get_meter(conn, builder_id, key)
+        if meter is None:
+            raise NotFound(f"builder {builder_id} has no meter with key {key}", field="key")
+        return meter
+
+    async def list_meters(
+        self, builder_id: str, *, include_archived: bool, after_key: str | None, limit: int
+    ) -> tuple[list[Meter], str | None]:
+        if not builder_id:
+            raise InvalidArgument("builder_id is required", field="builder_id")
+        async with self.store.begin() as conn:
+            found = await self.store.list_meters(
+                conn, builder_id, include_archived=include_archived, after_key=after_key, limit=limit + 1
+            )
+        if len(found) > limit:
+            page = found[:limit]
+            return page, page[-1].spec.key
+        return found, None
+
+    async def archive_meter(self, request_id: str, builder_id: str, key: str) -> Meter:
+        _require_request_id(request_id)
+        _check_meter_ref(builder_id, key)
+        body = {"op": "archive_meter", "builder_id": builder_id, "key": key}
+        async with self.store.begin() as conn:
+            prior = await idempotency.claim(
+                conn, idempotency_keys, "archive_meter", request_id, idempotency.fingerprint(body)
+            )
+            if prior is not None:
+                return meter_rules.from_json(prior)
+            meter = await self.store.get_meter(conn, builder_id, key, for_update=True)
+            if meter is None:
+                raise NotFound(f"builder {builder_id} has no meter with key {key}", field="key")
+            if meter.state is not meter_rules.MeterState.ARCHIVED:
+                meter = await self.store.archive_meter(conn, meter)
+                log.info("metering.meter.archived", meter_id=meter.id, builder_id=builder_id, key=key)
+            await idempotency.complete(
+                conn, idempotency_keys, "archive_meter", request_id, meter_rules.to_json(meter)
+            )
+        self._meters[(builder_id, key)] = meter
+        return meter
+
+    # ---- QueryUsage ---------------------------------------------------------------------
+
+    async def _meter(self, builder_id: str, key: str) -> Meter:
+        cached = self._meters.get((builder_id, key))
+        if cached is not None:
+            return cached
+        async with self.store.begin() as conn:
+            meter = await self.store.get_meter(conn, builder_id, key)
+        if meter is None:
+            raise NotFound(f"builder {builder_id} has no meter with key {key}", field="meter_key")
+        self._meters[(builder_id, key)] = meter
+        return meter
+
+    async def query_usage(self, query: UsageQuery) -> UsageAnswer:
+        try:
+            usage.check_query(query)
+        except QueryError as exc:
+            raise InvalidArgument(exc.message, field=exc.field) from None
+        meter = await self._meter(query.builder_id, query.meter_key)
+        now = await self.store.db_now()
+        cutoff = query.ingested_before or now
+        try:
+            plan = usage.plan(meter, query, cutoff)
+        except QueryError as exc:
+            raise InvalidArgument(exc.message, field=exc.field) from None
+        raw = await self.store.query_usage(plan)
+        rows = usage.rows(plan, raw, tuple(b.key for b in meter.spec.buckets))
+        return UsageAnswer(rows=rows, cutoff=cutoff, settled=cutoff <= now - self.settle)
+
+    # ---- ListEvents ---------------------------------------------------------------------
+
+    async def list_events(
+        self,
+        *,
+        builder_id: str,
+        customer_id: str,
+        type_: str,
+        run_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> EventPage:
+        if not builder_id:
+            raise InvalidArgument("builder_id is required", field="builder_id")
+        if start is not None and end is not None and end <= start:
+            raise InvalidArgument("end_time must be after start_time", field="end_time")
+        found = await self.store.list_events(
+            builder_id=builder_id,
+            customer_id=customer_id,
+            type_=type_,
+            run_id=run_id,
+            start=start,
+            end=end,
+            after=after,
+            limit=limit + 1,
+        )
+        if len(found) > limit:
+            page = found[:limit]
+            return EventPage(page, (page[-1].occurred_time, page[-1].seq))
+        return EventPage(found, None)
+
+
+def _check_meter_ref(builder_id: str, key: str) -> None:
+    if not builder_id:
+        raise InvalidArgument("builder_id is required", field="builder_id")
+    if not key:
+        raise InvalidArgument("key is required", field="key")

@@ -1,0 +1,579 @@
+"""Metering's tables and queries: the only code that touches its database.
+
+Meters and idempotency keys go through SQLAlchemy Core. Events take the hot path through the raw
+asyncpg connection underneath the pool: one statement per step of a batch, arrays in, no per-event
+round trips.
+
+Tables (created by migrations/versions/0001_initial.py):
+- meters: one row per (builder_id, key).
+- event_ids: the permanent dedup registry, primary key (builder_id, event_id), with the sha256 of the
+  event's content. Not partitioned, so uniqueness holds across all time.
+- events: PARTITIONED BY RANGE (occurred_time), one partition per calendar month (UTC), created on
+  demand. seq (a sequence) orders ingestion; ingested_time is clock_timestamp() at insert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    DateTime,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from common.db import new_metadata
+from common.idempotency import idempotency_table
+from metering.domain.events import EventStatus, ValidEvent
+from metering.domain.meters import Aggregation, Bucket, Meter, MeterSpec, MeterState
+from metering.domain.usage import QueryPlan, RawRow, WindowSize
+
+log = structlog.get_logger("metering.store")
+
+metadata = new_metadata()
+
+meters = Table(
+    "meters",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("builder_id", String(128), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("display_name", String(256), nullable=False, server_default=""),
+    Column("event_types", ARRAY(Text), nullable=False),
+    Column("aggregation", SmallInteger, nullable=False),
+    Column("quantity", String(64), nullable=False, server_default=""),
+    Column("unique_tag", String(64), nullable=False, server_default=""),
+    Column("tag_filters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("statuses", ARRAY(SmallInteger), nullable=False),
+    Column("bucket_quantity", String(64), nullable=False, server_default=""),
+    # [[key, max_value or null], ...] with max_value an exact decimal string.
+    Column("buckets", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("state", SmallInteger, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("archive_time", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("builder_id", "key"),
+)
+
+idempotency_keys = idempotency_table(metadata)
+
+event_ids = Table(
+    "event_ids",
+    metadata,
+    Column("builder_id", String(128), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("content_hash", LargeBinary, nullable=False),
+)
+
+# Declared for reference and autogenerate; the migration creates it with PARTITION BY and indexes.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger, nullable=False),
+    Column("builder_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("occurred_time", DateTime(timezone=True), nullable=False),
+    Column("app_id", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("run_id", Text, nullable=True),
+    Column("tags", JSONB, nullable=False),
+    Column("quantities", JSONB, nullable=False),
+    Column("ingested_time", DateTime(timezone=True), nullable=False),
+    postgresql_partition_by="RANGE (occurred_time)",
+)
+
+_MICROS_PER_DAY = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PartitionMissing(Exception):
+    """An insert found no partition for a row: the in-process cache went stale."""
+
+
+def month_of_day(day: int) -> tuple[int, int]:
+    d = datetime.fromtimestamp(day * 86400, UTC)
+    return d.year, d.month
+
+
+def partition_months(occurred_us: Iterable[int]) -> set[tuple[int, int]]:
+    days = {us // _MICROS_PER_DAY for us in occurred_us}
+    return {month_of_day(day) for day in days}
+
+
+def _row_to_meter(row: Any) -> Meter:
+    buckets = tuple(
+        Bucket(key, Decimal(max_value) if max_value is not None else None) for key, max_value in row.buckets
+    )
+    spec = MeterSpec(
+        builder_id=row.builder_id,
+        key=row.key,
+        display_name=row.display_name,
+        event_types=tuple(row.event_types),
+        aggregation=Aggregation(row.aggregation),
+        quantity=row.quantity,
+        unique_tag=row.unique_tag,
+        tag_filters=dict(row.tag_filters),
+        statuses=tuple(EventStatus(s) for s in row.statuses),
+        bucket_quantity=row.bucket_quantity,
+        buckets=buckets,
+    )
+    return Meter(
+        id=str(row.id),
+        spec=spec,
+        state=MeterState(row.state),
+        create_time=row.create_time,
+        archive_time=row.archive_time,
+    )
+
+
+@dataclass
+class StoredEvent:
+    seq: int
+    event_id: str
+    type: str
+    occurred_time: datetime
+    builder_id: str
+    app_id: str
+    customer_id: str
+    status: int
+    run_id: str
+    tags: dict[str, str]
+    quantities: dict[str, str]
+    ingested_time: datetime
+
+
+class IngestTx:
+    """The statements of one ingest transaction, on a raw asyncpg connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def claim_ids(self, firsts: list[ValidEvent]) -> dict[tuple[str, str], bytes]:
+        """Register every key; return the stored hash of each key that was already registered.
+
+        Keys go in sorted order so two batches that share ids lock them in the same order and
+        cannot deadlock; ON CONFLICT waits for an in-flight insert of the same key, so of several
+        concurrent clients exactly one registers it.
+        """
+        ordered = sorted(firsts, key=lambda e: (e.builder_id, e.id))
+        builders = [e.builder_id for e in ordered]
+        ids = [e.id for e in ordered]
+        hashes = [e.content_hash for e in ordered]
+        inserted = await self.conn.fetch(
+            "INSERT INTO event_ids (builder_id, event_id, content_hash) "
+            "SELECT b, i, h FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(b, i, h) "
+            "ORDER BY b, i "
+            "ON CONFLICT DO NOTHING RETURNING builder_id, event_id",
+            builders,
+            ids,
+            hashes,
+        )
+        if len(inserted) == len(ordered):
+            return {}
+        new = {(r[0], r[1]) for r in inserted}
+        missing = [e for e in ordered if (e.builder_id, e.id) not in new]
+        stored = await self.conn.fetch(
+            "SELECT r.builder_id, r.event_id, r.content_hash FROM event_ids r "
+            "JOIN unnest($1::text[], $2::text[]) AS u(b, i) ON r.builder_id = u.b AND r.event_id = u.i",
+            [e.builder_id for e in missing],
+            [e.id for e in missing],
+        )
+        return {(r[0], r[1]): bytes(r[2]) for r in stored}
+
+    async def insert_events(self, accepted: list[ValidEvent]) -> None:
+        if not accepted:
+            return
+        try:
+            await self.conn.execute(
+                "INSERT INTO events (builder_id, event_id, type, occurred_time, app_id, customer_id, "
+                "status, run_id, tags, quantities) "
+                "SELECT b, i, t, timestamptz 'epoch' + o * interval '1 microsecond', a, c, s, "
+                "nullif(r, ''), g::jsonb, q::jsonb "
+                "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], "
+                "$7::smallint[], $8::text[], $9::text[], $10::text[]) AS u(b, i, t, o, a, c, s, r, g, q)",
+                [e.builder_id for e in accepted],
+                [e.id for e in accepted],
+                [e.type for e in accepted],
+                [e.occurred_us for e in accepted],
+                [e.app_id for e in accepted],
+                [e.customer_id for e in accepted],
+                [e.status for e in accepted],
+                [e.run_id for e in accepted],
+                [e.tags_json for e in accepted],
+                [e.quantities_json for e in accepted],
+            )
+        except asyncpg.CheckViolationError as exc:
+            if "no partition" in str(exc):
+                raise PartitionMissing(str(exc)) from exc
+            raise
+
+
+_PARTITION_NAME = re.compile(r"^events_p\d{4}_\d{2}$")
+
+
+class MeteringStore:
+    def __init__(self, engine: AsyncEngine, *, ingest_timeout_seconds: float) -> None:
+        self.engine = engine
+        # Each statement and each idle gap of an ingest transaction is bounded by this, so the
+        # time between an event's clock_timestamp() and its commit is bounded by twice it.
+        self._ingest_timeout_ms = max(1, int(ingest_timeout_seconds * 1000))
+        self._partitions: set[tuple[int, int]] = set()
+        self._partition_lock = asyncio.Lock()
+
+    # ---- meters -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    async def insert_meter(self, conn: AsyncConnection, meter_id: str, spec: MeterSpec) -> Meter | None:
+        """Insert a meter; None when (builder_id, key) is taken."""
+        statement = (
+            pg_insert(meters)
+            .values(
+                id=meter_id,
+                builder_id=spec.builder_id,
+                key=spec.key,
+                display_name=spec.display_name,
+                event_types=list(spec.event_types),
+                aggregation=int(spec.aggregation),
+                quantity=spec.quantity,
+                unique_tag=spec.unique_tag,
+                tag_filters=spec.tag_filters,
+                statuses=[int(s) for s in spec.statuses],
+                bucket_quantity=spec.bucket_quantity,
+                buckets=[
+                    [b.key, str(b.max_value) if b.max_value is not None else None] for b in spec.buckets
+                ],
+                state=int(MeterState.ACTIVE),
+            )
+            .on_conflict_do_nothing(index_elements=["builder_id", "key"])
+            .returning(*meters.c)
+        )
+        row = (await conn.execute(statement)).first()
+        return _row_to_meter(row) if row is not None else None
+
+    async def get_meter(
+        self, conn: AsyncConnection, builder_id: str, key: str, *, for_update: bool = False
+    ) -> Meter | None:
+        query = select(meters).where(meters.c.builder_id == builder_id, meters.c.key == key)
+        if for_update:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        return _row_to_meter(row) if row is not None else None
+
+    async def list_meters(
+        self,
+        conn: AsyncConnection,
+        builder_id: str,
+        *,
+        include_archived: bool,
+        after_key: str | None,
+        limit: int,
+    ) -> list[Meter]:
+        query = select(meters).where(meters.c.builder_id == builder_id)
+        if not include_archived:
+            query = query.where(meters.c.state == int(MeterState.ACTIVE))
+        if after_key is not None:
+            query = query.where(meters.c.key > after_key)
+        query = query.order_by(meters.c.key).limit(limit)
+        return [_row_to_meter(row) for row in (await conn.execute(query))]
+
+    async def archive_meter(self, conn: AsyncConnection, meter: Meter) -> Meter:
+        row = (
+            await conn.execute(
+                meters.update()
+                .where(meters.c.id == meter.id)
+                .values(state=int(MeterState.ARCHIVED), archive_time=func.now())
+                .returning(*meters.c)
+            )
+        ).one()
+        return _row_to_meter(row)
+
+    # ---- events: ingest ---------------------------------------------------------------
+
+    async def ensure_partitions(self, months: set[tuple[int, int]]) -> None:
+        """Create the monthly partitions these events need, each once per process.
+
+        Runs in its own short transactions before the ingest transaction, so DDL locks never sit
+        inside an ingest. CREATE ... IF NOT EXISTS plus catching the race makes it safe when several
+        processes create the same month at once.
+        """
+        missing = months - self._partitions
+        if not missing:
+            return
+        async with self._partition_lock:
+            missing = months - self._partitions
+            if not missing:
+                return
+            async with self.engine.connect() as sa_conn:
+                raw = await sa_conn.get_raw_connection()
+                conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+                for year, month in sorted(missing):
+                    await self._create_partition(conn, year, month)
+                    self._partitions.add((year, month))
+
+    @staticmethod
+    async def _create_partition(conn: asyncpg.Connection, year: int, month: int) -> None:
+        name = f"events_p{year:04d}_{month:02d}"
+        assert _PARTITION_NAME.match(name)
+        exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
+        if exists:
+            return
+        start = f"{year:04d}-{month:02d}-01 00:00:00+00"
+        ny, nm = (year + 1, 1) if month == 12 else (year, month + 1)
+        end = f"{ny:04d}-{nm:02d}-01 00:00:00+00"
+        for attempt in range(5):
+            try:
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events "
+                    f"FOR VALUES FROM ('{start}') TO ('{end}')"
+                )
+                log.info("metering.partition.created", partition=name)
+                return
+            except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError, asyncpg.DuplicateObjectError):
+                # Another process created it between our check and our CREATE.
+                return
+            except asyncpg.DeadlockDetectedError:
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise RuntimeError(f"could not create partition {name}")
+
+    def forget_partitions(self) -> None:
+        self._partitions.clear()
+
+    @asynccontextmanager
+    async def ingest_transaction(self) -> AsyncIterator[IngestTx]:
+        async with self.engine.connect() as sa_conn:
+            raw = await sa_conn.get_raw_connection()
+            conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            async with conn.transaction():
+                await conn.execute(
+                    f"SET LOCAL statement_timeout = {self._ingest_timeout_ms}; "
+                    f"SET LOCAL idle_in_transaction_session_timeout = {self._ingest_timeout_ms}"
+                )
+                yield IngestTx(conn)
+
+    # ---- events: read -----------------------------------------------------------------
+
+    async def db_now(self) -> datetime:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+
+    async def query_usage(self, plan: QueryPlan) -> list[RawRow]:
+        if plan.empty:
+            return []
+        sql, params = _render_usage(plan)
+        async with self.engine.connect() as sa_conn:
+            raw = await sa_conn.get_raw_connection()
+            conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            records = await conn.fetch(sql, *params)
+        ntags = len(plan.group_by_tags)
+        out: list[RawRow] = []
+        for r in records:
+            out.append(
+                RawRow(
+                    window_start=r["w"],
+                    customer_id=r["c"],
+                    app_id=r["a"],
+                    tags=tuple(r[f"t{i}"] for i in range(ntags)),
+                    bucket_index=r["b"],
+                    value=Decimal(r["v"]) if r["v"] is not None else Decimal(0),
+                    event_count=r["n"],
+                )
+            )
+        return out
+
+    async def list_events(
+        self,
+        *,
+        builder_id: str,
+        customer_id: str,
+        type_: str,
+        run_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        where = ["builder_id = $1"]
+        params: list[Any] = [builder_id]
+
+        def add(cond: str, value: Any) -> None:
+            params.append(value)
+            where.append(cond.replace("?", f"${len(params)}"))
+
+        if customer_id:
+            add("customer_id = ?", customer_id)
+        if type_:
+            add("type = ?", type_)
+        if run_id:
+            add("run_id = ?", run_id)
+        if start is not None:
+            add("occurred_time >= ?", start)
+        if end is not None:
+            add("occurred_time < ?", end)
+        if after is not None:
+            params.extend(after)
+            where.append(f"(occurred_time, seq) < (${len(params) - 1}, ${len(params)})")
+        params.append(limit)
+        sql = (
+            "SELECT seq, event_id, type, occurred_time, builder_id, app_id, customer_id, status, run_id, "
+            "tags::text AS tags, quantities::text AS quantities, ingested_time FROM events WHERE "
+            + " AND ".join(where)
+            + f" ORDER BY occurred_time DESC, seq DESC LIMIT ${len(params)}"
+        )
+        async with self.engine.connect() as sa_conn:
+            raw = await sa_conn.get_raw_connection()
+            conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            records = await conn.fetch(sql, *params)
+        return [
+            StoredEvent(
+                seq=r["seq"],
+                event_id=r["event_id"],
+                type=r["type"],
+                occurred_time=r["occurred_time"],
+                builder_id=r["builder_id"],
+                app_id=r["app_id"],
+                customer_id=r["customer_id"],
+                status=r["status"],
+                run_id=r["run_id"] or "",
+                tags=json.loads(r["tags"]),
+                # Quantities are JSON numbers; parse them as Decimal so no digit is lost.
+                quantities={
+                    k: _plain(v) for k, v in json.loads(r["quantities"], parse_float=Decimal).items()
+                },
+                ingested_time=r["ingested_time"],
+            )
+            for r in records
+        ]
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, Decimal):
+        text_ = format(value, "f")
+        if "." in text_:
+            text_ = text_.rstrip("0").rstrip(".")
+        return text_ or "0"
+    return str(value)
+
+
+_WINDOW_UNIT = {WindowSize.HOUR: "hour", WindowSize.DAY: "day", WindowSize.MONTH: "month"}
+
+
+def _render_usage(plan: QueryPlan) -> tuple[str, list[Any]]:
+    """One SELECT ... GROUP BY for the plan. Every value is a bind parameter; identifiers are fixed."""
+    params: list[Any] = []
+
+    def p(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    where = [
+        f"builder_id = {p(plan.builder_id)}",
+        f"occurred_time >= {p(plan.start)}",
+        f"occurred_time < {p(plan.end)}",
+        f"ingested_time < {p(plan.cutoff)}",
+    ]
+    if len(plan.event_types) == 1:
+        where.append(f"type = {p(plan.event_types[0])}")
+    else:
+        where.append(f"type = ANY({p(list(plan.event_types))}::text[])")
+    if set(plan.statuses) != {1, 2, 3}:
+        if len(plan.statuses) == 1:
+            where.append(f"status = {p(plan.statuses[0])}::smallint")
+        else:
+            where.append(f"status = ANY({p(list(plan.statuses))}::smallint[])")
+    if plan.customer_id is not None:
+        where.append(f"customer_id = {p(plan.customer_id)}")
+    if plan.tag_filters:
+        where.append(f"tags @> {p(json.dumps(plan.tag_filters, sort_keys=True))}::text::jsonb")
+
+    select_cols: list[str] = []
+    group: list[str] = []
+    order: list[str] = []
+    if plan.window is WindowSize.NONE:
+        select_cols.append("NULL::timestamptz AS w")
+    else:
+        select_cols.append(f"date_trunc('{_WINDOW_UNIT[plan.window]}', occurred_time, 'UTC') AS w")
+        group.append("w")
+        order.append("w")
+    if plan.group_by_customer:
+        select_cols.append("customer_id AS c")
+        group.append("c")
+        order.append("c")
+    else:
+        select_cols.append("''::text AS c")
+    if plan.group_by_app:
+        select_cols.append("app_id AS a")
+        group.append("a")
+        order.append("a")
+    else:
+        select_cols.append("''::text AS a")
+    for i, tag in enumerate(plan.group_by_tags):
+        select_cols.append(f"coalesce(tags ->> {p(tag)}::text, '') AS t{i}")
+        group.append(f"t{i}")
+        order.append(f"t{i}")
+    if plan.bucket_quantity is not None:
+        qty = f"coalesce((quantities ->> {p(plan.bucket_quantity)}::text)::numeric, 0)"
+        cases = " ".join(
+            f"WHEN {qty} <= {p(bound)}::numeric THEN {i}" for i, bound in enumerate(plan.bucket_bounds)
+        )
+        last = len(plan.bucket_bounds)
+        select_cols.append(f"(CASE {cases} ELSE {last} END) AS b" if cases else f"{last} AS b")
+        group.append("b")
+        order.append("b")
+    else:
+        select_cols.append("NULL::int AS b")
+
+    agg = plan.aggregation
+    if agg is Aggregation.COUNT:
+        value = "count(*)::numeric"
+    elif agg is Aggregation.SUM:
+        value = f"coalesce(sum((quantities ->> {p(plan.quantity)}::text)::numeric), 0)"
+    elif agg is Aggregation.UNIQUE_COUNT:
+        if plan.unique_tag:
+            value = f"count(DISTINCT nullif(tags ->> {p(plan.unique_tag)}::text, ''))::numeric"
+        else:
+            value = "count(DISTINCT run_id)::numeric"
+    elif agg is Aggregation.MAX:
+        value = f"max((quantities ->> {p(plan.quantity)}::text)::numeric)"
+    else:
+        q = p(plan.quantity)
+        value = (
+            f"(array_agg((quantities ->> {q}::text)::numeric ORDER BY occurred_time DESC, seq DESC) "
+            f"FILTER (WHERE quantities ? {q}::text))[1]"
+        )
+    select_cols.append(f"{value} AS v")
+    select_cols.append("count(*) AS n")
+    sql = "SELECT " + ", ".join(select_cols) + " FROM events WHERE " + " AND ".join(where)
+    if group:
+        sql += " GROUP BY " + ", ".join(group) + " ORDER BY " + ", ".join(order)
+    else:
+        # An aggregate without GROUP BY yields a row even over no events; rows need matching events.
+        sql += " HAVING count(*) > 0"
+    return sql, params
