@@ -1,0 +1,30 @@
+"""Fixtures for the metering API tests: one real server per module (tests/conftest.py), a channel
+and a stub on it. Helpers shared by the modules live in metering_kit.py next to this file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+# --import-mode=importlib puts no test folder on sys.path; the helper module is imported by name.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from tollgate.metering.v1 import metering_pb2_grpc  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+async def channel(metering_address: str) -> AsyncIterator[grpc.aio.Channel]:
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(metering_address, options=options) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def stub(channel: grpc.aio.Channel) -> metering_pb2_grpc.MeteringServiceStub:
+    return metering_pb2_grpc.MeteringServiceStub(channel)

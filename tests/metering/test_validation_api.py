@@ -1,0 +1,175 @@
+"""Every ingest validation rule: the event is INVALID with a reason and the offending field, and its
+valid batch-mate in the same batch is still accepted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from metering_kit import ACCEPTED, INVALID, event, ingest, new_id, now
+
+from tollgate.metering.v1 import metering_pb2 as pb
+
+
+async def outcome_of(stub, bad: pb.UsageEvent, builder: str) -> pb.EventResult:
+    """Send `bad` between two good events and return its result; the good ones must be accepted."""
+    before = event(new_id("ok"), builder=builder)
+    after = event(new_id("ok"), builder=builder)
+    response = await ingest(stub, [before, bad, after])
+    assert response.results[0].outcome == ACCEPTED
+    assert response.results[2].outcome == ACCEPTED
+    assert response.accepted_count == 2
+    return response.results[1]
+
+
+async def assert_invalid(stub, bad: pb.UsageEvent, builder: str, field: str, *words: str) -> None:
+    result = await outcome_of(stub, bad, builder)
+    assert result.outcome == INVALID, result
+    assert result.field == field, result
+    assert result.reason, result
+    if words:
+        assert any(w in result.reason.lower() for w in words), result.reason
+
+
+async def test_missing_id_is_invalid(stub):
+    b = new_id()
+    await assert_invalid(stub, event("", builder=b), b, "id")
+
+
+async def test_id_of_129_characters_is_invalid_and_128_is_fine(stub):
+    b = new_id()
+    await assert_invalid(stub, event("x" * 129, builder=b), b, "id", "128")
+    assert (await outcome_of(stub, event("y" * 128, builder=b), b)).outcome == ACCEPTED
+
+
+@pytest.mark.parametrize("status", [pb.EVENT_STATUS_UNSPECIFIED, 42])
+async def test_unspecified_or_unknown_status_is_invalid(stub, status):
+    b = new_id()
+    await assert_invalid(stub, event(new_id("e"), builder=b, status=status), b, "status", "status")
+
+
+@pytest.mark.parametrize("status", [pb.EVENT_STATUS_FAILED, pb.EVENT_STATUS_TEST])
+async def test_failed_and_test_statuses_are_accepted(stub, status):
+    b = new_id()
+    assert (await outcome_of(stub, event(new_id("e"), builder=b, status=status), b)).outcome == ACCEPTED
+
+
+@pytest.mark.parametrize("text", ["abc", "1e5", "", "1,5", "0x10"])
+async def test_unparseable_quantity_is_invalid(stub, text):
+    b = new_id()
+    await assert_invalid(
+        stub, event(new_id("e"), builder=b, quantities={"pages": text}), b, "quantities.pages"
+    )
+
+
+async def test_negative_quantity_is_invalid(stub):
+    b = new_id()
+    bad = event(new_id("e"), builder=b, quantities={"provider_cost": "-0.000001"})
+    await assert_invalid(stub, bad, b, "quantities.provider_cost", "negative")
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "Infinity", "-Infinity", "inf", "sNaN"])
+async def test_non_finite_quantity_is_invalid(stub, text):
+    b = new_id()
+    await assert_invalid(
+        stub, event(new_id("e"), builder=b, quantities={"input_tokens": text}), b, "quantities.input_tokens"
+    )
+
+
+@pytest.mark.parametrize("text", ["0", "1200", "0.000375", "12.50", "123456789012.123456789"])
+async def test_exact_decimal_quantities_are_accepted_and_kept_exactly(stub, text):
+    b = new_id()
+    e = event(new_id("e"), builder=b, quantities={"provider_cost": text})
+    assert (await outcome_of(stub, e, b)).outcome == ACCEPTED
+    listed = await stub.ListEvents(pb.ListEventsRequest(builder_id=b, page_size=10), timeout=10)
+    stored = next(ev for ev in listed.events if ev.id == e.id)
+    from decimal import Decimal
+
+    assert Decimal(stored.quantities["provider_cost"]) == Decimal(text)
+
+
+async def test_occurred_time_more_than_5_minutes_ahead_is_invalid(stub):
+    b = new_id()
+    bad = event(new_id("e"), builder=b, at=now() + timedelta(minutes=6))
+    await assert_invalid(stub, bad, b, "occurred_time", "future")
+
+
+async def test_occurred_time_4_minutes_ahead_is_accepted(stub):
+    b = new_id()
+    ok = event(new_id("e"), builder=b, at=now() + timedelta(minutes=4))
+    assert (await outcome_of(stub, ok, b)).outcome == ACCEPTED
+
+
+async def test_missing_occurred_time_is_invalid(stub):
+    b = new_id()
+    bad = event(new_id("e"), builder=b)
+    bad.ClearField("occurred_time")
+    await assert_invalid(stub, bad, b, "occurred_time")
+
+
+async def test_33_tags_are_invalid_and_32_are_fine(stub):
+    b = new_id()
+    tags33 = {f"k{i}": "v" for i in range(33)}
+    await assert_invalid(stub, event(new_id("e"), builder=b, tags=tags33), b, "tags")
+    tags32 = {f"k{i}": "v" for i in range(32)}
+    assert (await outcome_of(stub, event(new_id("e"), builder=b, tags=tags32), b)).outcome == ACCEPTED
+
+
+async def test_over_long_tag_key_is_invalid(stub):
+    b = new_id()
+    result = await outcome_of(stub, event(new_id("e"), builder=b, tags={"k" * 65: "v"}), b)
+    assert result.outcome == INVALID
+    assert result.field.startswith("tags"), result
+    assert result.reason
+
+
+async def test_over_long_tag_value_is_invalid_and_256_is_fine(stub):
+    b = new_id()
+    result = await outcome_of(stub, event(new_id("e"), builder=b, tags={"workflow": "v" * 257}), b)
+    assert result.outcome == INVALID
+    assert result.field.startswith("tags"), result
+    ok = event(new_id("e"), builder=b, tags={"k" * 64: "v" * 256})
+    assert (await outcome_of(stub, ok, b)).outcome == ACCEPTED
+
+
+async def test_33_quantities_are_invalid(stub):
+    b = new_id()
+    bad = event(new_id("e"), builder=b, quantities={f"q{i}": "1" for i in range(33)})
+    await assert_invalid(stub, bad, b, "quantities")
+
+
+async def test_missing_customer_is_invalid(stub):
+    b = new_id()
+    await assert_invalid(stub, event(new_id("e"), builder=b, customer=""), b, "customer_id", "customer")
+
+
+async def test_missing_builder_is_invalid(stub):
+    b = new_id()
+    await assert_invalid(stub, event(new_id("e"), builder=""), b, "builder_id", "builder")
+
+
+async def test_over_long_customer_is_invalid(stub):
+    b = new_id()
+    await assert_invalid(stub, event(new_id("e"), builder=b, customer="c" * 129), b, "customer_id")
+
+
+@pytest.mark.parametrize("bad_type", ["", "AI.Request", "ai request", "ai/request", "t" * 129])
+async def test_bad_type_is_invalid(stub, bad_type):
+    b = new_id()
+    await assert_invalid(stub, event(new_id("e"), builder=b, type=bad_type), b, "type")
+
+
+@pytest.mark.parametrize("good_type", ["workflow.run", "document.processed", "my-own_type.v2"])
+async def test_builders_own_types_are_accepted(stub, good_type):
+    b = new_id()
+    assert (await outcome_of(stub, event(new_id("e"), builder=b, type=good_type), b)).outcome == ACCEPTED
+
+
+async def test_invalid_events_are_not_stored(stub):
+    b = new_id()
+    await ingest(stub, [event("neg", builder=b, quantities={"pages": "-5"})])
+    listed = await stub.ListEvents(pb.ListEventsRequest(builder_id=b), timeout=10)
+    assert [e.id for e in listed.events] == []
+    # The id was never taken: a corrected event with it is accepted.
+    fixed = await ingest(stub, [event("neg", builder=b, quantities={"pages": "5"})])
+    assert fixed.results[0].outcome == ACCEPTED
