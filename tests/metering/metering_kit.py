@@ -5,6 +5,7 @@ Every helper talks to the real server through the public stubs; nothing here tou
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -215,7 +216,9 @@ def assert_invalid_field(error: grpc.aio.AioRpcError, leaf: str) -> None:
     """INVALID_ARGUMENT whose BadRequest names the field `leaf` (alone or as the last path part)."""
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
     fields = field_violations(error)
-    assert any(f == leaf or f.endswith("." + leaf) for f in fields), (leaf, fields, error.details())
+    # Indexes and deeper parts are fine: "meter.buckets[1].max_value" names "buckets".
+    paths = ["." + re.sub(r"\[\d+\]", "", f) + "." for f in fields]
+    assert any(f".{leaf}." in p for p in paths), (leaf, fields, error.details())
 
 
 def now() -> datetime:
@@ -232,3 +235,8 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 __all__ = ["timedelta"]
+
+
+def event_field_is(result: pb.EventResult, position: int, path: str) -> bool:
+    """An EventResult's field names `path` of the event, bare or as events[position].path."""
+    return result.field in (path, f"events[{position}].{path}")

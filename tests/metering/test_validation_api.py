@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from metering_kit import ACCEPTED, INVALID, event, ingest, new_id, now
+from metering_kit import ACCEPTED, INVALID, event, event_field_is, ingest, new_id, now
 
 from tollgate.metering.v1 import metering_pb2 as pb
 
@@ -18,14 +18,14 @@ async def outcome_of(stub, bad: pb.UsageEvent, builder: str) -> pb.EventResult:
     response = await ingest(stub, [before, bad, after])
     assert response.results[0].outcome == ACCEPTED
     assert response.results[2].outcome == ACCEPTED
-    assert response.accepted_count == 2
+    assert response.accepted_count == 2 + (response.results[1].outcome == ACCEPTED)
     return response.results[1]
 
 
 async def assert_invalid(stub, bad: pb.UsageEvent, builder: str, field: str, *words: str) -> None:
     result = await outcome_of(stub, bad, builder)
     assert result.outcome == INVALID, result
-    assert result.field == field, result
+    assert event_field_is(result, 1, field), result
     assert result.reason, result
     if words:
         assert any(w in result.reason.lower() for w in words), result.reason
@@ -119,7 +119,7 @@ async def test_over_long_tag_key_is_invalid(stub):
     b = new_id()
     result = await outcome_of(stub, event(new_id("e"), builder=b, tags={"k" * 65: "v"}), b)
     assert result.outcome == INVALID
-    assert result.field.startswith("tags"), result
+    assert result.field.removeprefix("events[1].").startswith("tags"), result
     assert result.reason
 
 
@@ -127,7 +127,7 @@ async def test_over_long_tag_value_is_invalid_and_256_is_fine(stub):
     b = new_id()
     result = await outcome_of(stub, event(new_id("e"), builder=b, tags={"workflow": "v" * 257}), b)
     assert result.outcome == INVALID
-    assert result.field.startswith("tags"), result
+    assert result.field.removeprefix("events[1].").startswith("tags"), result
     ok = event(new_id("e"), builder=b, tags={"k" * 64: "v" * 256})
     assert (await outcome_of(stub, ok, b)).outcome == ACCEPTED
 
