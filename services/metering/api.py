@@ -76,17 +76,20 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
                 )
             )
         report = await self.service.ingest_events(events)
-        result_pb = pb.EventResult
-        return pb.IngestEventsResponse(
-            results=[
-                result_pb(event_id=events[i].id, outcome=int(r.outcome), reason=r.reason, field=r.field)
-                for i, r in enumerate(report.results)
-            ],
+        response = pb.IngestEventsResponse(
             accepted_count=report.accepted,
             duplicate_count=report.duplicates,
             conflict_count=report.conflicts,
             invalid_count=report.invalid,
         )
+        # results.add with only the set fields is several times cheaper than building messages.
+        add = response.results.add
+        for event, result in zip(events, report.results, strict=True):
+            if result.reason:
+                add(event_id=event.id, outcome=result.outcome, reason=result.reason, field=result.field)
+            else:
+                add(event_id=event.id, outcome=result.outcome)
+        return response
 
     async def CreateMeter(self, request: pb.CreateMeterRequest, context: grpc.aio.ServicerContext):
         if not request.HasField("meter"):

@@ -104,18 +104,13 @@ class MeteringService:
 
         firsts, repeats = split_batch(valid)
         stored: dict[tuple[str, str], bytes] = {}
-        accepted: list[ValidEvent] = []
         if firsts:
             months = partition_months(e.occurred_us for e in firsts)
             await self.store.ensure_partitions(months)
             for attempt in range(3):
                 try:
                     async with self.store.ingest_transaction() as tx:
-                        stored = await tx.claim_ids(firsts)
-                        accepted = (
-                            [e for e in firsts if (e.builder_id, e.id) not in stored] if stored else firsts
-                        )
-                        await tx.insert_events(accepted)
+                        stored = await tx.ingest(firsts)
                     break
                 except PartitionMissing:
                     # A partition was dropped or detached behind our cache: recreate and retry;
@@ -125,6 +120,7 @@ class MeteringService:
                     self.store.forget_partitions()
                     await self.store.ensure_partitions(months)
 
+        accepted = [e for e in firsts if (e.builder_id, e.id) not in stored] if stored else firsts
         winners: dict[tuple[str, str], bytes] = {}
         duplicates = conflicts = 0
         for event in firsts:

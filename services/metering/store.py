@@ -172,64 +172,77 @@ class IngestTx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def claim_ids(self, firsts: list[ValidEvent]) -> dict[tuple[str, str], bytes]:
-        """Register every key; return the stored hash of each key that was already registered.
+    async def ingest(self, firsts: list[ValidEvent]) -> dict[tuple[str, str], bytes]:
+        """Register every key and store the events whose key was new, in one statement.
 
-        Keys go in sorted order so two batches that share ids lock them in the same order and
-        cannot deadlock; ON CONFLICT waits for an in-flight insert of the same key, so of several
-        concurrent clients exactly one registers it.
+        Returns the stored content hash of each key that was registered before. Keys go in sorted
+        order so two batches sharing ids lock them in the same order and cannot deadlock; ON
+        CONFLICT waits for an in-flight insert of the same key, so of several concurrent clients
+        exactly one registers it. The stored hashes are read by a second statement: only a new
+        statement's snapshot sees a row whose insert we waited for.
         """
-        ordered = sorted(firsts, key=lambda e: (e.builder_id, e.id))
-        builders = [e.builder_id for e in ordered]
-        ids = [e.id for e in ordered]
-        hashes = [e.content_hash for e in ordered]
-        inserted = await self.conn.fetch(
-            "INSERT INTO event_ids (builder_id, event_id, content_hash) "
-            "SELECT b, i, h FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(b, i, h) "
-            "ORDER BY b, i "
-            "ON CONFLICT DO NOTHING RETURNING builder_id, event_id",
-            builders,
-            ids,
-            hashes,
-        )
-        if len(inserted) == len(ordered):
-            return {}
-        new = {(r[0], r[1]) for r in inserted}
-        missing = [e for e in ordered if (e.builder_id, e.id) not in new]
-        stored = await self.conn.fetch(
-            "SELECT r.builder_id, r.event_id, r.content_hash FROM event_ids r "
-            "JOIN unnest($1::text[], $2::text[]) AS u(b, i) ON r.builder_id = u.b AND r.event_id = u.i",
-            [e.builder_id for e in missing],
-            [e.id for e in missing],
-        )
-        return {(r[0], r[1]): bytes(r[2]) for r in stored}
-
-    async def insert_events(self, accepted: list[ValidEvent]) -> None:
-        if not accepted:
-            return
+        ordered = sorted(firsts, key=_event_key)
         try:
-            await self.conn.execute(
-                "INSERT INTO events (builder_id, event_id, type, occurred_time, app_id, customer_id, "
-                "status, run_id, tags, quantities) "
-                "SELECT b, i, t, timestamptz 'epoch' + o * interval '1 microsecond', a, c, s, "
-                "nullif(r, ''), g::jsonb, q::jsonb "
-                "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], "
-                "$7::smallint[], $8::text[], $9::text[], $10::text[]) AS u(b, i, t, o, a, c, s, r, g, q)",
-                [e.builder_id for e in accepted],
-                [e.id for e in accepted],
-                [e.type for e in accepted],
-                [e.occurred_us for e in accepted],
-                [e.app_id for e in accepted],
-                [e.customer_id for e in accepted],
-                [e.status for e in accepted],
-                [e.run_id for e in accepted],
-                [e.tags_json for e in accepted],
-                [e.quantities_json for e in accepted],
+            unclaimed = await self.conn.fetchval(
+                _INGEST_SQL,
+                [e.builder_id for e in ordered],
+                [e.id for e in ordered],
+                [e.content_hash for e in ordered],
+                [e.type for e in ordered],
+                [e.occurred_us for e in ordered],
+                [e.app_id for e in ordered],
+                [e.customer_id for e in ordered],
+                [e.status for e in ordered],
+                [e.run_id for e in ordered],
+                [e.tags_json for e in ordered],
+                [e.quantities_json for e in ordered],
             )
         except asyncpg.CheckViolationError as exc:
             if "no partition" in str(exc):
                 raise PartitionMissing(str(exc)) from exc
             raise
+        if not unclaimed:
+            return {}
+        taken = [ordered[n - 1] for n in unclaimed]
+        stored = await self.conn.fetch(
+            "SELECT r.builder_id, r.event_id, r.content_hash FROM unnest($1::text[], $2::text[]) AS u(b, i) "
+            "JOIN event_ids r ON r.builder_id = u.b AND r.event_id = u.i",
+            [e.builder_id for e in taken],
+            [e.id for e in taken],
+        )
+        return {(r[0], r[1]): bytes(r[2]) for r in stored}
+
+
+def _event_key(event: ValidEvent) -> tuple[str, str]:
+    return (event.builder_id, event.id)
+
+
+# One round trip per batch: unnest the columns once, register the keys (ON CONFLICT DO NOTHING),
+# insert the events whose key this statement registered, and return the (1-based) positions of
+# the keys registered before, whose stored hashes a second statement then reads.
+_INGEST_SQL = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[],
+                         $7::text[], $8::smallint[], $9::text[], $10::text[], $11::text[])
+        WITH ORDINALITY AS u(b, i, h, t, o, a, c, s, r, g, q, n)
+),
+claimed AS (
+    INSERT INTO event_ids (builder_id, event_id, content_hash)
+    SELECT b, i, h FROM input ORDER BY b, i
+    ON CONFLICT DO NOTHING
+    RETURNING builder_id, event_id
+),
+stored AS (
+    INSERT INTO events (builder_id, event_id, type, occurred_time, app_id, customer_id, status, run_id,
+                        tags, quantities)
+    SELECT input.b, input.i, input.t, timestamptz 'epoch' + input.o * interval '1 microsecond', input.a,
+           input.c, input.s, nullif(input.r, ''), input.g::jsonb, input.q::jsonb
+    FROM input JOIN claimed ON claimed.builder_id = input.b AND claimed.event_id = input.i
+)
+SELECT array_agg(input.n) FROM input
+LEFT JOIN claimed ON claimed.builder_id = input.b AND claimed.event_id = input.i
+WHERE claimed.event_id IS NULL
+"""
 
 
 _PARTITION_NAME = re.compile(r"^events_p\d{4}_\d{2}$")
