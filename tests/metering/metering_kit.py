@@ -6,16 +6,19 @@ Every helper talks to the real server through the public stubs; nothing here tou
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from common.migrations import upgrade_head_async
 from tollgate.metering.v1 import metering_pb2 as pb
 
 SUCCEEDED = pb.EVENT_STATUS_SUCCEEDED
@@ -240,3 +243,19 @@ __all__ = ["timedelta"]
 def event_field_is(result: pb.EventResult, position: int, path: str) -> bool:
     """An EventResult's field names `path` of the event, bare or as events[position].path."""
     return result.field in (path, f"events[{position}].{path}")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def migrated_metering_database(make_database) -> str:
+    """A new database at metering's migration head, as tests/conftest.py's migrated_database builds it."""
+    url = await make_database("metering")
+    await upgrade_head_async(REPO / "services" / "metering" / "migrations", url, "alembic_version_metering")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
