@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +230,8 @@ async def _probe(kind: str, target: str) -> bool:
 
 
 async def main(argv: list[str]) -> int:
+    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
