@@ -1,0 +1,812 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from tollgate.type.v1 import money_pb2 as _money_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BillingInterval(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BILLING_INTERVAL_UNSPECIFIED: _ClassVar[BillingInterval]
+    BILLING_INTERVAL_MONTH: _ClassVar[BillingInterval]
+
+class InvoiceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INVOICE_STATUS_UNSPECIFIED: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_DRAFT: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_FINALIZED: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_VOID: _ClassVar[InvoiceStatus]
+
+class PaymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYMENT_STATUS_UNSPECIFIED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_UNPAID: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_PARTIALLY_PAID: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_PAID: _ClassVar[PaymentStatus]
+
+class LineKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LINE_KIND_UNSPECIFIED: _ClassVar[LineKind]
+    LINE_KIND_BASE_FEE: _ClassVar[LineKind]
+    LINE_KIND_USAGE: _ClassVar[LineKind]
+    LINE_KIND_LATE_USAGE_ADJUSTMENT: _ClassVar[LineKind]
+
+class EarningsKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EARNINGS_KIND_UNSPECIFIED: _ClassVar[EarningsKind]
+    EARNINGS_KIND_BUILDER_MARGIN: _ClassVar[EarningsKind]
+    EARNINGS_KIND_PLATFORM_FEE: _ClassVar[EarningsKind]
+    EARNINGS_KIND_PROVIDER_COST: _ClassVar[EarningsKind]
+
+class EarningsReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EARNINGS_REASON_UNSPECIFIED: _ClassVar[EarningsReason]
+    EARNINGS_REASON_PAYMENT: _ClassVar[EarningsReason]
+    EARNINGS_REASON_CREDIT_NOTE: _ClassVar[EarningsReason]
+    EARNINGS_REASON_VOID: _ClassVar[EarningsReason]
+BILLING_INTERVAL_UNSPECIFIED: BillingInterval
+BILLING_INTERVAL_MONTH: BillingInterval
+INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
+INVOICE_STATUS_DRAFT: InvoiceStatus
+INVOICE_STATUS_FINALIZED: InvoiceStatus
+INVOICE_STATUS_VOID: InvoiceStatus
+PAYMENT_STATUS_UNSPECIFIED: PaymentStatus
+PAYMENT_STATUS_UNPAID: PaymentStatus
+PAYMENT_STATUS_PARTIALLY_PAID: PaymentStatus
+PAYMENT_STATUS_PAID: PaymentStatus
+LINE_KIND_UNSPECIFIED: LineKind
+LINE_KIND_BASE_FEE: LineKind
+LINE_KIND_USAGE: LineKind
+LINE_KIND_LATE_USAGE_ADJUSTMENT: LineKind
+EARNINGS_KIND_UNSPECIFIED: EarningsKind
+EARNINGS_KIND_BUILDER_MARGIN: EarningsKind
+EARNINGS_KIND_PLATFORM_FEE: EarningsKind
+EARNINGS_KIND_PROVIDER_COST: EarningsKind
+EARNINGS_REASON_UNSPECIFIED: EarningsReason
+EARNINGS_REASON_PAYMENT: EarningsReason
+EARNINGS_REASON_CREDIT_NOTE: EarningsReason
+EARNINGS_REASON_VOID: EarningsReason
+
+class Customer(_message.Message):
+    __slots__ = ("id", "builder_id", "app_id", "currency_code", "display_name", "billing_email", "create_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    BILLING_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    builder_id: str
+    app_id: str
+    currency_code: str
+    display_name: str
+    billing_email: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., app_id: _Optional[str] = ..., currency_code: _Optional[str] = ..., display_name: _Optional[str] = ..., billing_email: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateCustomerRequest(_message.Message):
+    __slots__ = ("request_id", "customer")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    customer: Customer
+    def __init__(self, request_id: _Optional[str] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class CreateCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class GetCustomerRequest(_message.Message):
+    __slots__ = ("builder_id", "customer_id")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    customer_id: str
+    def __init__(self, builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+
+class GetCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class ListCustomersRequest(_message.Message):
+    __slots__ = ("builder_id", "page_size", "page_token")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, builder_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListCustomersResponse(_message.Message):
+    __slots__ = ("customers", "next_page_token")
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    customers: _containers.RepeatedCompositeFieldContainer[Customer]
+    next_page_token: str
+    def __init__(self, customers: _Optional[_Iterable[_Union[Customer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class Tier(_message.Message):
+    __slots__ = ("up_to", "unit_price", "flat_price")
+    UP_TO_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    FLAT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    up_to: str
+    unit_price: str
+    flat_price: str
+    def __init__(self, up_to: _Optional[str] = ..., unit_price: _Optional[str] = ..., flat_price: _Optional[str] = ...) -> None: ...
+
+class PerUnitPrice(_message.Message):
+    __slots__ = ("unit_price",)
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    unit_price: str
+    def __init__(self, unit_price: _Optional[str] = ...) -> None: ...
+
+class GraduatedPrice(_message.Message):
+    __slots__ = ("tiers",)
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    tiers: _containers.RepeatedCompositeFieldContainer[Tier]
+    def __init__(self, tiers: _Optional[_Iterable[_Union[Tier, _Mapping]]] = ...) -> None: ...
+
+class VolumePrice(_message.Message):
+    __slots__ = ("tiers",)
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    tiers: _containers.RepeatedCompositeFieldContainer[Tier]
+    def __init__(self, tiers: _Optional[_Iterable[_Union[Tier, _Mapping]]] = ...) -> None: ...
+
+class PackagePrice(_message.Message):
+    __slots__ = ("package_size", "package_price")
+    PACKAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_PRICE_FIELD_NUMBER: _ClassVar[int]
+    package_size: str
+    package_price: str
+    def __init__(self, package_size: _Optional[str] = ..., package_price: _Optional[str] = ...) -> None: ...
+
+class BucketPrice(_message.Message):
+    __slots__ = ("bucket", "unit_price")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    unit_price: str
+    def __init__(self, bucket: _Optional[str] = ..., unit_price: _Optional[str] = ...) -> None: ...
+
+class SizeBucketPrice(_message.Message):
+    __slots__ = ("buckets",)
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    buckets: _containers.RepeatedCompositeFieldContainer[BucketPrice]
+    def __init__(self, buckets: _Optional[_Iterable[_Union[BucketPrice, _Mapping]]] = ...) -> None: ...
+
+class CostPlusPrice(_message.Message):
+    __slots__ = ("markup_percent", "fixed_per_request", "request_meter_key")
+    MARKUP_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    FIXED_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    markup_percent: str
+    fixed_per_request: str
+    request_meter_key: str
+    def __init__(self, markup_percent: _Optional[str] = ..., fixed_per_request: _Optional[str] = ..., request_meter_key: _Optional[str] = ...) -> None: ...
+
+class Charge(_message.Message):
+    __slots__ = ("key", "meter_key", "display_name", "per_unit", "graduated", "volume", "package", "size_buckets", "cost_plus", "included_quantity", "minimum_amount", "maximum_amount", "provider_cost_meter_key")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PER_UNIT_FIELD_NUMBER: _ClassVar[int]
+    GRADUATED_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    COST_PLUS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_COST_METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    meter_key: str
+    display_name: str
+    per_unit: PerUnitPrice
+    graduated: GraduatedPrice
+    volume: VolumePrice
+    package: PackagePrice
+    size_buckets: SizeBucketPrice
+    cost_plus: CostPlusPrice
+    included_quantity: str
+    minimum_amount: str
+    maximum_amount: str
+    provider_cost_meter_key: str
+    def __init__(self, key: _Optional[str] = ..., meter_key: _Optional[str] = ..., display_name: _Optional[str] = ..., per_unit: _Optional[_Union[PerUnitPrice, _Mapping]] = ..., graduated: _Optional[_Union[GraduatedPrice, _Mapping]] = ..., volume: _Optional[_Union[VolumePrice, _Mapping]] = ..., package: _Optional[_Union[PackagePrice, _Mapping]] = ..., size_buckets: _Optional[_Union[SizeBucketPrice, _Mapping]] = ..., cost_plus: _Optional[_Union[CostPlusPrice, _Mapping]] = ..., included_quantity: _Optional[str] = ..., minimum_amount: _Optional[str] = ..., maximum_amount: _Optional[str] = ..., provider_cost_meter_key: _Optional[str] = ...) -> None: ...
+
+class PlanVersion(_message.Message):
+    __slots__ = ("plan_id", "version", "billing_interval", "base_fee", "charges", "publish_time")
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BILLING_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    BASE_FEE_FIELD_NUMBER: _ClassVar[int]
+    CHARGES_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    plan_id: str
+    version: int
+    billing_interval: BillingInterval
+    base_fee: _money_pb2.Money
+    charges: _containers.RepeatedCompositeFieldContainer[Charge]
+    publish_time: _timestamp_pb2.Timestamp
+    def __init__(self, plan_id: _Optional[str] = ..., version: _Optional[int] = ..., billing_interval: _Optional[_Union[BillingInterval, str]] = ..., base_fee: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., charges: _Optional[_Iterable[_Union[Charge, _Mapping]]] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Plan(_message.Message):
+    __slots__ = ("id", "builder_id", "key", "display_name", "currency_code", "versions", "create_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    builder_id: str
+    key: str
+    display_name: str
+    currency_code: str
+    versions: _containers.RepeatedCompositeFieldContainer[PlanVersion]
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., key: _Optional[str] = ..., display_name: _Optional[str] = ..., currency_code: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[PlanVersion, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreatePlanRequest(_message.Message):
+    __slots__ = ("request_id", "plan")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    plan: Plan
+    def __init__(self, request_id: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ...) -> None: ...
+
+class CreatePlanResponse(_message.Message):
+    __slots__ = ("plan",)
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    plan: Plan
+    def __init__(self, plan: _Optional[_Union[Plan, _Mapping]] = ...) -> None: ...
+
+class GetPlanRequest(_message.Message):
+    __slots__ = ("builder_id", "plan_id")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    plan_id: str
+    def __init__(self, builder_id: _Optional[str] = ..., plan_id: _Optional[str] = ...) -> None: ...
+
+class GetPlanResponse(_message.Message):
+    __slots__ = ("plan",)
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    plan: Plan
+    def __init__(self, plan: _Optional[_Union[Plan, _Mapping]] = ...) -> None: ...
+
+class ListPlansRequest(_message.Message):
+    __slots__ = ("builder_id", "page_size", "page_token")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, builder_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPlansResponse(_message.Message):
+    __slots__ = ("plans", "next_page_token")
+    PLANS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    plans: _containers.RepeatedCompositeFieldContainer[Plan]
+    next_page_token: str
+    def __init__(self, plans: _Optional[_Iterable[_Union[Plan, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PublishPlanVersionRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "version")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    version: PlanVersion
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., version: _Optional[_Union[PlanVersion, _Mapping]] = ...) -> None: ...
+
+class PublishPlanVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: PlanVersion
+    def __init__(self, version: _Optional[_Union[PlanVersion, _Mapping]] = ...) -> None: ...
+
+class ApplyPlanYamlRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "yaml")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    yaml: str
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., yaml: _Optional[str] = ...) -> None: ...
+
+class ApplyPlanYamlResponse(_message.Message):
+    __slots__ = ("plan", "version", "published")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    plan: Plan
+    version: PlanVersion
+    published: bool
+    def __init__(self, plan: _Optional[_Union[Plan, _Mapping]] = ..., version: _Optional[_Union[PlanVersion, _Mapping]] = ..., published: _Optional[bool] = ...) -> None: ...
+
+class Subscription(_message.Message):
+    __slots__ = ("id", "builder_id", "customer_id", "plan_id", "plan_version", "start_time", "next_plan_id", "next_plan_version", "change_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    builder_id: str
+    customer_id: str
+    plan_id: str
+    plan_version: int
+    start_time: _timestamp_pb2.Timestamp
+    next_plan_id: str
+    next_plan_version: int
+    change_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_plan_id: _Optional[str] = ..., next_plan_version: _Optional[int] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "customer_id", "plan_id", "plan_version", "start_time")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    customer_id: str
+    plan_id: str
+    plan_version: int
+    start_time: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SubscribeResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class ChangePlanRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "customer_id", "plan_id", "plan_version")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    customer_id: str
+    plan_id: str
+    plan_version: int
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ...) -> None: ...
+
+class ChangePlanResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class PlatformFee(_message.Message):
+    __slots__ = ("builder_id", "percent_of_line", "percent_of_margin", "update_time")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_OF_LINE_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_OF_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    percent_of_line: str
+    percent_of_margin: str
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, builder_id: _Optional[str] = ..., percent_of_line: _Optional[str] = ..., percent_of_margin: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetPlatformFeeRequest(_message.Message):
+    __slots__ = ("request_id", "platform_fee")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FEE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    platform_fee: PlatformFee
+    def __init__(self, request_id: _Optional[str] = ..., platform_fee: _Optional[_Union[PlatformFee, _Mapping]] = ...) -> None: ...
+
+class SetPlatformFeeResponse(_message.Message):
+    __slots__ = ("platform_fee",)
+    PLATFORM_FEE_FIELD_NUMBER: _ClassVar[int]
+    platform_fee: PlatformFee
+    def __init__(self, platform_fee: _Optional[_Union[PlatformFee, _Mapping]] = ...) -> None: ...
+
+class Split(_message.Message):
+    __slots__ = ("provider_cost", "platform_fee", "builder_margin")
+    PROVIDER_COST_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FEE_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    provider_cost: _money_pb2.Money
+    platform_fee: _money_pb2.Money
+    builder_margin: _money_pb2.Money
+    def __init__(self, provider_cost: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., platform_fee: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., builder_margin: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class TierAmount(_message.Message):
+    __slots__ = ("label", "quantity", "unit_price", "flat_price", "amount")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    FLAT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    quantity: str
+    unit_price: str
+    flat_price: str
+    amount: str
+    def __init__(self, label: _Optional[str] = ..., quantity: _Optional[str] = ..., unit_price: _Optional[str] = ..., flat_price: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
+
+class TagUsage(_message.Message):
+    __slots__ = ("tag", "value", "quantity")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    tag: str
+    value: str
+    quantity: str
+    def __init__(self, tag: _Optional[str] = ..., value: _Optional[str] = ..., quantity: _Optional[str] = ...) -> None: ...
+
+class InvoiceLine(_message.Message):
+    __slots__ = ("position", "kind", "charge_key", "meter_key", "display_name", "quantity", "included_quantity", "unit_price", "tiers", "amount", "split", "usage_by_tag", "adjusted_period_start_time")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CHARGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    INCLUDED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_BY_TAG_FIELD_NUMBER: _ClassVar[int]
+    ADJUSTED_PERIOD_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    kind: LineKind
+    charge_key: str
+    meter_key: str
+    display_name: str
+    quantity: str
+    included_quantity: str
+    unit_price: str
+    tiers: _containers.RepeatedCompositeFieldContainer[TierAmount]
+    amount: _money_pb2.Money
+    split: Split
+    usage_by_tag: _containers.RepeatedCompositeFieldContainer[TagUsage]
+    adjusted_period_start_time: _timestamp_pb2.Timestamp
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[LineKind, str]] = ..., charge_key: _Optional[str] = ..., meter_key: _Optional[str] = ..., display_name: _Optional[str] = ..., quantity: _Optional[str] = ..., included_quantity: _Optional[str] = ..., unit_price: _Optional[str] = ..., tiers: _Optional[_Iterable[_Union[TierAmount, _Mapping]]] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., split: _Optional[_Union[Split, _Mapping]] = ..., usage_by_tag: _Optional[_Iterable[_Union[TagUsage, _Mapping]]] = ..., adjusted_period_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Invoice(_message.Message):
+    __slots__ = ("id", "builder_id", "customer_id", "app_id", "number", "status", "currency_code", "period_start_time", "period_end_time", "usage_cutoff_time", "plan_id", "plan_version", "lines", "total", "wallet_applied", "credited", "amount_due", "amount_paid", "payment_status", "finalize_time", "void_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_TIME_FIELD_NUMBER: _ClassVar[int]
+    USAGE_CUTOFF_TIME_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    WALLET_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    CREDITED_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_PAID_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    FINALIZE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VOID_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    builder_id: str
+    customer_id: str
+    app_id: str
+    number: int
+    status: InvoiceStatus
+    currency_code: str
+    period_start_time: _timestamp_pb2.Timestamp
+    period_end_time: _timestamp_pb2.Timestamp
+    usage_cutoff_time: _timestamp_pb2.Timestamp
+    plan_id: str
+    plan_version: int
+    lines: _containers.RepeatedCompositeFieldContainer[InvoiceLine]
+    total: _money_pb2.Money
+    wallet_applied: _money_pb2.Money
+    credited: _money_pb2.Money
+    amount_due: _money_pb2.Money
+    amount_paid: _money_pb2.Money
+    payment_status: PaymentStatus
+    finalize_time: _timestamp_pb2.Timestamp
+    void_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., app_id: _Optional[str] = ..., number: _Optional[int] = ..., status: _Optional[_Union[InvoiceStatus, str]] = ..., currency_code: _Optional[str] = ..., period_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage_cutoff_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[InvoiceLine, _Mapping]]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., wallet_applied: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., credited: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., amount_due: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., amount_paid: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., payment_status: _Optional[_Union[PaymentStatus, str]] = ..., finalize_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., void_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PreviewInvoiceRequest(_message.Message):
+    __slots__ = ("builder_id", "customer_id", "as_of_time")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_TIME_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    customer_id: str
+    as_of_time: _timestamp_pb2.Timestamp
+    def __init__(self, builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., as_of_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PreviewInvoiceResponse(_message.Message):
+    __slots__ = ("invoice",)
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    invoice: Invoice
+    def __init__(self, invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class ClosePeriodRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "period_end_time")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_TIME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    period_end_time: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., period_end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ClosePeriodResponse(_message.Message):
+    __slots__ = ("invoice_count", "finalized_count", "usage_cutoff_time", "totals")
+    INVOICE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FINALIZED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_CUTOFF_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    invoice_count: int
+    finalized_count: int
+    usage_cutoff_time: _timestamp_pb2.Timestamp
+    totals: _containers.RepeatedCompositeFieldContainer[_money_pb2.Money]
+    def __init__(self, invoice_count: _Optional[int] = ..., finalized_count: _Optional[int] = ..., usage_cutoff_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., totals: _Optional[_Iterable[_Union[_money_pb2.Money, _Mapping]]] = ...) -> None: ...
+
+class GetInvoiceRequest(_message.Message):
+    __slots__ = ("builder_id", "invoice_id")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    invoice_id: str
+    def __init__(self, builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ...) -> None: ...
+
+class GetInvoiceResponse(_message.Message):
+    __slots__ = ("invoice",)
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    invoice: Invoice
+    def __init__(self, invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class ListInvoicesRequest(_message.Message):
+    __slots__ = ("builder_id", "customer_id", "status", "page_size", "page_token")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    customer_id: str
+    status: InvoiceStatus
+    page_size: int
+    page_token: str
+    def __init__(self, builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., status: _Optional[_Union[InvoiceStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListInvoicesResponse(_message.Message):
+    __slots__ = ("invoices", "next_page_token")
+    INVOICES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    invoices: _containers.RepeatedCompositeFieldContainer[Invoice]
+    next_page_token: str
+    def __init__(self, invoices: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class VoidInvoiceRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "invoice_id", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    invoice_id: str
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class VoidInvoiceResponse(_message.Message):
+    __slots__ = ("invoice",)
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    invoice: Invoice
+    def __init__(self, invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class CreditNote(_message.Message):
+    __slots__ = ("id", "invoice_id", "amount", "reason", "create_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    invoice_id: str
+    amount: _money_pb2.Money
+    reason: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class IssueCreditNoteRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "invoice_id", "amount", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    invoice_id: str
+    amount: _money_pb2.Money
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class IssueCreditNoteResponse(_message.Message):
+    __slots__ = ("credit_note", "invoice")
+    CREDIT_NOTE_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    credit_note: CreditNote
+    invoice: Invoice
+    def __init__(self, credit_note: _Optional[_Union[CreditNote, _Mapping]] = ..., invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class Payment(_message.Message):
+    __slots__ = ("id", "invoice_id", "amount", "external_reference", "create_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    invoice_id: str
+    amount: _money_pb2.Money
+    external_reference: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., external_reference: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordPaymentRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "invoice_id", "amount", "external_reference")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    invoice_id: str
+    amount: _money_pb2.Money
+    external_reference: str
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., external_reference: _Optional[str] = ...) -> None: ...
+
+class RecordPaymentResponse(_message.Message):
+    __slots__ = ("payment", "invoice")
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    payment: Payment
+    invoice: Invoice
+    def __init__(self, payment: _Optional[_Union[Payment, _Mapping]] = ..., invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class WalletTransaction(_message.Message):
+    __slots__ = ("id", "amount", "invoice_id", "create_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    amount: _money_pb2.Money
+    invoice_id: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., invoice_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Wallet(_message.Message):
+    __slots__ = ("builder_id", "customer_id", "balance", "transactions")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    customer_id: str
+    balance: _money_pb2.Money
+    transactions: _containers.RepeatedCompositeFieldContainer[WalletTransaction]
+    def __init__(self, builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., balance: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., transactions: _Optional[_Iterable[_Union[WalletTransaction, _Mapping]]] = ...) -> None: ...
+
+class TopUpWalletRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "customer_id", "amount")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    customer_id: str
+    amount: _money_pb2.Money
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class TopUpWalletResponse(_message.Message):
+    __slots__ = ("wallet",)
+    WALLET_FIELD_NUMBER: _ClassVar[int]
+    wallet: Wallet
+    def __init__(self, wallet: _Optional[_Union[Wallet, _Mapping]] = ...) -> None: ...
+
+class GetWalletRequest(_message.Message):
+    __slots__ = ("builder_id", "customer_id")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    customer_id: str
+    def __init__(self, builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+
+class GetWalletResponse(_message.Message):
+    __slots__ = ("wallet",)
+    WALLET_FIELD_NUMBER: _ClassVar[int]
+    wallet: Wallet
+    def __init__(self, wallet: _Optional[_Union[Wallet, _Mapping]] = ...) -> None: ...
+
+class EarningsEntry(_message.Message):
+    __slots__ = ("sequence", "builder_id", "app_id", "customer_id", "invoice_id", "line_position", "workflow", "meter_key", "kind", "reason", "amount", "source_id", "create_time")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LINE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    builder_id: str
+    app_id: str
+    customer_id: str
+    invoice_id: str
+    line_position: int
+    workflow: str
+    meter_key: str
+    kind: EarningsKind
+    reason: EarningsReason
+    amount: _money_pb2.Money
+    source_id: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, sequence: _Optional[int] = ..., builder_id: _Optional[str] = ..., app_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., line_position: _Optional[int] = ..., workflow: _Optional[str] = ..., meter_key: _Optional[str] = ..., kind: _Optional[_Union[EarningsKind, str]] = ..., reason: _Optional[_Union[EarningsReason, str]] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., source_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListEarningsRequest(_message.Message):
+    __slots__ = ("builder_id", "page_size", "page_token")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, builder_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListEarningsResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[EarningsEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[EarningsEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
