@@ -188,14 +188,12 @@ class SizeBucketPrice(_message.Message):
     def __init__(self, buckets: _Optional[_Iterable[_Union[BucketPrice, _Mapping]]] = ...) -> None: ...
 
 class CostPlusPrice(_message.Message):
-    __slots__ = ("markup_percent", "fixed_per_request", "request_meter_key")
+    __slots__ = ("markup_percent", "fixed_per_request")
     MARKUP_PERCENT_FIELD_NUMBER: _ClassVar[int]
     FIXED_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_METER_KEY_FIELD_NUMBER: _ClassVar[int]
     markup_percent: str
     fixed_per_request: str
-    request_meter_key: str
-    def __init__(self, markup_percent: _Optional[str] = ..., fixed_per_request: _Optional[str] = ..., request_meter_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, markup_percent: _Optional[str] = ..., fixed_per_request: _Optional[str] = ...) -> None: ...
 
 class Charge(_message.Message):
     __slots__ = ("key", "meter_key", "display_name", "per_unit", "graduated", "volume", "package", "size_buckets", "cost_plus", "included_quantity", "minimum_amount", "maximum_amount", "provider_cost_meter_key")
