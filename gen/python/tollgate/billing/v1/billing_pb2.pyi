@@ -322,14 +322,18 @@ class PublishPlanVersionResponse(_message.Message):
     def __init__(self, version: _Optional[_Union[PlanVersion, _Mapping]] = ...) -> None: ...
 
 class ApplyPlanYamlRequest(_message.Message):
-    __slots__ = ("request_id", "builder_id", "yaml")
+    __slots__ = ("request_id", "builder_id", "yaml", "plan_key", "display_name")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
     YAML_FIELD_NUMBER: _ClassVar[int]
+    PLAN_KEY_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     builder_id: str
     yaml: str
-    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., yaml: _Optional[str] = ...) -> None: ...
+    plan_key: str
+    display_name: str
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., yaml: _Optional[str] = ..., plan_key: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
 
 class ApplyPlanYamlResponse(_message.Message):
     __slots__ = ("plan", "version", "published")
