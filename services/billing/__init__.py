@@ -1,0 +1,1 @@
+"""Billing: customers, plans, subscriptions, invoices, payments, wallets and the earnings feed."""

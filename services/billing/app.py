@@ -1,0 +1,43 @@
+"""Wiring: settings -> database -> migrations -> engine -> service -> servicer -> server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from billing.api import register
+from billing.clients import MeteringClient
+from billing.config import Settings
+from billing.service import BillingService
+from common.db import create_engine, resolve_database_url
+from common.migrations import upgrade_head_async
+from common.server import RunningServer, start_server
+
+log = structlog.get_logger("billing.app")
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+async def start(settings: Settings) -> RunningServer:
+    url = await resolve_database_url(settings.database_url, settings.data_dir, "billing")
+    await upgrade_head_async(MIGRATIONS, url, "alembic_version_billing")
+    engine = create_engine(url, pool_size=settings.pool_size)
+    metering = MeteringClient(
+        settings.metering_address,
+        deadline_seconds=settings.metering_deadline_seconds,
+        retry_seconds=settings.metering_retry_seconds,
+    )
+    service = BillingService(engine, metering, settle_timeout_seconds=settings.metering_retry_seconds)
+    running = await start_server(
+        address=settings.grpc_address, register=register(service), metrics_port=settings.metrics_port
+    )
+
+    async def close() -> None:
+        await metering.close()
+        await engine.dispose()
+
+    running.on_stop(close)
+    await running.set_serving()
+    log.info("billing.started", port=running.port, metering=settings.metering_address)
+    return running

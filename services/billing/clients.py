@@ -1,0 +1,143 @@
+"""Typed wrappers over metering's gRPC API: every call has a deadline; UNAVAILABLE is retried.
+
+Billing reads usage only through metering.v1.QueryUsage. Quantities come back as exact decimal
+strings and stay Decimal here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import grpc
+import structlog
+
+from common.errors import FailedPrecondition, Unavailable
+from common.money import from_timestamp, to_timestamp
+from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
+
+log = structlog.get_logger("billing.clients")
+
+_RETRYABLE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    customer_id: str
+    bucket: str
+    tags: dict[str, str]
+    value: Decimal
+    event_count: int
+
+
+@dataclass(frozen=True)
+class UsageAnswer:
+    rows: list[UsageRow] = field(default_factory=list)
+    cutoff: datetime | None = None
+    settled: bool = False
+
+
+class MeteringClient:
+    """QueryUsage with a deadline per call and retries on UNAVAILABLE for up to `retry_seconds`."""
+
+    def __init__(self, address: str, *, deadline_seconds: float = 30.0, retry_seconds: float = 60.0) -> None:
+        self._address = address
+        self._deadline = deadline_seconds
+        self._retry_seconds = retry_seconds
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: metering_pb2_grpc.MeteringServiceStub | None = None
+
+    def _ensure(self) -> metering_pb2_grpc.MeteringServiceStub:
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(
+                self._address,
+                options=[
+                    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+                    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ],
+            )
+            self._stub = metering_pb2_grpc.MeteringServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+            self._stub = None
+
+    async def query_usage(
+        self,
+        *,
+        builder_id: str,
+        meter_key: str,
+        start: datetime,
+        end: datetime,
+        customer_id: str = "",
+        group_by_customer: bool = False,
+        group_by_bucket: bool = False,
+        group_by_tags: tuple[str, ...] = (),
+        cutoff: datetime | None = None,
+    ) -> UsageAnswer:
+        request = metering_pb2.QueryUsageRequest(
+            builder_id=builder_id,
+            meter_key=meter_key,
+            customer_id=customer_id,
+            start_time=to_timestamp(start),
+            end_time=to_timestamp(end),
+            group_by_customer=group_by_customer,
+            group_by_bucket=group_by_bucket,
+            group_by_tags=list(group_by_tags),
+        )
+        if cutoff is not None:
+            request.ingested_before_time.CopyFrom(to_timestamp(cutoff))
+        response = await self._call(request, meter_key)
+        rows = [
+            UsageRow(
+                customer_id=r.customer_id,
+                bucket=r.bucket,
+                tags=dict(r.tags),
+                value=Decimal(r.value or "0"),
+                event_count=r.event_count,
+            )
+            for r in response.rows
+        ]
+        return UsageAnswer(
+            rows=rows,
+            cutoff=from_timestamp(response.ingested_before_time)
+            if response.HasField("ingested_before_time")
+            else None,
+            settled=response.cutoff_settled,
+        )
+
+    async def _call(
+        self, request: metering_pb2.QueryUsageRequest, meter_key: str
+    ) -> metering_pb2.QueryUsageResponse:
+        stub = self._ensure()
+        give_up = time.monotonic() + self._retry_seconds
+        delay = 0.2
+        while True:
+            try:
+                return await stub.QueryUsage(request, timeout=self._deadline)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in _RETRYABLE:
+                    if exc.code() == grpc.StatusCode.NOT_FOUND:
+                        raise FailedPrecondition(
+                            f"metering has no meter {meter_key!r} for this builder: {exc.details()}",
+                            field="meter_key",
+                        ) from None
+                    raise
+                if time.monotonic() + delay > give_up:
+                    log.warning("billing.metering.unavailable", meter_key=meter_key, code=exc.code().name)
+                    raise Unavailable(
+                        f"metering is unavailable ({exc.code().name}); nothing was finalized, retry later"
+                    ) from None
+                log.info("billing.metering.retry", meter_key=meter_key, code=exc.code().name, delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)

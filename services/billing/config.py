@@ -1,0 +1,58 @@
+"""Billing settings, read once from BILLING_* environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.settings import Env, SettingsError
+
+
+@dataclass(frozen=True)
+class Settings:
+    # None: an embedded PostgreSQL under data_dir, database "billing".
+    database_url: str | None = None
+    data_dir: str = ".tollgate/pgdata"
+    grpc_address: str = "127.0.0.1:50053"
+    # None: no Prometheus endpoint (tests).
+    metrics_port: int | None = 9103
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = 5.0
+    # Where metering's gRPC API answers.
+    metering_address: str = "127.0.0.1:50051"
+    # Deadline of one QueryUsage call, in seconds.
+    metering_deadline_seconds: float = 30.0
+    # How long a period close keeps retrying an unavailable metering before failing UNAVAILABLE,
+    # and how long it waits for its ingestion cutoff to become settled, in seconds.
+    metering_retry_seconds: float = 60.0
+    pool_size: int = 10
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = Env("BILLING", environ)
+        metrics_raw = env.str("METRICS_PORT")
+        if metrics_raw is None:
+            metrics_port: int | None = cls.metrics_port
+        elif metrics_raw.lower() in ("off", "none"):
+            metrics_port = None
+        else:
+            metrics_port = env.int("METRICS_PORT", 0)
+        settings = cls(
+            database_url=env.str("DATABASE_URL"),
+            data_dir=env.str("DATA_DIR", cls.data_dir) or cls.data_dir,
+            grpc_address=env.str("GRPC_ADDRESS", cls.grpc_address) or cls.grpc_address,
+            metrics_port=metrics_port,
+            log_level=env.str("LOG_LEVEL", cls.log_level) or cls.log_level,
+            shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
+            metering_address=env.str("METERING_ADDRESS", cls.metering_address) or cls.metering_address,
+            metering_deadline_seconds=env.float("METERING_DEADLINE_SECONDS", cls.metering_deadline_seconds),
+            metering_retry_seconds=env.float("METERING_RETRY_SECONDS", cls.metering_retry_seconds),
+            pool_size=env.int("POOL_SIZE", cls.pool_size),
+        )
+        if settings.metering_deadline_seconds <= 0:
+            raise SettingsError("BILLING_METERING_DEADLINE_SECONDS must be positive")
+        if settings.metering_retry_seconds < 0:
+            raise SettingsError("BILLING_METERING_RETRY_SECONDS must not be negative")
+        if settings.pool_size < 1:
+            raise SettingsError("BILLING_POOL_SIZE must be at least 1")
+        return settings
