@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 
 from billing.service import BillingService
 from common.errors import InvalidArgument
@@ -66,61 +67,13 @@ def _money(m: money_pb2.Money, field: str) -> tuple[Decimal, str]:
         raise InvalidArgument(f"{field}: {exc}", field=field) from None
 
 
-def _dec_str(value: str) -> str | None:
-    return value if value != "" else None
-
-
-def _tiers_to_dict(tiers: Any) -> list[dict[str, Any]]:
-    return [
-        {"up_to": _dec_str(t.up_to), "unit_price": t.unit_price or "0", "flat_fee": t.flat_price or "0"}
-        for t in tiers
-    ]
-
-
 def charge_to_dict(c: pb.Charge) -> dict[str, Any]:
-    """Proto Charge -> the domain's plan dict shape (domain/plan.py); the domain validates it."""
-    which = c.WhichOneof("price")
-    price: dict[str, Any]
-    if which == "per_unit":
-        price = {"model": "per_unit", "unit_price": c.per_unit.unit_price}
-    elif which == "graduated":
-        price = {"model": "graduated", "tiers": _tiers_to_dict(c.graduated.tiers)}
-    elif which == "volume":
-        price = {"model": "volume", "tiers": _tiers_to_dict(c.volume.tiers)}
-    elif which == "package":
-        price = {
-            "model": "package",
-            "package_size": c.package.package_size,
-            "package_price": c.package.package_price,
-        }
-    elif which == "size_buckets":
-        price = {
-            "model": "size_buckets",
-            "buckets": [
-                {"bucket_key": b.bucket, "price_per_event": b.unit_price} for b in c.size_buckets.buckets
-            ],
-        }
-    elif which == "cost_plus":
-        price = {
-            "model": "cost_plus_markup",
-            "markup_percent": c.cost_plus.markup_percent or "0",
-            "fixed_fee_per_request": c.cost_plus.fixed_per_request or "0",
-        }
-    else:
-        price = None  # type: ignore[assignment]
-    out: dict[str, Any] = {
-        "key": c.key,
-        "meter_key": c.meter_key,
-        "display_name": c.display_name,
-        "price": price,
-        "included_quantity": c.included_quantity or "0",
-    }
-    if c.minimum_amount:
-        out["minimum_charge"] = c.minimum_amount
-    if c.maximum_amount:
-        out["maximum_charge"] = c.maximum_amount
-    if c.provider_cost_meter_key:
-        out["cost_meter_key"] = c.provider_cost_meter_key
+    """Proto Charge -> the domain's plan dict: the same field names and nesting (domain/plan.py), so the
+    domain's error paths ("charges[0].size_buckets.buckets[2].unit_price") name the request's fields."""
+    out = json_format.MessageToDict(c, preserving_proto_field_name=True)
+    for name in ("graduated", "volume"):
+        for tier in out.get(name, {}).get("tiers", []):
+            tier.setdefault("up_to", None)
     return out
 
 
@@ -157,44 +110,16 @@ def customer_pb(v: dict[str, Any]) -> pb.Customer:
     )
 
 
-def _tiers_pb(tiers: list[dict[str, Any]]) -> list[pb.Tier]:
-    return [
-        pb.Tier(
-            up_to=t.get("up_to") or "", unit_price=t.get("unit_price", ""), flat_price=t.get("flat_fee", "")
-        )
-        for t in tiers
-    ]
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
 
 
 def charge_pb(c: dict[str, Any]) -> pb.Charge:
-    out = pb.Charge(
-        key=c["key"],
-        meter_key=c["meter_key"],
-        display_name=c["display_name"],
-        included_quantity=c.get("included_quantity", ""),
-        minimum_amount=c.get("minimum_charge", ""),
-        maximum_amount=c.get("maximum_charge", ""),
-        provider_cost_meter_key=c.get("cost_meter_key") or "",
-    )
-    price = c["price"]
-    model = price["model"]
-    if model == "per_unit":
-        out.per_unit.unit_price = price["unit_price"]
-    elif model == "graduated":
-        out.graduated.tiers.extend(_tiers_pb(price["tiers"]))
-    elif model == "volume":
-        out.volume.tiers.extend(_tiers_pb(price["tiers"]))
-    elif model == "package":
-        out.package.package_size = price["package_size"]
-        out.package.package_price = price["package_price"]
-    elif model == "size_buckets":
-        out.size_buckets.buckets.extend(
-            pb.BucketPrice(bucket=b["bucket_key"], unit_price=b["price_per_event"]) for b in price["buckets"]
-        )
-    else:
-        out.cost_plus.markup_percent = price.get("markup_percent", "0")
-        out.cost_plus.fixed_per_request = price.get("fixed_fee_per_request", "0")
-    return out
+    return json_format.ParseDict(_drop_none(c), pb.Charge())
 
 
 def version_pb(v: dict[str, Any]) -> pb.PlanVersion:

@@ -305,7 +305,7 @@ def _line_rows(
                         "label": t.label,
                         "quantity": _s(t.quantity),
                         "unit_price": _s(t.unit_price),
-                        "flat_price": _s(t.flat_fee),
+                        "flat_price": _s(t.flat_price),
                         "amount": _s(t.amount),
                     }
                     for t in line.tiers

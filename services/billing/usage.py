@@ -48,8 +48,8 @@ def meter_needs(specs: list[PlanSpec]) -> dict[str, MeterNeeds]:
             need.by_tags = True
             if isinstance(charge.price, SizeBuckets):
                 need.by_bucket = True
-            if charge.cost_meter_key:
-                needs.setdefault(charge.cost_meter_key, MeterNeeds())
+            if charge.provider_cost_meter_key:
+                needs.setdefault(charge.provider_cost_meter_key, MeterNeeds())
     return needs
 
 
@@ -123,8 +123,8 @@ def charge_usage(spec: PlanSpec, usage: PeriodUsage, customer_id: str) -> dict[s
             else {}
         )
         cost = ZERO
-        if charge.cost_meter_key:
-            cost = usage.totals.get(charge.cost_meter_key, {}).get(customer_id, (ZERO, 0))[0]
+        if charge.provider_cost_meter_key:
+            cost = usage.totals.get(charge.provider_cost_meter_key, {}).get(customer_id, (ZERO, 0))[0]
         workflows = usage.tags.get(charge.meter_key, {}).get(customer_id, {}).get("workflow", {})
         out[charge.key] = ChargeUsage(
             quantity=value,

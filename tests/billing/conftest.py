@@ -1,0 +1,79 @@
+"""Fixtures for billing's service and API tests: a real metering server (with a short settle window,
+so a close does not wait metering's production 30 s) and a real billing server on loopback, each with
+its own migrated PostgreSQL database. Helpers live in billing_kit.py next to this file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import grpc
+import pytest
+
+# --import-mode=importlib puts no test folder on sys.path; the helper module is imported by name.
+_HERE = str(Path(__file__).resolve().parent)
+_REPO = Path(__file__).resolve().parents[2]
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from common.migrations import upgrade_head_async  # noqa: E402
+from tollgate.billing.v1 import billing_pb2_grpc  # noqa: E402
+from tollgate.metering.v1 import metering_pb2_grpc  # noqa: E402
+
+# Metering reports a cutoff as settled once it is this old; billing's close waits for it.
+METERING_SETTLE_SECONDS = 0.5
+
+
+@pytest.fixture(scope="module")
+async def fast_metering_address(make_database) -> AsyncIterator[str]:
+    from metering.app import start
+    from metering.config import Settings
+
+    url = await make_database("metering")
+    kwargs = {"database_url": url, "grpc_address": "127.0.0.1:0", "metrics_port": None}
+    if "settle_seconds" in {f.name for f in fields(Settings)}:
+        kwargs["settle_seconds"] = METERING_SETTLE_SECONDS
+    running = await start(Settings(**kwargs))
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(0)
+
+
+@dataclass
+class Stack:
+    billing: billing_pb2_grpc.BillingServiceStub
+    metering: metering_pb2_grpc.MeteringServiceStub
+    billing_address: str
+    metering_address: str
+
+
+@pytest.fixture(scope="module")
+async def stack(make_database, fast_metering_address: str) -> AsyncIterator[Stack]:
+    from billing.app import start
+    from billing.config import Settings
+
+    # The same as tests/conftest.py migrated_database: the schema comes from `alembic upgrade head`.
+    url = await make_database("billing")
+    await upgrade_head_async(_REPO / "services" / "billing" / "migrations", url, "alembic_version_billing")
+    running = await start(
+        Settings(
+            database_url=url,
+            grpc_address="127.0.0.1:0",
+            metrics_port=None,
+            metering_address=fast_metering_address,
+            metering_retry_seconds=20,
+        )
+    )
+    address = f"127.0.0.1:{running.port}"
+    async with (
+        grpc.aio.insecure_channel(address) as bch,
+        grpc.aio.insecure_channel(fast_metering_address) as mch,
+    ):
+        yield Stack(
+            billing_pb2_grpc.BillingServiceStub(bch),
+            metering_pb2_grpc.MeteringServiceStub(mch),
+            address,
+            fast_metering_address,
+        )
+    await running.stop(0)
