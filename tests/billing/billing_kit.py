@@ -94,7 +94,9 @@ def event(
 
 async def ingest(metering, events: list[mpb.UsageEvent]) -> None:
     for i in range(0, len(events), 5000):
-        reply = await metering.IngestEvents(mpb.IngestEventsRequest(request_id=rid(), events=events[i : i + 5000]))
+        reply = await metering.IngestEvents(
+            mpb.IngestEventsRequest(request_id=rid(), events=events[i : i + 5000])
+        )
         assert reply.accepted_count == len(events[i : i + 5000]), reply
 
 

@@ -77,7 +77,11 @@ async def world(stack) -> World:
             bpb.CreateCustomerRequest(
                 request_id=rid(),
                 customer=bpb.Customer(
-                    id=cid, builder_id=BUILDER, app_id="app-1", currency_code="USD", display_name=name,
+                    id=cid,
+                    builder_id=BUILDER,
+                    app_id="app-1",
+                    currency_code="USD",
+                    display_name=name,
                     billing_email=f"billing@{cid}.example",
                 ),
             )
@@ -92,7 +96,9 @@ async def world(stack) -> World:
     plan = await b.CreatePlan(
         bpb.CreatePlanRequest(
             request_id=rid(),
-            plan=bpb.Plan(builder_id=BUILDER, key="support", display_name="Support desk", currency_code="USD"),
+            plan=bpb.Plan(
+                builder_id=BUILDER, key="support", display_name="Support desk", currency_code="USD"
+            ),
         )
     )
     w.plan_support = plan.plan.id
@@ -104,34 +110,88 @@ async def world(stack) -> World:
                 plan_id=w.plan_support,
                 base_fee=usd("49.00"),
                 charges=[
-                    bpb.Charge(key="tickets", meter_key="tickets", display_name="Tickets handled",
-                               per_unit=bpb.PerUnitPrice(unit_price="0.80")),
-                    bpb.Charge(key="tokens", meter_key="llm_cost", display_name="AI model usage",
-                               cost_plus=bpb.CostPlusPrice(markup_percent="25")),
+                    bpb.Charge(
+                        key="tickets",
+                        meter_key="tickets",
+                        display_name="Tickets handled",
+                        per_unit=bpb.PerUnitPrice(unit_price="0.80"),
+                    ),
+                    bpb.Charge(
+                        key="tokens",
+                        meter_key="llm_cost",
+                        display_name="AI model usage",
+                        cost_plus=bpb.CostPlusPrice(markup_percent="25"),
+                    ),
                 ],
             ),
         )
     )
     for cid, pid in (("acme", w.plan_docs), ("beta", w.plan_support)):
         await b.Subscribe(
-            bpb.SubscribeRequest(request_id=rid(), builder_id=BUILDER, customer_id=cid, plan_id=pid,
-                                 start_time=ts(M1))
+            bpb.SubscribeRequest(
+                request_id=rid(), builder_id=BUILDER, customer_id=cid, plan_id=pid, start_time=ts(M1)
+            )
         )
 
     day = M1.replace(day=10)
     acme_tags = {"client": "acme", "workspace": "ops"}
     events = []
-    events += [event(BUILDER, "acme", "document.processed", day, quantities={"pages": "5"},
-                     tags={**acme_tags, "workflow": "invoices"}) for _ in range(90)]
-    events += [event(BUILDER, "acme", "document.processed", day, quantities={"pages": "20"},
-                     tags={**acme_tags, "workflow": "contracts"}) for _ in range(30)]
-    events += [event(BUILDER, "acme", "document.processed", day, quantities={"pages": "80"},
-                     tags={**acme_tags, "workflow": "contracts"}) for _ in range(10)]
-    events += [event(BUILDER, "acme", "ai.request", day, quantities={"provider_cost": "3.0864"},
-                     tags={**acme_tags, "workflow": "contracts"}) for _ in range(4)]
+    events += [
+        event(
+            BUILDER,
+            "acme",
+            "document.processed",
+            day,
+            quantities={"pages": "5"},
+            tags={**acme_tags, "workflow": "invoices"},
+        )
+        for _ in range(90)
+    ]
+    events += [
+        event(
+            BUILDER,
+            "acme",
+            "document.processed",
+            day,
+            quantities={"pages": "20"},
+            tags={**acme_tags, "workflow": "contracts"},
+        )
+        for _ in range(30)
+    ]
+    events += [
+        event(
+            BUILDER,
+            "acme",
+            "document.processed",
+            day,
+            quantities={"pages": "80"},
+            tags={**acme_tags, "workflow": "contracts"},
+        )
+        for _ in range(10)
+    ]
+    events += [
+        event(
+            BUILDER,
+            "acme",
+            "ai.request",
+            day,
+            quantities={"provider_cost": "3.0864"},
+            tags={**acme_tags, "workflow": "contracts"},
+        )
+        for _ in range(4)
+    ]
     events += [event(BUILDER, "beta", "ticket.handled", day, tags={"workflow": "triage"}) for _ in range(37)]
-    events += [event(BUILDER, "beta", "ai.request", day, quantities={"provider_cost": "1.002"},
-                     tags={"workflow": "triage"}) for _ in range(2)]
+    events += [
+        event(
+            BUILDER,
+            "beta",
+            "ai.request",
+            day,
+            quantities={"provider_cost": "1.002"},
+            tags={"workflow": "triage"},
+        )
+        for _ in range(2)
+    ]
     await ingest(m, events)
 
     # 32 concurrent closes of the same month, each with its own request id.
@@ -139,7 +199,9 @@ async def world(stack) -> World:
     w.close_replies = list(
         await asyncio.gather(
             *(
-                b.ClosePeriod(bpb.ClosePeriodRequest(request_id=r, builder_id=BUILDER, period_end_time=ts(M2)))
+                b.ClosePeriod(
+                    bpb.ClosePeriodRequest(request_id=r, builder_id=BUILDER, period_end_time=ts(M2))
+                )
                 for r in w.close_request_ids
             )
         )
@@ -162,14 +224,18 @@ async def test_32_concurrent_closes_finalize_exactly_one_invoice_per_customer(wo
 async def test_retry_with_same_request_id_returns_first_close_reply(stack, world: World) -> None:
     first_index = next(i for i, r in enumerate(world.close_replies) if r.finalized_count == 2)
     again = await stack.billing.ClosePeriod(
-        bpb.ClosePeriodRequest(request_id=world.close_request_ids[first_index], builder_id=BUILDER,
-                               period_end_time=ts(M2))
+        bpb.ClosePeriodRequest(
+            request_id=world.close_request_ids[first_index], builder_id=BUILDER, period_end_time=ts(M2)
+        )
     )
     assert again == world.close_replies[first_index]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.billing.ClosePeriod(
-            bpb.ClosePeriodRequest(request_id=world.close_request_ids[first_index], builder_id="someone-else",
-                                   period_end_time=ts(M2))
+            bpb.ClosePeriodRequest(
+                request_id=world.close_request_ids[first_index],
+                builder_id="someone-else",
+                period_end_time=ts(M2),
+            )
         )
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert field_of(err.value) is None or field_of(err.value) == "request_id"
@@ -219,12 +285,18 @@ async def test_base_fee_and_ticket_invoice_rounds_half_up_per_line(world: World)
     base = next(line for line in inv.lines if line.kind == bpb.LINE_KIND_BASE_FEE)
     # Base fee 49.00: fee 5% = 2.45, margin 46.55.
     assert dec(base.amount) == Decimal("49.00")
-    assert (dec(base.split.platform_fee), dec(base.split.builder_margin)) == (Decimal("2.45"), Decimal("46.55"))
+    assert (dec(base.split.platform_fee), dec(base.split.builder_margin)) == (
+        Decimal("2.45"),
+        Decimal("46.55"),
+    )
     tickets = line_by(inv, "tickets")
     # 37 tickets x 0.80 = 29.60; fee 1.48; margin 28.12.
     assert tickets.quantity == "37"
     assert dec(tickets.amount) == Decimal("29.60")
-    assert (dec(tickets.split.platform_fee), dec(tickets.split.builder_margin)) == (Decimal("1.48"), Decimal("28.12"))
+    assert (dec(tickets.split.platform_fee), dec(tickets.split.builder_margin)) == (
+        Decimal("1.48"),
+        Decimal("28.12"),
+    )
     tokens = line_by(inv, "tokens")
     # 2 x 1.002 = 2.004; x 1.25 = 2.505 -> 2.51 (half up, where banker's rounding would give 2.50).
     assert dec(tokens.amount) == Decimal("2.51")
@@ -239,7 +311,9 @@ async def test_base_fee_and_ticket_invoice_rounds_half_up_per_line(world: World)
 async def _earnings_of(b, invoice_id: str) -> list[bpb.EarningsEntry]:
     out, token = [], ""
     while True:
-        page = await b.ListEarnings(bpb.ListEarningsRequest(builder_id=BUILDER, page_size=7, page_token=token))
+        page = await b.ListEarnings(
+            bpb.ListEarningsRequest(builder_id=BUILDER, page_size=7, page_token=token)
+        )
         out += [e for e in page.entries if e.invoice_id == invoice_id]
         if not page.entries:
             return out
@@ -250,16 +324,26 @@ async def test_partial_then_full_payment_appends_earnings_summing_to_the_paid_am
     b = stack.billing
     inv = world.invoices["beta"]
     first = await b.RecordPayment(
-        bpb.RecordPaymentRequest(request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, amount=usd("50.00"),
-                                 external_reference="pi_beta_1")
+        bpb.RecordPaymentRequest(
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=inv.id,
+            amount=usd("50.00"),
+            external_reference="pi_beta_1",
+        )
     )
     assert first.invoice.payment_status == bpb.PAYMENT_STATUS_PARTIALLY_PAID
     assert dec(first.invoice.amount_due) == Decimal("31.11")
     assert await _earnings_of(b, inv.id) == []
 
     second = await b.RecordPayment(
-        bpb.RecordPaymentRequest(request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, amount=usd("31.11"),
-                                 external_reference="pi_beta_2")
+        bpb.RecordPaymentRequest(
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=inv.id,
+            amount=usd("31.11"),
+            external_reference="pi_beta_2",
+        )
     )
     assert second.invoice.payment_status == bpb.PAYMENT_STATUS_PAID
     assert dec(second.invoice.amount_due) == 0
@@ -279,15 +363,25 @@ async def test_partial_then_full_payment_appends_earnings_summing_to_the_paid_am
 
     # The same external reference again (a webhook retried with a new request id) is the same payment.
     again = await b.RecordPayment(
-        bpb.RecordPaymentRequest(request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, amount=usd("31.11"),
-                                 external_reference="pi_beta_2")
+        bpb.RecordPaymentRequest(
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=inv.id,
+            amount=usd("31.11"),
+            external_reference="pi_beta_2",
+        )
     )
     assert again.payment.id == second.payment.id
     assert len(await _earnings_of(b, inv.id)) == len(entries)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.RecordPayment(
-            bpb.RecordPaymentRequest(request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, amount=usd("1.00"),
-                                     external_reference="pi_beta_2")
+            bpb.RecordPaymentRequest(
+                request_id=rid(),
+                builder_id=BUILDER,
+                invoice_id=inv.id,
+                amount=usd("1.00"),
+                external_reference="pi_beta_2",
+            )
         )
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert field_of(err.value) is None or field_of(err.value) == "external_reference"
@@ -298,19 +392,23 @@ async def test_paid_invoice_cannot_be_voided_and_a_credit_note_reverses_earnings
     b = stack.billing
     inv = world.invoices["beta"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await b.VoidInvoice(bpb.VoidInvoiceRequest(request_id=rid(), builder_id=BUILDER, invoice_id=inv.id,
-                                                   reason="customer churned"))
+        await b.VoidInvoice(
+            bpb.VoidInvoiceRequest(
+                request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, reason="customer churned"
+            )
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "credit note" in err.value.details()
 
     before = await _earnings_of(b, inv.id)
     note = await b.IssueCreditNote(
-        bpb.IssueCreditNoteRequest(request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, amount=usd("10.00"),
-                                   reason="SLA breach")
+        bpb.IssueCreditNoteRequest(
+            request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, amount=usd("10.00"), reason="SLA breach"
+        )
     )
     assert dec(note.invoice.credited) == Decimal("10.00")
     after = await _earnings_of(b, inv.id)
-    new = after[len(before):]
+    new = after[len(before) :]
     assert new and all(e.reason == bpb.EARNINGS_REASON_CREDIT_NOTE for e in new)
     assert sum(dec(e.amount) for e in new) == Decimal("-10.00")
     # What the builder, platform and providers keep now sums to what the customer finally paid.
@@ -321,12 +419,26 @@ async def test_late_events_and_wallet_land_on_the_next_invoice(stack, world) -> 
     b, m = stack.billing, stack.metering
     # Five more 20-page documents that happened in the closed month arrive after its close.
     late_day = M1.replace(day=28)
-    await ingest(m, [event(BUILDER, "acme", "document.processed", late_day, quantities={"pages": "20"},
-                           tags={"workflow": "contracts"}) for _ in range(5)])
-    await b.TopUpWallet(bpb.TopUpWalletRequest(request_id=rid(), builder_id=BUILDER, customer_id="beta",
-                                               amount=usd("10.00")))
-    closed = await b.ClosePeriod(bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER,
-                                                        period_end_time=ts(M3)))
+    await ingest(
+        m,
+        [
+            event(
+                BUILDER,
+                "acme",
+                "document.processed",
+                late_day,
+                quantities={"pages": "20"},
+                tags={"workflow": "contracts"},
+            )
+            for _ in range(5)
+        ],
+    )
+    await b.TopUpWallet(
+        bpb.TopUpWalletRequest(request_id=rid(), builder_id=BUILDER, customer_id="beta", amount=usd("10.00"))
+    )
+    closed = await b.ClosePeriod(
+        bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(M3))
+    )
     assert closed.finalized_count == 2
     listed = await b.ListInvoices(bpb.ListInvoicesRequest(builder_id=BUILDER, page_size=2))
     # Newest period first; numbers continue the builder's sequence without a gap.
@@ -338,7 +450,10 @@ async def test_late_events_and_wallet_land_on_the_next_invoice(stack, world) -> 
     assert dec(late.amount) == Decimal("6.00")
     assert late.adjusted_period_start_time == ts(M1)
     # Fee 5% x 60.00 = 3.00 now vs 2.70 then: +0.30; margin 57.00 - 51.30 = +5.70.
-    assert (dec(late.split.platform_fee), dec(late.split.builder_margin)) == (Decimal("0.30"), Decimal("5.70"))
+    assert (dec(late.split.platform_fee), dec(late.split.builder_margin)) == (
+        Decimal("0.30"),
+        Decimal("5.70"),
+    )
     # No usage this month: the usage lines are zero and the total is the adjustment.
     assert dec(acme.total) == Decimal("6.00")
     # The closed invoice itself never changes.
@@ -355,11 +470,19 @@ async def test_late_events_and_wallet_land_on_the_next_invoice(stack, world) -> 
     assert dec(wallet.wallet.transactions[0].amount) == Decimal("-10.00")
 
     # An unpaid invoice can be voided; its number stays used.
-    void = await b.VoidInvoice(bpb.VoidInvoiceRequest(request_id=rid(), builder_id=BUILDER, invoice_id=acme.id,
-                                                      reason="goodwill"))
+    void = await b.VoidInvoice(
+        bpb.VoidInvoiceRequest(request_id=rid(), builder_id=BUILDER, invoice_id=acme.id, reason="goodwill")
+    )
     assert void.invoice.status == bpb.INVOICE_STATUS_VOID and void.invoice.number == acme.number
     assert dec(void.invoice.amount_due) == 0
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await b.RecordPayment(bpb.RecordPaymentRequest(request_id=rid(), builder_id=BUILDER, invoice_id=acme.id,
-                                                       amount=usd("6.00"), external_reference="pi_void"))
+        await b.RecordPayment(
+            bpb.RecordPaymentRequest(
+                request_id=rid(),
+                builder_id=BUILDER,
+                invoice_id=acme.id,
+                amount=usd("6.00"),
+                external_reference="pi_void",
+            )
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
