@@ -82,7 +82,7 @@ async def main() -> None:
         "METERING_GRPC_ADDRESS": f"127.0.0.1:{port}",
         "METERING_METRICS_PORT": "off",
         "METERING_LOG_LEVEL": "WARNING",
-        "METERING_SETTLE_SECONDS": "1",
+        "METERING_SETTLE_SECONDS": "10",
     }
     configure_logging("billing", "WARNING", json=False)
     proc = subprocess.Popen([sys.executable, "-m", "metering"], env=env)  # noqa: ASYNC220 - started once
@@ -144,7 +144,7 @@ async def main() -> None:
                     mpb.IngestEventsRequest(request_id=f"b{first}", events=events), timeout=300
                 )
 
-            await _pool([send(f) for f in range(0, total_events, batch)], 4)
+            await _pool([send(f) for f in range(0, total_events, batch)], 2)
             print(
                 f"billing.bench.ingest events={total_events} seconds={time.perf_counter() - t0:.1f}",
                 flush=True,
@@ -156,6 +156,7 @@ async def main() -> None:
                     grpc_address="127.0.0.1:0",
                     metrics_port=None,
                     metering_address=metering_address,
+                    usage_cutoff_lag_seconds=10,
                     metering_deadline_seconds=300,
                     log_level="WARNING",
                 )

@@ -28,7 +28,12 @@ async def start(settings: Settings) -> RunningServer:
         deadline_seconds=settings.metering_deadline_seconds,
         retry_seconds=settings.metering_retry_seconds,
     )
-    service = BillingService(engine, metering, settle_timeout_seconds=settings.metering_retry_seconds)
+    service = BillingService(
+        engine,
+        metering,
+        settle_timeout_seconds=settings.metering_retry_seconds,
+        cutoff_lag_seconds=settings.usage_cutoff_lag_seconds,
+    )
     running = await start_server(
         address=settings.grpc_address, register=register(service), metrics_port=settings.metrics_port
     )

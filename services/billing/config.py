@@ -25,6 +25,10 @@ class Settings:
     # How long a period close keeps retrying an unavailable metering before failing UNAVAILABLE,
     # and how long it waits for its ingestion cutoff to become settled, in seconds.
     metering_retry_seconds: float = 60.0
+    # The close reads usage ingested before (metering's now - this lag). With a lag at least metering's
+    # settle window the cutoff is settled at once and the close does not wait; events ingested within
+    # the lag land on the next invoice as late usage. 0: read up to now and wait until it settles.
+    usage_cutoff_lag_seconds: float = 0.0
     pool_size: int = 10
 
     @classmethod
@@ -47,12 +51,15 @@ class Settings:
             metering_address=env.str("METERING_ADDRESS", cls.metering_address) or cls.metering_address,
             metering_deadline_seconds=env.float("METERING_DEADLINE_SECONDS", cls.metering_deadline_seconds),
             metering_retry_seconds=env.float("METERING_RETRY_SECONDS", cls.metering_retry_seconds),
+            usage_cutoff_lag_seconds=env.float("USAGE_CUTOFF_LAG_SECONDS", cls.usage_cutoff_lag_seconds),
             pool_size=env.int("POOL_SIZE", cls.pool_size),
         )
         if settings.metering_deadline_seconds <= 0:
             raise SettingsError("BILLING_METERING_DEADLINE_SECONDS must be positive")
         if settings.metering_retry_seconds < 0:
             raise SettingsError("BILLING_METERING_RETRY_SECONDS must not be negative")
+        if settings.usage_cutoff_lag_seconds < 0:
+            raise SettingsError("BILLING_USAGE_CUTOFF_LAG_SECONDS must not be negative")
         if settings.pool_size < 1:
             raise SettingsError("BILLING_POOL_SIZE must be at least 1")
         return settings

@@ -353,11 +353,13 @@ class BillingService:
         metering: MeteringClient,
         *,
         settle_timeout_seconds: float = 60.0,
+        cutoff_lag_seconds: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
         self.metering = metering
         self.settle_timeout_seconds = settle_timeout_seconds
+        self.cutoff_lag = timedelta(seconds=cutoff_lag_seconds)
         self.clock = clock
 
     async def _idempotent(
@@ -746,8 +748,19 @@ class BillingService:
         first = await self.metering.query_usage(
             builder_id=builder_id, meter_key=meter, start=start, end=end, customer_id=PROBE_CUSTOMER
         )
-        cutoff = first.cutoff or self.clock()
-        settled = first.settled
+        cutoff = (first.cutoff or self.clock()) - self.cutoff_lag
+        settled = first.settled and not self.cutoff_lag
+        if self.cutoff_lag:
+            settled = (
+                await self.metering.query_usage(
+                    builder_id=builder_id,
+                    meter_key=meter,
+                    start=start,
+                    end=end,
+                    customer_id=PROBE_CUSTOMER,
+                    cutoff=cutoff,
+                )
+            ).settled
         waited = 0.0
         delay = 0.25
         while not settled:

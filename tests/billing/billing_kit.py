@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -117,3 +118,10 @@ def line_by(invoice: bpb.Invoice, charge_key: str, kind: int = bpb.LINE_KIND_USA
         if line.charge_key == charge_key and line.kind == kind:
             return line
     raise AssertionError(f"no {charge_key} line of kind {kind} on invoice {invoice.number}")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

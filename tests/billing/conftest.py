@@ -46,6 +46,7 @@ class Stack:
     metering: metering_pb2_grpc.MeteringServiceStub
     billing_address: str
     metering_address: str
+    database_url: str
 
 
 @pytest.fixture(scope="module")
@@ -75,5 +76,6 @@ async def stack(make_database, fast_metering_address: str) -> AsyncIterator[Stac
             metering_pb2_grpc.MeteringServiceStub(mch),
             address,
             fast_metering_address,
+            url,
         )
     await running.stop(0)

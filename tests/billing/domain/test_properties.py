@@ -105,7 +105,9 @@ def usages(draw) -> ChargeUsage:
         bucket_counts={k: draw(st.integers(0, 10**5).map(D)) for k in BUCKETS},
         provider_cost=draw(scaled(0, 10**13, 9)),
         request_count=draw(st.integers(0, 10**6).map(D)),
-        quantity_by_workflow=draw(st.dictionaries(st.sampled_from(["w1", "w2", "w3"]), quantities, max_size=3)),
+        quantity_by_workflow=draw(
+            st.dictionaries(st.sampled_from(["w1", "w2", "w3"]), quantities, max_size=3)
+        ),
     )
 
 
@@ -128,7 +130,9 @@ def test_split_parts_always_sum_exactly_to_the_line(line, cost, rule, currency):
 @given(tiers=tiers(), q=quantities, d=quantities)
 def test_graduated_price_is_monotone(tiers, q, d):
     c = Charge("c", "m", "C", Graduated(tiers))
-    assert price_charge(c, ChargeUsage(quantity=q + d)).amount >= price_charge(c, ChargeUsage(quantity=q)).amount
+    assert (
+        price_charge(c, ChargeUsage(quantity=q + d)).amount >= price_charge(c, ChargeUsage(quantity=q)).amount
+    )
 
 
 @given(tiers=tiers(), eps=scaled(1, 1000, 3))
@@ -143,8 +147,10 @@ def test_graduated_price_has_no_jump_at_tier_edges_beyond_the_next_flat_fee(tier
         # Just above the edge: the next tier's flat fee plus eps units at its price (nine-place rounding aside).
         assert abs(above - at - following.flat_price - eps * following.unit_price) <= D("0.000000002")
         # Just below the edge the price approaches the edge value from below, no flat fee in between.
-        assert 0 <= at - below <= eps * tier.unit_price + (tier.flat_price if edge - eps <= 0 else 0) + D(
-            "0.000000002"
+        assert (
+            0
+            <= at - below
+            <= eps * tier.unit_price + (tier.flat_price if edge - eps <= 0 else 0) + D("0.000000002")
         )
 
 
@@ -183,16 +189,29 @@ def test_a_charge_never_exceeds_its_maximum_nor_falls_below_its_minimum(charge, 
 )
 def test_invoice_total_is_the_sum_of_rounded_lines_and_splits(charge_list, usage_list, base, rule):
     charge_list = [
-        Charge(f"c{i}", c.meter_key, c.display_name, c.price, c.included_quantity, c.minimum_amount,
-               c.maximum_amount, c.provider_cost_meter_key)
+        Charge(
+            f"c{i}",
+            c.meter_key,
+            c.display_name,
+            c.price,
+            c.included_quantity,
+            c.minimum_amount,
+            c.maximum_amount,
+            c.provider_cost_meter_key,
+        )
         for i, c in enumerate(charge_list)
     ]
     plan = validate_plan(PlanSpec("USD", tuple(charge_list), base_fee=base))
-    invoice = build_invoice(plan, {c.key: u for c, u in zip(charge_list, usage_list, strict=False)}, rule, MARCH)
+    invoice = build_invoice(
+        plan, {c.key: u for c, u in zip(charge_list, usage_list, strict=False)}, rule, MARCH
+    )
     assert invoice.total == sum((line.amount for line in invoice.lines), D(0))
     assert all(round_line(line.amount, "USD") == line.amount for line in invoice.lines)
     assert all(line.amount == round_line(line.amount_unrounded, "USD") for line in invoice.lines)
-    assert invoice.provider_cost_total + invoice.platform_fee_total + invoice.builder_margin_total == invoice.total
+    assert (
+        invoice.provider_cost_total + invoice.platform_fee_total + invoice.builder_margin_total
+        == invoice.total
+    )
     # Paying it produces entries that sum exactly to the total, whatever the workflow attribution.
     entries = earnings_for_payment(invoice.lines, "USD", PARTIES)
     assert sum((e.amount for e in entries), D(0)) == invoice.total
@@ -206,12 +225,22 @@ def test_invoice_total_is_the_sum_of_rounded_lines_and_splits(charge_list, usage
 )
 def test_credit_allocations_sum_exactly_and_never_exceed_the_invoice(charge_list, usage_list, rule, cuts):
     charge_list = [
-        Charge(f"c{i}", c.meter_key, c.display_name, c.price, c.included_quantity, c.minimum_amount,
-               c.maximum_amount, c.provider_cost_meter_key)
+        Charge(
+            f"c{i}",
+            c.meter_key,
+            c.display_name,
+            c.price,
+            c.included_quantity,
+            c.minimum_amount,
+            c.maximum_amount,
+            c.provider_cost_meter_key,
+        )
         for i, c in enumerate(charge_list)
     ]
     plan = PlanSpec("USD", tuple(charge_list), base_fee=D("10.00"))
-    invoice = build_invoice(plan, {c.key: u for c, u in zip(charge_list, usage_list, strict=False)}, rule, MARCH)
+    invoice = build_invoice(
+        plan, {c.key: u for c, u in zip(charge_list, usage_list, strict=False)}, rule, MARCH
+    )
     credited = tuple(type(line.split)(D(0), D(0), D(0)) for line in invoice.lines)
     for cut in cuts:
         remaining = creditable_amount(invoice.lines, credited)
@@ -251,7 +280,9 @@ def test_late_adjustment_plus_the_closed_line_equals_the_line_priced_on_time(cha
     assert adjustment.split.total == adjustment.amount
 
 
-@given(total=st.integers(-(10**6), 10**6), weights=st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=8))
+@given(
+    total=st.integers(-(10**6), 10**6), weights=st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=8)
+)
 def test_largest_remainder_allocation_sums_exactly(total, weights):
     ws = [D(w).scaleb(-2) for w in weights]
     if sum(ws) == 0:
