@@ -93,7 +93,10 @@ def has_at_most_places(value: Decimal, places: int) -> bool:
     """True when `value` needs no more than `places` decimal places (trailing zeros do not count)."""
     if not value.is_finite():
         return False
-    return value == value.quantize(Decimal(1).scaleb(-places), context=DOMAIN_CONTEXT)
+    try:
+        return value == value.quantize(Decimal(1).scaleb(-places), context=DOMAIN_CONTEXT)
+    except decimal.InvalidOperation:  # more digits than the context holds: far beyond any amount
+        return False
 
 
 def allocate(total: Decimal, weights: Sequence[Decimal], currency: str) -> tuple[Decimal, ...]:

@@ -69,6 +69,8 @@ from .pricing import (
 )
 
 MAX_PLACES = 9
+# Every amount and quantity must fit NUMERIC(38, 9) with room for products and sums: 10^18 units.
+MAX_VALUE = Decimal(10) ** 18
 KEY_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAX_CHARGES = 100
 MAX_TIERS = 50
@@ -98,6 +100,8 @@ def _join(prefix: str, name: str) -> str:
 def _number(value: Decimal, path: str, *, places: int = MAX_PLACES, positive: bool = False) -> None:
     if not isinstance(value, Decimal) or not value.is_finite():
         raise InvalidArgument(f"must be a decimal number, got {value!r}", field=path)
+    if value >= MAX_VALUE:
+        raise InvalidArgument(f"must be less than 10^18, got {value}", field=path)
     if value < 0 or (positive and value == 0):
         raise InvalidArgument(
             f"must be {'greater than zero' if positive else 'zero or more'}, got {value}", field=path

@@ -215,3 +215,19 @@ def test_jpy_base_fee_must_be_whole_yen():
         validate_plan(PlanSpec("JPY", base_fee=D("100.5")))
     assert err.value.field == "base_fee"
     assert validate_plan(PlanSpec("JPY", base_fee=D(100))).base_fee == 100
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1.0e+100", "1000000000000000000", "123456789012345678901234567890123456789012345678901234567890123.5"],
+)
+def test_absurdly_large_amounts_are_refused_with_the_field(value):
+    with pytest.raises(InvalidArgument) as err:
+        parse_plan_yaml(_charge_yaml(f"    per_unit: {{unit_price: {value}}}\n"))
+    assert err.value.field == "charges[0].per_unit.unit_price"
+
+
+def test_a_charge_without_a_price_model_names_the_price_field():
+    with pytest.raises(InvalidArgument) as err:
+        validate_plan(PlanSpec("USD", (Charge("a", "m", "A", None),)))  # type: ignore[arg-type]
+    assert err.value.field == "charges[0].price"
