@@ -71,9 +71,16 @@ def minor_units(currency: str, *, field: str = "currency") -> int:
         raise InvalidArgument(f"unknown currency {currency!r}; supported: {known}", field=field) from None
 
 
+_MINOR_UNIT: dict[str, Decimal] = {code: Decimal(1).scaleb(-n) for code, n in CURRENCY_MINOR_UNITS.items()}
+
+
 def minor_unit(currency: str) -> Decimal:
     """The size of one minor unit as a Decimal: Decimal("0.01") for USD, Decimal("1") for JPY."""
-    return Decimal(1).scaleb(-minor_units(currency))
+    unit = _MINOR_UNIT.get(currency) if isinstance(currency, str) else None
+    if unit is None:
+        minor_units(currency)  # raises the InvalidArgument naming the currency
+        raise AssertionError("unreachable")
+    return unit
 
 
 def quantize9(amount: Decimal) -> Decimal:
