@@ -231,3 +231,10 @@ def test_a_charge_without_a_price_model_names_the_price_field():
     with pytest.raises(InvalidArgument) as err:
         validate_plan(PlanSpec("USD", (Charge("a", "m", "A", None),)))  # type: ignore[arg-type]
     assert err.value.field == "charges[0].price"
+
+
+def test_a_key_written_twice_in_yaml_is_refused_instead_of_keeping_the_last():
+    with pytest.raises(InvalidArgument) as err:
+        parse_plan_yaml(_charge_yaml("    per_unit:\n      unit_price: 1\n      unit_price: 2\n"))
+    assert err.value.field == "yaml"
+    assert "duplicate key 'unit_price'" in err.value.message and "line 8" in err.value.message
