@@ -11,6 +11,7 @@ from billing.domain import (
     Charge,
     ChargeUsage,
     CostPlusMarkup,
+    EarningsKind,
     EarningsParties,
     Graduated,
     LateUsage,
@@ -298,3 +299,31 @@ def test_largest_remainder_allocation_sums_exactly(total, weights):
 def test_plans_round_trip_through_their_stored_form(charge):
     plan = validate_plan(PlanSpec("USD", (charge,), base_fee=D("1.50")))
     assert plan_from_dict(plan_to_dict(plan)) == plan
+
+
+@given(
+    model=st.one_of(
+        st.builds(PerUnit, prices),
+        st.builds(Package, st.integers(1, 1000).map(D), prices),
+        st.builds(Graduated, tiers()),
+    ),
+    included=quantities,
+    q=quantities,
+    d=quantities,
+)
+def test_per_unit_package_and_graduated_prices_never_fall_as_usage_grows(model, included, q, d):
+    c = Charge("c", "m", "C", model, included_quantity=included)
+    assert (
+        price_charge(c, ChargeUsage(quantity=q + d)).amount >= price_charge(c, ChargeUsage(quantity=q)).amount
+    )
+
+
+@given(charge=charges(), usage=usages(), rule=fee_rules)
+def test_earnings_per_kind_equal_the_invoice_split_totals(charge, usage, rule):
+    invoice = build_invoice(PlanSpec("USD", (charge,), base_fee=D("5.00")), {"c": usage}, rule, MARCH)
+    entries = earnings_for_payment(invoice.lines, "USD", PARTIES)
+    totals = {kind: sum((e.amount for e in entries if e.kind is kind), D(0)) for kind in EarningsKind}
+    assert totals[EarningsKind.PROVIDER_COST] == invoice.provider_cost_total
+    assert totals[EarningsKind.PLATFORM_FEE] == invoice.platform_fee_total
+    assert totals[EarningsKind.BUILDER_MARGIN] == invoice.builder_margin_total
+    assert all(e.amount != 0 for e in entries)
