@@ -22,7 +22,7 @@ import grpc
 
 from bench._db import fresh_database
 from common.logging import configure_logging
-from common.money import from_money, to_timestamp
+from common.money import format_decimal, from_money, to_timestamp
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.billing.v1 import billing_pb2_grpc
 from tollgate.metering.v1 import metering_pb2 as mpb
@@ -210,7 +210,9 @@ async def main() -> None:
                     timeout=600,
                 )
                 seconds = time.perf_counter() - t2
-                totals = " ".join(f"total_{t.currency_code}={from_money(t)}" for t in reply.totals)
+                totals = " ".join(
+                    f"total_{t.currency_code}={format_decimal(from_money(t))}" for t in reply.totals
+                )
                 print(
                     f"billing.close customers={customers} events={total_events} "
                     f"invoices={reply.finalized_count} seconds={seconds:.1f} {totals}",
