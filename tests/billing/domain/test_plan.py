@@ -238,3 +238,9 @@ def test_a_key_written_twice_in_yaml_is_refused_instead_of_keeping_the_last():
         parse_plan_yaml(_charge_yaml("    per_unit:\n      unit_price: 1\n      unit_price: 2\n"))
     assert err.value.field == "yaml"
     assert "duplicate key 'unit_price'" in err.value.message and "line 8" in err.value.message
+
+
+def test_plan_file_key_must_be_a_valid_key():
+    with pytest.raises(InvalidArgument) as err:
+        parse_plan_file("key: Not A Key\n" + AGENCY_YAML)
+    assert err.value.field == "key"
