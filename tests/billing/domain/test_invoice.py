@@ -201,3 +201,18 @@ def test_credit_amount_must_be_positive_whole_cents(amount):
     with pytest.raises(InvalidArgument) as err:
         allocate_credit(invoice.lines, (), D(amount), "USD")
     assert err.value.field == "amount"
+
+
+def test_credits_on_an_invoice_with_a_negative_late_line_still_sum_exactly():
+    volume = Charge("calls", "calls", "Calls", Volume((Tier(D(100), D(1)), Tier(None, D("0.50")))))
+    late = LateUsage(volume, MARCH, ChargeUsage(quantity=D(100)), ChargeUsage(quantity=D(101)))
+    invoice = build_invoice(PLAN, usage(), FEE, next_period(MARCH), [late])
+    assert invoice.lines[-1].amount == D("-49.50")
+    first = allocate_credit(invoice.lines, (), D("33.33"), "USD")
+    assert sum(s.total for s in first) == D("33.33")
+    rest = creditable_amount(invoice.lines, first)
+    assert rest == invoice.total - D("33.33")
+    second = allocate_credit(invoice.lines, first, rest, "USD")
+    assert tuple(a + b for a, b in zip(first, second, strict=True)) == tuple(
+        line.split for line in invoice.lines
+    )
