@@ -246,7 +246,11 @@ def build_invoice(
 
 
 def apply_wallet(total: Decimal, wallet_balance: Decimal) -> WalletApplication:
-    """Use the prepaid balance against an invoice total: applied = min(total, balance), floored at 0."""
+    """Use the prepaid balance against an invoice total: applied = min(total, balance), floored at 0.
+
+    A negative total (late-usage credits larger than the period's charges) applies nothing and
+    leaves a negative amount due: money owed to the customer, which the service may credit.
+    """
     applied = max(ZERO, min(total, wallet_balance))
     return WalletApplication(applied=applied, amount_due=total - applied)
 

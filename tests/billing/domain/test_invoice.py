@@ -216,3 +216,8 @@ def test_credits_on_an_invoice_with_a_negative_late_line_still_sum_exactly():
     assert tuple(a + b for a, b in zip(first, second, strict=True)) == tuple(
         line.split for line in invoice.lines
     )
+
+
+def test_a_negative_invoice_total_takes_nothing_from_the_wallet():
+    result = apply_wallet(D("-4.50"), D("20.00"))
+    assert (result.applied, result.amount_due) == (D(0), D("-4.50"))
