@@ -26,18 +26,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fakeprovider", description=__doc__)
     p.add_argument("--host", default=_env("host", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(_env("port", "8091")))
-    p.add_argument("--name", default=_env("name", "provider_a"), help="provider name shown in answers and stats")
+    p.add_argument(
+        "--name", default=_env("name", "provider_a"), help="provider name shown in answers and stats"
+    )
     p.add_argument("--api-key", default=_env("api_key", ""), help="require Authorization: Bearer <key>")
     p.add_argument("--models", default=_env("models", "fake-chat"), help="comma-separated model ids")
-    p.add_argument("--strict-models", action="store_true", default=_env("strict_models", "") == "true",
-                   help="answer 404 for models not in --models")
+    p.add_argument(
+        "--strict-models",
+        action="store_true",
+        default=_env("strict_models", "") == "true",
+        help="answer 404 for models not in --models",
+    )
     p.add_argument("--latency-ms", type=float, default=float(_env("latency_ms", "0")))
     p.add_argument("--ttft-ms", type=float, default=float(_env("ttft_ms", "0")))
     p.add_argument("--inter-token-ms", type=float, default=float(_env("inter_token_ms", "0")))
     p.add_argument("--completion-tokens", type=int, default=int(_env("completion_tokens", "8")))
     p.add_argument("--error-rate", type=float, default=float(_env("error_rate", "0")))
-    p.add_argument("--error-kinds", default=_env("error_kinds", "500"),
-                   help="comma-separated: 400,401,404,429,500,502,503,timeout,reset,midstream")
+    p.add_argument(
+        "--error-kinds",
+        default=_env("error_kinds", "500"),
+        help="comma-separated: 400,401,404,429,500,502,503,timeout,reset,midstream",
+    )
     p.add_argument("--seed", type=int, default=int(_env("seed", "0")))
     p.add_argument("--omit-usage", action="store_true", default=_env("omit_usage", "") == "true")
     p.add_argument("--log-level", default=_env("log_level", "INFO"))

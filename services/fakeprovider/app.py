@@ -255,7 +255,10 @@ class _Handlers:
         denied = self._unauthorized(request)
         if denied is not None:
             return denied
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": self.s.name} for m in self.s.behaviour.models]
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": self.s.name}
+            for m in self.s.behaviour.models
+        ]
         return web.json_response({"object": "list", "data": data})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
@@ -365,9 +368,15 @@ class _Handlers:
         )
         tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
         chunks = [f'{head}"delta":{{"role":"assistant","content":""}},"finish_reason":null}}]{tail}']
-        chunks += [f'{head}"delta":{{"content":{d}}},"finish_reason":null}}]{tail}' for d in s.texts(n).delta_jsons]
+        chunks += [
+            f'{head}"delta":{{"content":{d}}},"finish_reason":null}}]{tail}' for d in s.texts(n).delta_jsons
+        ]
         resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-fake-provider": s.name}
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "x-fake-provider": s.name,
+            }
         )
         await resp.prepare(request)
         if midstream:
@@ -382,8 +391,10 @@ class _Handlers:
             return resp
         chunks.append(f'{head}"delta":{{}},"finish_reason":"stop"}}]{tail}')
         if include_usage and not b.omit_usage:
-            usage = f'"usage":{{"prompt_tokens":{prompt},"completion_tokens":{n},"total_tokens":{prompt + n}}}'
-            chunks.append(f'{head[:-12]}[],{usage}}}\n\n')
+            usage = (
+                f'"usage":{{"prompt_tokens":{prompt},"completion_tokens":{n},"total_tokens":{prompt + n}}}'
+            )
+            chunks.append(f"{head[:-12]}[],{usage}}}\n\n")
         chunks.append("data: [DONE]\n\n")
         if not b.ttft_ms and not b.inter_token_ms:
             await resp.write("".join(chunks).encode())
@@ -467,7 +478,9 @@ class FakeProvider:
         await self._runner.cleanup()
 
 
-async def start(host: str = "127.0.0.1", port: int = 0, *, name: str = "fakeprovider", **options: Any) -> FakeProvider:
+async def start(
+    host: str = "127.0.0.1", port: int = 0, *, name: str = "fakeprovider", **options: Any
+) -> FakeProvider:
     """Start a provider on host:port (0 = a free port) in the running event loop.
 
     `options` are Behaviour fields (latency_ms=..., error_kinds=["429"], api_key=..., ...).

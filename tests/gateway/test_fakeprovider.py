@@ -16,7 +16,6 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
-
 from fakeprovider.app import start
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,10 +61,16 @@ async def test_wrong_key_is_401_and_counted(provider):
     assert provider.stats()["by_outcome"] == {"unauthorized": 1}
 
 
-@pytest.mark.parametrize(("kind", "error"), [
-    ("429", openai.RateLimitError), ("500", openai.InternalServerError), ("503", openai.InternalServerError),
-    ("400", openai.BadRequestError), ("reset", openai.APIConnectionError),
-])
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("429", openai.RateLimitError),
+        ("500", openai.InternalServerError),
+        ("503", openai.InternalServerError),
+        ("400", openai.BadRequestError),
+        ("reset", openai.APIConnectionError),
+    ],
+)
 async def test_control_fail_next_makes_exactly_the_next_request_fail(provider, kind, error):
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{provider.url}/_control", json={"fail_next": 1, "error_kinds": [kind]}) as r:
@@ -109,7 +114,9 @@ async def test_error_rate_is_seeded_and_reproducible():
         p = await start("127.0.0.1", 0, name="p", error_rate=0.5, error_kinds=["500", "503"], seed=7)
         async with aiohttp.ClientSession() as http:
             for _ in range(20):
-                async with http.post(f"{p.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES}):
+                async with http.post(
+                    f"{p.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES}
+                ):
                     pass
         outcomes.append(p.stats()["by_outcome"])
         await p.stop()
@@ -147,8 +154,15 @@ async def test_command_line_program_serves_and_stops_on_sigterm():
         port = s.getsockname()[1]
     env = {**os.environ, "FAKEPROVIDER_COMPLETION_TOKENS": "2"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fakeprovider", "--port", str(port), "--name", "provider_b",
-        env=env, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "fakeprovider",
+        "--port",
+        str(port),
+        "--name",
+        "provider_b",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         c = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
