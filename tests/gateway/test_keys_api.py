@@ -35,8 +35,9 @@ async def rows_as_text(database_url: str) -> list[str]:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         tables = await conn.fetch(
-            "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS t FROM information_schema.tables"
-            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'"
+            "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS t"
+            " FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            " AND table_schema NOT IN ('pg_catalog', 'information_schema')"
         )
         out = []
         for t in tables:

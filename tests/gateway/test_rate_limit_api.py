@@ -72,7 +72,7 @@ async def test_tokens_per_minute_rejects_once_answers_used_the_budget(stack, mod
     statuses = [(await stack.post_chat(secret, body))[0] for _ in range(4)]
     assert statuses[:2] == [200, 200]
     assert 429 in statuses[2:]
-    status, headers, err = await stack.post_chat(secret, body)
+    status, headers, _ = await stack.post_chat(secret, body)
     assert status == 429
     assert int(headers["Retry-After"]) >= 1
     with pytest.raises(grpc.aio.AioRpcError) as gerr:
