@@ -49,8 +49,8 @@ async def list_events(address: str, builder_id: str, **filters) -> list[metering
                 return out
 
 
-async def wait_for_events(address: str, builder_id: str, count: int, timeout: float = 20.0, **filters):
-    deadline = time.monotonic() + timeout
+async def wait_for_events(address: str, builder_id: str, count: int, wait_s: float = 20.0, **filters):
+    deadline = time.monotonic() + wait_s
     while True:
         events = await list_events(address, builder_id, **filters)
         if len(events) >= count or time.monotonic() > deadline:
@@ -81,7 +81,7 @@ async def test_every_attempt_is_an_event_with_tokens_exact_cost_and_merged_tags(
     model = await stack.upsert_model([{"provider": "provider_a"}, {"provider": "provider_b"}])
     stack.providers["provider_a"].control(fail_next=1, error_kinds=["500"])
     rid = f"req-{uuid.uuid4().hex}"
-    status, headers, body = await stack.post_chat(
+    status, _, body = await stack.post_chat(
         secret,
         {
             "model": model,
@@ -177,7 +177,7 @@ async def test_estimated_tokens_are_marked_when_the_provider_omits_usage(stack, 
     assert reply.usage.estimated is True
     assert reply.usage.output_tokens > 0
     (event,) = await wait_for_events(metering_address, builder, 1)
-    assert event.tags.get("usage_estimated") == "true" or event.tags.get("estimated") == "true"
+    assert event.tags["tokens_estimated"] == "true"
     assert Decimal(event.quantities["output_tokens"]) == reply.usage.output_tokens
 
 
@@ -197,7 +197,9 @@ async def test_midstream_failure_records_the_partial_usage_as_failed(stack, mete
     assert event.id == "mid-1:1"
     assert event.status == metering_pb2.EVENT_STATUS_FAILED
     assert event.tags["provider"] == "provider_a"
-    assert Decimal(event.quantities["output_tokens"]) > 0  # the three tokens that were streamed, estimated
+    # "provider_a says hello" was streamed: estimated at about 4 characters a token.
+    assert Decimal(event.quantities["output_tokens"]) > 0
+    assert event.tags["tokens_estimated"] == "true"
 
 
 # --- outages: metering stopped under load, gateway SIGKILLed under load -------------------------------------
@@ -255,7 +257,7 @@ async def test_metering_down_under_load_then_back_gets_every_event_exactly_once(
         after = await load(stack.http_url, secret, model, 100, 8, "post")
         answered = before + during + after
         assert len(answered) == 500  # metering being down never failed a caller
-        events = await wait_for_events(address, builder, len(answered), timeout=30)
+        events = await wait_for_events(address, builder, len(answered), wait_s=30)
         ids = Counter(e.id for e in events)
         assert sum(ids.values()) == len(answered)
         assert set(ids) == {f"{rid}:1" for rid in answered}
@@ -322,7 +324,7 @@ async def test_sigkilled_gateway_loses_no_event_whose_answer_reached_the_caller(
         await proc.wait()
         assert 0 < len(answered) < 3000, "the kill should land mid-load"
         proc = await spawn()  # the restarted gateway's relay delivers what the dead one had committed
-        events = await wait_for_events(metering_address, builder, len(answered), timeout=30)
+        events = await wait_for_events(metering_address, builder, len(answered), wait_s=30)
         ids = Counter(e.id for e in events)
         missing = {f"{rid}:1" for rid in answered} - set(ids)
         assert not missing, f"{len(missing)} answered requests lost their usage event"
