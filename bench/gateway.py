@@ -121,7 +121,7 @@ async def _wait_grpc(address: str, proc: Proc) -> None:
     raise RuntimeError(f"{proc.name} never became SERVING")
 
 
-# --- measurement -------------------------------------------------------------------------------------------
+# --- measurement ---
 
 
 async def _one(
@@ -244,13 +244,13 @@ async def _throughput(
         ok += r["ok"]
         errors += r["errors"]
     print(
-        f"{label} c={per * procs} seconds={seconds:g} requests_per_s={ok / seconds:.0f} ok={ok} errors={errors}"
-        f" load_generator={procs}x(python aiohttp raw client, {per} connections)",
+        f"{label} c={per * procs} seconds={seconds:g} requests_per_s={ok / seconds:.0f}"
+        f" ok={ok} errors={errors} load_generator={procs}x(python aiohttp raw client, {per} connections)",
         flush=True,
     )
 
 
-# --- the stack -----------------------------------------------------------------------------------------------
+# --- the stack ---
 
 
 async def _create_key(grpc_address: str, admin_token: str) -> str:
@@ -329,7 +329,8 @@ async def main() -> None:
         catalog = workdir / "catalog.yaml"
         catalog.write_text(
             "providers:\n"
-            f"  - name: bench_provider\n    base_url: {provider_url}/v1\n    credential_env: BENCH_UPSTREAM_KEY\n"
+            f"  - name: bench_provider\n    base_url: {provider_url}/v1\n"
+            "    credential_env: BENCH_UPSTREAM_KEY\n"
             "models:\n"
             f"  - name: {MODEL}\n    offerings:\n"
             "      - provider: bench_provider\n        upstream_model: fake-chat\n"
@@ -366,7 +367,7 @@ async def main() -> None:
         await _wait_http(f"{http_url}/v1/models", gateway, {"Authorization": f"Bearer {secret}"})
 
         print(
-            f"gateway.setup provider=python -m fakeprovider (0 ms latency, 8 tokens) gateway=python -m gateway"
+            "gateway.setup provider=python -m fakeprovider (0 ms latency, 8 tokens) gateway=python -m gateway"
             f" metering={'python -m metering' if with_metering else 'absent (relay off)'}"
             f" latency_client=this process (raw aiohttp, keep-alive) cpus={os.cpu_count()}",
             flush=True,
