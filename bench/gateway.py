@@ -5,9 +5,9 @@ Three kinds of processes, so the numbers are not one event loop measuring itself
 - a stand-in provider (`python -m fakeprovider`, zero latency, 8 completion tokens): the baseline;
 - the gateway (`python -m gateway`, its own database) relaying usage to metering (`python -m metering`,
   its own database) when metering is installed;
-- load generators: this process (lean raw aiohttp client, one request at a time per connection) for
-  the latency figures, and for requests/s several `python -m bench.gateway load ...` processes so the
-  client is not the bottleneck.
+- load generators: child processes (`python -m bench.gateway lat|load ...`) running a minimal HTTP/1.1
+  keep-alive client on uvloop, one request at a time per connection; one process for the latency
+  figures, several for requests/s so the client is not the bottleneck.
 
 Added latency = (through the gateway) - (straight to the stand-in), same run, same client, p50 and p99.
 Targets on the 2-core machine: added p50 <= 1.0 ms and p99 <= 3 ms at c=1; >= 2,500 req/s at c=64,
@@ -122,69 +122,158 @@ async def _wait_grpc(address: str, proc: Proc) -> None:
 
 
 # --- measurement ---
+#
+# The load generator is a minimal HTTP/1.1 keep-alive client on asyncio protocols under uvloop, run in
+# child processes (`python -m bench.gateway lat|load ...`): an aiohttp client tops out near the rate it
+# is asked to measure on 2 cores, so it would report its own cost as the gateway's.
 
 
-async def _one(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
-) -> tuple[float, bool]:
-    t0 = time.perf_counter()
-    async with session.post(url, data=body, headers=headers) as r:
-        await r.read()
-        ok = r.status == 200
-    return (time.perf_counter() - t0) * 1000, ok
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection; one request in flight at a time; reads Content-Length or chunked bodies."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter is None or self.waiter.done():
+            return
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buf[:end]).lower()
+        at = head.find(b"content-length:")
+        if at >= 0:
+            n = int(head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None])
+            total = end + 4 + n
+            if len(self.buf) < total:
+                return
+        elif self.buf.endswith(b"\r\n0\r\n\r\n"):
+            total = len(self.buf)
+        else:
+            return
+        status = int(self.buf[9:12])
+        del self.buf[:total]
+        self.waiter.set_result(status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+
+    async def request(self, data: bytes) -> int:
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)  # type: ignore[union-attr]
+        return await self.waiter
 
 
-async def _latencies(
-    url: str, body: bytes, headers: dict[str, str], concurrency: int, total: int
-) -> tuple[list[float], int]:
-    conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    async with aiohttp.ClientSession(connector=conn, skip_auto_headers=("User-Agent",)) as session:
-        for _ in range(min(200, total // 5)):  # warm-up: connections, caches, JIT-free but lazy paths
-            await _one(session, url, body, headers)
-        samples: list[float] = []
-        errors = 0
-        remaining = iter(range(total))
-
-        async def worker() -> None:
-            nonlocal errors
-            for _ in remaining:
-                try:
-                    ms, ok = await _one(session, url, body, headers)
-                except aiohttp.ClientError:
-                    errors += 1
-                    continue
-                if ok:
-                    samples.append(ms)
-                else:
-                    errors += 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    samples.sort()
-    return samples, errors
+def _request_bytes(url: str, secret: str, body: bytes) -> tuple[str, int, bytes]:
+    rest = url.removeprefix("http://")
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    head = (
+        f"POST /{path} HTTP/1.1\r\nHost: {hostport}\r\nAuthorization: Bearer {secret}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return host, int(port), head.encode() + body
 
 
-async def _paired(label: str, concurrency: int, total: int, direct: tuple, gateway: tuple) -> dict[str, Any]:
+async def _connect(host: str, port: int) -> _Conn:
+    _, conn = await asyncio.get_running_loop().create_connection(_Conn, host, port)
+    return conn
+
+
+async def _lat_worker(url: str, secret: str, kind: str, concurrency: int, total: int) -> dict[str, Any]:
+    """Latency of `total` requests over `concurrency` connections, each sending back to back."""
+    host, port, data = _request_bytes(url, secret, STREAM_BODY if kind == "stream" else BODY)
+    conns = [await _connect(host, port) for _ in range(concurrency)]
+    for c in conns:  # warm-up
+        for _ in range(max(1, 100 // concurrency)):
+            await c.request(data)
+    samples: list[float] = []
+    errors = 0
+    remaining = iter(range(total))
+    clock = time.perf_counter
+
+    async def worker(c: _Conn) -> None:
+        nonlocal errors
+        for _ in remaining:
+            t0 = clock()
+            status = await c.request(data)
+            if status == 200:
+                samples.append((clock() - t0) * 1000)
+            else:
+                errors += 1
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    for c in conns:
+        c.transport.close()  # type: ignore[union-attr]
+    return {"samples": samples, "errors": errors}
+
+
+async def _load_worker(url: str, secret: str, concurrency: int, seconds: float) -> dict[str, int]:
+    """Requests/s: `concurrency` connections, each sending requests back to back for `seconds`."""
+    host, port, data = _request_bytes(url, secret, BODY)
+    conns = [await _connect(host, port) for _ in range(concurrency)]
+    ok = errors = 0
+    end = time.perf_counter() + seconds
+
+    async def worker(c: _Conn) -> None:
+        nonlocal ok, errors
+        while time.perf_counter() < end:
+            try:
+                status = await c.request(data)
+            except ConnectionError:
+                errors += 1
+                return
+            if status == 200:
+                ok += 1
+            else:
+                errors += 1
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    for c in conns:
+        c.transport.close()  # type: ignore[union-attr]
+    return {"ok": ok, "errors": errors}
+
+
+async def _child(*args: str) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.gateway", *args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator {args[0]} failed with {proc.returncode}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def _paired(
+    label: str, kind: str, concurrency: int, total: int, direct: tuple[str, str], gateway: tuple[str, str]
+) -> dict[str, float]:
     # Alternating direct / gateway rounds so both see the same machine conditions (other engineers' jobs).
     d_all: list[float] = []
     g_all: list[float] = []
     errors = 0
     rounds = 3
     for _ in range(rounds):
-        d, de = await _latencies(*direct, concurrency, total // rounds)
-        g, ge = await _latencies(*gateway, concurrency, total // rounds)
-        d_all += d
-        g_all += g
-        errors += de + ge
+        for target, acc in ((direct, d_all), (gateway, g_all)):
+            r = await _child("lat", target[0], target[1], kind, str(concurrency), str(total // rounds))
+            acc += r["samples"]
+            errors += r["errors"]
     d_all.sort()
     g_all.sort()
     r = {
         "direct_p50_ms": _pct(d_all, 0.50),
         "gateway_p50_ms": _pct(g_all, 0.50),
+        "added_p50_ms": _pct(g_all, 0.50) - _pct(d_all, 0.50),
         "direct_p99_ms": _pct(d_all, 0.99),
         "gateway_p99_ms": _pct(g_all, 0.99),
+        "added_p99_ms": _pct(g_all, 0.99) - _pct(d_all, 0.99),
     }
-    r["added_p50_ms"] = r["gateway_p50_ms"] - r["direct_p50_ms"]
-    r["added_p99_ms"] = r["gateway_p99_ms"] - r["direct_p99_ms"]
     print(
         f"{label} c={concurrency} n={len(g_all)} "
         + " ".join(f"{k}={v:.2f}" for k, v in r.items())
@@ -194,58 +283,19 @@ async def _paired(label: str, concurrency: int, total: int, direct: tuple, gatew
     return r
 
 
-async def _load_worker(url: str, secret: str, concurrency: int, seconds: float) -> dict[str, int]:
-    """One load process: `concurrency` connections, each sending requests back to back for `seconds`."""
-    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-    ok = errors = 0
-    conn = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=conn, skip_auto_headers=("User-Agent",)) as session:
-        end = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal ok, errors
-            while time.perf_counter() < end:
-                try:
-                    async with session.post(url, data=BODY, headers=headers) as r:
-                        await r.read()
-                        if r.status == 200:
-                            ok += 1
-                        else:
-                            errors += 1
-                except aiohttp.ClientError:
-                    errors += 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"ok": ok, "errors": errors}
-
-
 async def _throughput(
     label: str, url: str, secret: str, concurrency: int, seconds: float, procs: int
 ) -> None:
     per = max(1, concurrency // procs)
-    children = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.gateway",
-            "load",
-            url,
-            secret,
-            str(per),
-            str(seconds),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for _ in range(procs)
-    ]
-    ok = errors = 0
-    for child in children:
-        out, _ = await child.communicate()
-        r = json.loads(out.decode().strip().splitlines()[-1])
-        ok += r["ok"]
-        errors += r["errors"]
+    results = await asyncio.gather(
+        *(_child("load", url, secret, str(per), str(seconds)) for _ in range(procs))
+    )
+    ok = sum(r["ok"] for r in results)
+    errors = sum(r["errors"] for r in results)
     print(
         f"{label} c={per * procs} seconds={seconds:g} requests_per_s={ok / seconds:.0f}"
-        f" ok={ok} errors={errors} load_generator={procs}x(python aiohttp raw client, {per} connections)",
+        f" ok={ok} errors={errors} load_generator={procs}x(raw asyncio HTTP/1.1 client on uvloop,"
+        f" {per} keep-alive connections each)",
         flush=True,
     )
 
@@ -369,24 +419,22 @@ async def main() -> None:
         print(
             "gateway.setup provider=python -m fakeprovider (0 ms latency, 8 tokens) gateway=python -m gateway"
             f" metering={'python -m metering' if with_metering else 'absent (relay off)'}"
-            f" latency_client=this process (raw aiohttp, keep-alive) cpus={os.cpu_count()}",
+            " load_generator=child processes (raw asyncio HTTP/1.1 keep-alive client on uvloop)"
+            f" cpus={os.cpu_count()}",
             flush=True,
         )
-        direct_h = {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"}
-        gw_h = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         direct_url = f"{provider_url}/v1/chat/completions"
         gw_url = f"{http_url}/v1/chat/completions"
         for concurrency, total in ((1, C1_REQUESTS), (64, C64_REQUESTS)):
-            await _paired(
-                "gateway.http.unary", concurrency, total, (direct_url, BODY, direct_h), (gw_url, BODY, gw_h)
-            )
-            await _paired(
-                "gateway.http.stream",
-                concurrency,
-                total,
-                (direct_url, STREAM_BODY, direct_h),
-                (gw_url, STREAM_BODY, gw_h),
-            )
+            for kind in ("unary", "stream"):
+                await _paired(
+                    f"gateway.http.{kind}",
+                    kind,
+                    concurrency,
+                    total,
+                    (direct_url, UPSTREAM_KEY),
+                    (gw_url, secret),
+                )
         await _throughput("gateway.http.direct_rps", direct_url, UPSTREAM_KEY, 64, RPS_SECONDS, LOAD_PROCS)
         await _throughput("gateway.http.rps", gw_url, secret, 64, RPS_SECONDS, LOAD_PROCS)
         for p in procs:
@@ -396,8 +444,12 @@ async def main() -> None:
             await p.stop()
 
 
-if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "load":
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] in ("lat", "load"):
     import uvloop
 
-    result = uvloop.run(_load_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))
+    a = sys.argv
+    if a[1] == "lat":
+        result: dict[str, Any] = uvloop.run(_lat_worker(a[2], a[3], a[4], int(a[5]), int(a[6])))
+    else:
+        result = uvloop.run(_load_worker(a[2], a[3], int(a[4]), float(a[5])))
     print(json.dumps(result), flush=True)
