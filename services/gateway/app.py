@@ -1,0 +1,157 @@
+"""Wiring: settings -> database -> store -> caches -> services -> gRPC server + HTTP front door."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+import yaml
+from aiohttp import web
+
+from common.db import create_engine, resolve_database_url
+from common.migrations import upgrade_head_async
+from common.server import RunningServer, start_server
+from common.settings import SettingsError
+from gateway.api import AdminServicer, InferenceServicer
+from gateway.clients import MeteringClient, entitlements_for
+from gateway.config import Settings
+from gateway.domain.catalog import parse_catalog
+from gateway.domain.health import BreakerPolicy
+from gateway.http_api import FrontDoor
+from gateway.outbox import OutboxWriter, Relay
+from gateway.service import AdminService, Catalog, ChatService, HealthBoard, KeyCache, Limiter
+from gateway.store import Store
+from gateway.upstream import Upstream
+from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc, inference_pb2, inference_pb2_grpc
+
+log = structlog.get_logger("gateway.app")
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        raise SettingsError(f"GATEWAY_HTTP_ADDRESS must be host:port, got {address!r}") from None
+
+
+@dataclass
+class GatewayServer:
+    """The running gateway: the gRPC server (common RunningServer) plus the HTTP front door."""
+
+    grpc: RunningServer
+    http_runner: web.AppRunner
+    http_port: int
+    chat: ChatService
+    admin: AdminService
+    relay: Relay | None
+    outbox: OutboxWriter
+    store: Store
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.grpc.metrics_port
+
+    async def set_serving(self) -> None:
+        await self.grpc.set_serving()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        # The HTTP door closes first (in-flight requests get the grace), then gRPC; on_stop callbacks
+        # then flush the outbox, stop the relay and close pools.
+        await self.http_runner.shutdown()
+        await self.http_runner.cleanup()
+        await self.grpc.stop(grace)
+
+
+async def start(settings: Settings) -> GatewayServer:
+    entitlements = entitlements_for(settings.entitlements_enabled, settings.billing_address)
+    url = await resolve_database_url(settings.database_url, settings.data_dir, "gateway")
+    await upgrade_head_async(MIGRATIONS, url, "alembic_version_gateway")
+    engine = create_engine(url, pool_size=4, max_overflow=4)
+    store = Store(engine, url)
+    await store.open()
+
+    keys, catalog = KeyCache(), Catalog()
+    health = HealthBoard(BreakerPolicy(settings.breaker_failure_threshold, settings.breaker_cooldown_seconds,
+                                       settings.latency_ewma_alpha))
+    admin = AdminService(store, keys, catalog, health)
+    if settings.catalog_file:
+        doc = yaml.safe_load(Path(settings.catalog_file).read_text())
+        providers, models = parse_catalog(doc)
+        await admin.apply_catalog(providers, models)
+        log.info("gateway.catalog.loaded", file=settings.catalog_file, providers=len(providers), models=len(models))
+    await admin.reload()
+
+    upstream = Upstream(connect_timeout=settings.connect_timeout_seconds,
+                        attempt_timeout=settings.attempt_timeout_seconds,
+                        stream_idle_timeout=settings.stream_idle_timeout_seconds,
+                        connection_limit=settings.upstream_connection_limit)
+    await upstream.open()
+    outbox = OutboxWriter(store, batch_max=settings.outbox_batch_max,
+                          synchronous_commit=settings.outbox_synchronous_commit)
+    outbox.start()
+    metering = MeteringClient(settings.metering_address, settings.relay_deadline_seconds)
+    relay = None
+    if settings.relay_enabled:
+        relay = Relay(store, metering, batch_size=settings.relay_batch_size, interval=settings.relay_interval_seconds,
+                      backoff_initial=settings.relay_backoff_initial_seconds,
+                      backoff_max=settings.relay_backoff_max_seconds, retention_hours=settings.outbox_retention_hours)
+        outbox.on_commit.append(relay.wake)
+        relay.start()
+    chat = ChatService(settings, keys, catalog, health, Limiter(), upstream, outbox, entitlements)
+
+    def register(server) -> list[str]:
+        inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(chat), server)
+        admin_pb2_grpc.add_GatewayAdminServiceServicer_to_server(AdminServicer(admin, settings.admin_token), server)
+        return [inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
+                admin_pb2.DESCRIPTOR.services_by_name["GatewayAdminService"].full_name]
+
+    running = await start_server(address=settings.grpc_address, register=register,
+                                 metrics_port=settings.metrics_port)
+
+    runner = web.AppRunner(FrontDoor(chat).app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = _split_address(settings.http_address)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    await site.start()
+    http_port = runner.addresses[0][1]
+
+    async def refresh_loop() -> None:
+        while True:
+            await asyncio.sleep(settings.refresh_seconds)
+            try:
+                await admin.reload()
+            except Exception as exc:  # keep serving from the last good copy
+                log.warning("gateway.refresh_failed", error=type(exc).__name__)
+
+    gw = GatewayServer(grpc=running, http_runner=runner, http_port=http_port, chat=chat, admin=admin,
+                       relay=relay, outbox=outbox, store=store)
+    gw._tasks.append(asyncio.create_task(refresh_loop(), name="gateway-refresh"))
+
+    async def close_resources() -> None:
+        for t in gw._tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await chat.close()
+        await outbox.close()
+        if relay is not None:
+            await relay.close()
+        await metering.close()
+        await upstream.close()
+        await store.close()
+
+    running.on_stop(close_resources)
+    await running.set_serving()
+    log.info("gateway.started", grpc_port=running.port, http_port=http_port)
+    return gw

@@ -1,0 +1,123 @@
+"""Gateway settings, read once from GATEWAY_* environment variables; fails fast naming the variable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.settings import Env, SettingsError
+
+_STRATEGIES = ("cheapest", "latency", "fixed")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Storage: None means the embedded PostgreSQL under data_dir, database "gateway".
+    database_url: str | None = None
+    data_dir: str = ".tollgate/pgdata"
+    # Listeners.
+    grpc_address: str = "127.0.0.1:50052"
+    http_address: str = "127.0.0.1:8080"
+    metrics_port: int | None = 9102
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = 5.0
+    # Other contexts.
+    metering_address: str = "127.0.0.1:50051"
+    # Billing entitlement checks: a seam, off by default (see README "Entitlements").
+    entitlements_enabled: bool = False
+    billing_address: str = "127.0.0.1:50053"
+    # Catalog YAML applied at start-up (see README for the format); None means the DB catalog only.
+    catalog_file: str | None = None
+    # When set, admin RPCs require metadata `authorization: Bearer <admin_token>`.
+    admin_token: str | None = None
+    # Keys and catalog are cached in memory and reloaded this often for changes made elsewhere.
+    refresh_seconds: float = 5.0
+    # Routing: default strategy when a request names none.
+    default_strategy: str = "cheapest"
+    # Output tokens assumed for cheapest-routing estimates when a request sets no max_tokens.
+    estimated_output_tokens: int = 256
+    # Weight of a new latency observation in the per-offering EWMA (0 < alpha <= 1).
+    latency_ewma_alpha: float = 0.2
+    # Circuit breaker: opens after this many consecutive failures, admits one probe after the cooldown.
+    breaker_failure_threshold: int = 3
+    breaker_cooldown_seconds: float = 10.0
+    # Upstream: per-attempt limits. attempt_timeout bounds a unary attempt end to end and a streaming
+    # attempt up to its first chunk; stream_idle_timeout bounds the gap between later chunks.
+    connect_timeout_seconds: float = 2.0
+    attempt_timeout_seconds: float = 30.0
+    stream_idle_timeout_seconds: float = 30.0
+    max_attempts: int = 6
+    upstream_connection_limit: int = 1000
+    # Outbox: group commit and relay to metering.
+    outbox_batch_max: int = 2000
+    # "off" commits the outbox transaction without waiting for the WAL flush; see README "Outbox".
+    outbox_synchronous_commit: str = "off"
+    relay_batch_size: int = 1000
+    relay_interval_seconds: float = 0.2
+    relay_deadline_seconds: float = 10.0
+    relay_backoff_initial_seconds: float = 0.2
+    relay_backoff_max_seconds: float = 10.0
+    # Delivered outbox rows are kept this long (for audit), then deleted; 0 keeps them forever.
+    outbox_retention_hours: float = 24.0
+    relay_enabled: bool = True
+    # Currency of catalog prices and provider_cost quantities.
+    currency: str = "USD"
+
+    def __post_init__(self) -> None:
+        if self.default_strategy not in _STRATEGIES:
+            raise SettingsError(f"GATEWAY_DEFAULT_STRATEGY must be one of {', '.join(_STRATEGIES)}")
+        if self.breaker_failure_threshold < 1:
+            raise SettingsError("GATEWAY_BREAKER_FAILURE_THRESHOLD must be at least 1")
+        if not 0 < self.latency_ewma_alpha <= 1:
+            raise SettingsError("GATEWAY_LATENCY_EWMA_ALPHA must be in (0, 1]")
+        if self.outbox_synchronous_commit not in ("on", "off", "local", "remote_write", "remote_apply"):
+            raise SettingsError("GATEWAY_OUTBOX_SYNCHRONOUS_COMMIT must be on, off, local, remote_write or remote_apply")
+        if not 1 <= self.relay_batch_size <= 10_000:
+            raise SettingsError("GATEWAY_RELAY_BATCH_SIZE must be between 1 and 10000")
+        if self.max_attempts < 1:
+            raise SettingsError("GATEWAY_MAX_ATTEMPTS must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = Env("GATEWAY", environ)
+        d = cls()
+        metrics = env.int("METRICS_PORT", d.metrics_port or 0)
+        return cls(
+            database_url=env.str("DATABASE_URL"),
+            data_dir=env.str("DATA_DIR", d.data_dir) or d.data_dir,
+            grpc_address=env.str("GRPC_ADDRESS", d.grpc_address) or d.grpc_address,
+            http_address=env.str("HTTP_ADDRESS", d.http_address) or d.http_address,
+            metrics_port=metrics or None,
+            log_level=env.str("LOG_LEVEL", d.log_level) or d.log_level,
+            shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds),
+            metering_address=env.str("METERING_ADDRESS", d.metering_address) or d.metering_address,
+            entitlements_enabled=env.bool("ENTITLEMENTS_ENABLED", d.entitlements_enabled),
+            billing_address=env.str("BILLING_ADDRESS", d.billing_address) or d.billing_address,
+            catalog_file=env.str("CATALOG_FILE"),
+            admin_token=env.str("ADMIN_TOKEN"),
+            refresh_seconds=env.float("REFRESH_SECONDS", d.refresh_seconds),
+            default_strategy=(env.str("DEFAULT_STRATEGY", d.default_strategy) or d.default_strategy).lower(),
+            estimated_output_tokens=env.int("ESTIMATED_OUTPUT_TOKENS", d.estimated_output_tokens),
+            latency_ewma_alpha=env.float("LATENCY_EWMA_ALPHA", d.latency_ewma_alpha),
+            breaker_failure_threshold=env.int("BREAKER_FAILURE_THRESHOLD", d.breaker_failure_threshold),
+            breaker_cooldown_seconds=env.float("BREAKER_COOLDOWN_SECONDS", d.breaker_cooldown_seconds),
+            connect_timeout_seconds=env.float("CONNECT_TIMEOUT_SECONDS", d.connect_timeout_seconds),
+            attempt_timeout_seconds=env.float("ATTEMPT_TIMEOUT_SECONDS", d.attempt_timeout_seconds),
+            stream_idle_timeout_seconds=env.float("STREAM_IDLE_TIMEOUT_SECONDS", d.stream_idle_timeout_seconds),
+            max_attempts=env.int("MAX_ATTEMPTS", d.max_attempts),
+            upstream_connection_limit=env.int("UPSTREAM_CONNECTION_LIMIT", d.upstream_connection_limit),
+            outbox_batch_max=env.int("OUTBOX_BATCH_MAX", d.outbox_batch_max),
+            outbox_synchronous_commit=(
+                env.str("OUTBOX_SYNCHRONOUS_COMMIT", d.outbox_synchronous_commit) or "off"
+            ).lower(),
+            relay_batch_size=env.int("RELAY_BATCH_SIZE", d.relay_batch_size),
+            relay_interval_seconds=env.float("RELAY_INTERVAL_SECONDS", d.relay_interval_seconds),
+            relay_deadline_seconds=env.float("RELAY_DEADLINE_SECONDS", d.relay_deadline_seconds),
+            relay_backoff_initial_seconds=env.float(
+                "RELAY_BACKOFF_INITIAL_SECONDS", d.relay_backoff_initial_seconds
+            ),
+            relay_backoff_max_seconds=env.float("RELAY_BACKOFF_MAX_SECONDS", d.relay_backoff_max_seconds),
+            outbox_retention_hours=env.float("OUTBOX_RETENTION_HOURS", d.outbox_retention_hours),
+            relay_enabled=env.bool("RELAY_ENABLED", d.relay_enabled),
+            currency=env.str("CURRENCY", d.currency) or d.currency,
+        )

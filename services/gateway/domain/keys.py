@@ -1,0 +1,81 @@
+"""API keys: the secret's shape, its hash at rest, and what a key says about its caller."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from common.errors import InvalidArgument
+
+SECRET_PREFIX = "tg_"
+_TAG_KEY = re.compile(r"^[a-z0-9_.-]{1,64}$")
+MAX_TAGS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    requests_per_minute: int = 0  # 0 = unlimited
+    tokens_per_minute: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    builder_id: str
+    app_id: str
+    customer_id: str
+    display_name: str
+    default_tags: dict[str, str] = field(default_factory=dict)
+    rate_limits: RateLimits = RateLimits()
+    secret_prefix: str = ""
+    create_time: datetime | None = None
+    revoke_time: datetime | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoke_time is not None
+
+
+def new_secret() -> str:
+    """tg_ + 32 random bytes, URL-safe base64 (43 characters): 256 bits, so a plain hash suffices."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(12)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of the secret: what is stored and looked up. High-entropy secrets need no salt."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def validate_tags(tags: dict[str, str], field_name: str) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise InvalidArgument(f"{field_name} has more than {MAX_TAGS} tags", field=field_name)
+    for k, v in tags.items():
+        if not _TAG_KEY.match(k):
+            raise InvalidArgument(f"{field_name} key {k!r} must be 1 to 64 characters of [a-z0-9_.-]",
+                                  field=f"{field_name}.{k}")
+        if len(v) > 256:
+            raise InvalidArgument(f"{field_name}.{k} is longer than 256 characters", field=f"{field_name}.{k}")
+    return dict(tags)
+
+
+def validate_new_key(builder_id: str, app_id: str, customer_id: str, display_name: str,
+                     default_tags: dict[str, str], limits: RateLimits) -> None:
+    for name, value in (("builder_id", builder_id), ("app_id", app_id), ("customer_id", customer_id)):
+        if not value or len(value) > 128:
+            raise InvalidArgument(f"{name} is required (at most 128 characters)", field=name)
+    if len(display_name) > 256:
+        raise InvalidArgument("display_name is longer than 256 characters", field="display_name")
+    validate_tags(default_tags, "default_tags")
+    if limits.requests_per_minute < 0:
+        raise InvalidArgument("rate_limits.requests_per_minute must not be negative",
+                              field="rate_limits.requests_per_minute")
+    if limits.tokens_per_minute < 0:
+        raise InvalidArgument("rate_limits.tokens_per_minute must not be negative",
+                              field="rate_limits.tokens_per_minute")

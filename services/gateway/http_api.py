@@ -1,0 +1,199 @@
+"""The OpenAI-compatible HTTP front door (aiohttp): decode, call the chat service, encode.
+
+POST /v1/chat/completions (JSON or SSE), GET /v1/models. Errors are OpenAI's error JSON with the
+matching status. An SSE response starts only once the first upstream chunk arrived, so every
+error before that still gets a proper status code.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from common import errors
+from gateway.domain import chat as chat_rules
+from gateway.domain.chat import BusinessUnits, ChatInput
+from gateway.domain.routing import ProviderPreferences
+from gateway.service import ChatService, Completion, StreamChunk, StreamEnd, StreamStart
+
+log = structlog.get_logger("gateway.http")
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_PARAMS = ("temperature", "top_p", "stop", "user", "max_tokens")
+
+_STATUS: list[tuple[type[errors.ServiceError], int, str, str]] = [
+    (errors.Unauthenticated, 401, "authentication_error", "invalid_api_key"),
+    (errors.PermissionDenied, 403, "permission_error", "permission_denied"),
+    (errors.NotFound, 404, "not_found_error", "not_found"),
+    (errors.AlreadyExists, 409, "invalid_request_error", "conflict"),
+    (errors.ResourceExhausted, 429, "rate_limit_error", "rate_limit_exceeded"),
+    (errors.InvalidArgument, 400, "invalid_request_error", "invalid_value"),
+    (errors.FailedPrecondition, 400, "invalid_request_error", "failed_precondition"),
+    (errors.Unavailable, 503, "api_error", "unavailable"),
+]
+
+
+def _error_body(message: str, etype: str, param: str | None, code: str | None) -> bytes:
+    return _dumps({"error": {"message": message, "type": etype, "param": param, "code": code}}).encode()
+
+
+def error_response(exc: errors.ServiceError) -> web.Response:
+    status, etype, code = 500, "api_error", "internal_error"
+    for cls, st, et, cd in _STATUS:
+        if isinstance(exc, cls):
+            status, etype, code = st, et, cd
+            break
+    status = getattr(exc, "http_status", status)
+    code = getattr(exc, "code", code)
+    if status >= 500:
+        etype = "api_error"
+    if isinstance(exc, errors.NotFound) and exc.field in ("model", "models"):
+        code = "model_not_found"
+    headers = {}
+    if isinstance(exc, errors.ResourceExhausted) and exc.retry_after_seconds is not None:
+        from gateway.domain.ratelimit import retry_after_seconds
+        headers["Retry-After"] = str(retry_after_seconds(exc.retry_after_seconds))
+    return web.Response(status=status, body=_error_body(exc.message, etype, exc.field, code),
+                        content_type="application/json", headers=headers)
+
+
+def _str_list(v: Any, field: str) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return (v,)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise errors.InvalidArgument(f"{field} must be a list of strings", field=field)
+    return tuple(v)
+
+
+def decode_chat(body: Any, headers: Any) -> ChatInput:
+    if not isinstance(body, dict):
+        raise errors.InvalidArgument("the request body must be a JSON object", field="body")
+    model = body.get("model") or ""
+    if not isinstance(model, str):
+        raise errors.InvalidArgument("model must be a string", field="model")
+    models = ([model] if model else []) + list(_str_list(body.get("models"), "models"))
+    params = {k: body[k] for k in _PARAMS if body.get(k) is not None}
+    if "max_tokens" not in params and body.get("max_completion_tokens") is not None:
+        params["max_tokens"] = body["max_completion_tokens"]
+    prov = body.get("provider") or {}
+    if not isinstance(prov, dict):
+        raise errors.InvalidArgument("provider must be an object with order, only, ignore", field="provider")
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise errors.InvalidArgument("tags must be an object of strings", field="tags")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise errors.InvalidArgument("metadata must be an object", field="metadata")
+    stream_options = body.get("stream_options") or {}
+    route = body.get("route") or ""
+    chat = ChatInput(
+        request_id="", models=tuple(models), messages=body.get("messages"), params=params, tags=dict(tags),
+        strategy=route.lower() if isinstance(route, str) else "",
+        prefs=ProviderPreferences(_str_list(prov.get("order"), "provider.order"),
+                                  _str_list(prov.get("only"), "provider.only"),
+                                  _str_list(prov.get("ignore"), "provider.ignore")),
+        units=BusinessUnits(), stream=bool(body.get("stream")),
+        include_usage=bool(isinstance(stream_options, dict) and stream_options.get("include_usage")),
+    )
+    extras = chat_rules.extras_from_metadata(metadata) if metadata else {}
+    extras.update(chat_rules.extras_from_headers(headers.items()))
+    return chat_rules.apply_extras(chat, extras)
+
+
+def _served_headers(request_id: str, served: Any) -> dict[str, str]:
+    r = served.route
+    return {"x-tollgate-request-id": request_id, "x-tollgate-provider": r.provider,
+            "x-tollgate-offering": r.offering_id, "x-tollgate-model": r.model,
+            "x-tollgate-attempt": str(served.attempt)}
+
+
+def _completion_body(c: Completion) -> bytes:
+    r = c.served.route
+    return _dumps({
+        "id": c.id, "object": "chat.completion", "created": c.created, "model": r.model,
+        "choices": c.choices,
+        "usage": {"prompt_tokens": c.usage.input_tokens, "completion_tokens": c.usage.output_tokens,
+                  "total_tokens": c.usage.input_tokens + c.usage.output_tokens},
+        "tollgate": {"request_id": c.request_id, "provider": r.provider, "offering": r.offering_id,
+                     "model": r.model, "attempt": c.served.attempt, "tokens_estimated": c.usage.estimated},
+    }).encode()
+
+
+class FrontDoor:
+    def __init__(self, chat: ChatService) -> None:
+        self.chat = chat
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_get("/v1/models", self.models)
+        return app
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        try:
+            key = self.chat.authenticate(request.headers.get("Authorization"))
+            raw = await request.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise errors.InvalidArgument("the request body is not valid JSON", field="body") from None
+            chat = decode_chat(body, request.headers)
+            if chat.stream:
+                return await self._stream(request, key, chat)
+            result = await self.chat.complete(key, chat)
+            return web.Response(body=_completion_body(result), content_type="application/json",
+                                headers=_served_headers(result.request_id, result.served))
+        except errors.ServiceError as exc:
+            return error_response(exc)
+        except Exception:
+            error_id = uuid.uuid4().hex[:16]
+            log.exception("gateway.http.internal_error", error_id=error_id)
+            return web.Response(status=500, content_type="application/json",
+                                body=_error_body(f"internal error (error id {error_id})", "api_error", None,
+                                                 "internal_error"))
+
+    async def _stream(self, request: web.Request, key: Any, chat: ChatInput) -> web.StreamResponse:
+        gen = self.chat.stream(key, chat)
+        start = await anext(gen)  # errors before any output propagate as ordinary statuses
+        assert isinstance(start, StreamStart)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           **_served_headers(start.request_id, start.served)})
+        await resp.prepare(request)
+        model = start.served.route.model
+        head = f'{{"id":"{start.id}","object":"chat.completion.chunk","created":{start.created},' \
+               f'"model":{_dumps(model)},"choices":'
+        try:
+            async for item in gen:
+                if isinstance(item, StreamChunk):
+                    await resp.write(f"data: {head}{_dumps(item.choices)}}}\n\n".encode())
+                elif isinstance(item, StreamEnd):
+                    if chat.include_usage:
+                        u = item.usage
+                        usage = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+                                 "total_tokens": u.input_tokens + u.output_tokens}
+                        await resp.write(f'data: {head}[],"usage":{_dumps(usage)}}}\n\n'.encode())
+                    await resp.write(b"data: [DONE]\n\n")
+        except errors.ServiceError as exc:
+            code = getattr(exc, "code", "upstream_error")
+            await resp.write(b"data: " + _error_body(exc.message, "api_error", None, code) + b"\n\n")
+        except ConnectionError:
+            return resp  # the caller went away; the service records the partial attempt
+        finally:
+            await gen.aclose()
+        await resp.write_eof()
+        return resp
+
+    async def models(self, request: web.Request) -> web.Response:
+        try:
+            self.chat.authenticate(request.headers.get("Authorization"))
+        except errors.ServiceError as exc:
+            return error_response(exc)
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "tollgate", "providers": providers}
+                for name, providers in self.chat.public_models()]
+        return web.Response(body=_dumps({"object": "list", "data": data}).encode(), content_type="application/json")

@@ -1,0 +1,251 @@
+"""The usage outbox: a group-commit writer on the hot path and a relay that delivers to metering.
+
+Writer: handlers hand over their events and await a future; one task drains everything queued
+while the previous commit was in flight into ONE transaction with ONE INSERT, then resolves the
+futures. A caller's response is sent only after its future resolved, so every event of an answered
+request is in PostgreSQL before the answer leaves, whatever happens to this process afterwards.
+
+Relay: sends undelivered rows oldest first in batches to metering IngestEvents, holding the rows
+with FOR UPDATE SKIP LOCKED (several gateway instances can relay side by side), marks them delivered
+on ACCEPTED/DUPLICATE, parks them with the reason on CONFLICT/INVALID, and on any RPC failure rolls
+back and retries with exponential backoff and full jitter. Metering deduplicates by event id, so a
+batch delivered twice (crash between metering's commit and ours) is counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+
+import asyncpg
+import structlog
+from prometheus_client import Counter, Gauge
+
+from common.money import to_timestamp
+from gateway.clients import MeteringClient
+from gateway.domain.usage import FAILED, UsageRecord
+from gateway.store import Store
+from tollgate.metering.v1 import metering_pb2
+
+log = structlog.get_logger("gateway.outbox")
+
+_STATUS = {"succeeded": metering_pb2.EVENT_STATUS_SUCCEEDED, FAILED: metering_pb2.EVENT_STATUS_FAILED}
+
+_metrics: dict[str, object] = {}
+
+
+def _metric(name: str) -> object:
+    if not _metrics:
+        _metrics["written"] = Counter("tollgate_gateway_outbox_written_total", "Usage events committed to the outbox.")
+        _metrics["commits"] = Counter("tollgate_gateway_outbox_commits_total", "Outbox group commits.")
+        _metrics["delivered"] = Counter("tollgate_gateway_outbox_delivered_total",
+                                        "Outbox events delivered to metering (accepted or duplicate).")
+        _metrics["parked"] = Counter("tollgate_gateway_outbox_parked_total",
+                                     "Outbox events metering rejected (conflict or invalid), parked.")
+        _metrics["relay_failures"] = Counter("tollgate_gateway_relay_failures_total",
+                                             "Relay batches that failed (metering unreachable or erroring).")
+        _metrics["lag"] = Gauge("tollgate_gateway_relay_last_batch_size", "Events in the relay's last batch.")
+    return _metrics[name]
+
+
+def encode(record: UsageRecord) -> bytes:
+    return metering_pb2.UsageEvent(
+        id=record.id, type=record.type, occurred_time=to_timestamp(record.occurred_time),
+        builder_id=record.builder_id, app_id=record.app_id, customer_id=record.customer_id,
+        status=_STATUS[record.status], run_id=record.run_id, tags=record.tags, quantities=record.quantities,
+    ).SerializeToString()
+
+
+class OutboxUnavailable(Exception):
+    """The outbox could not commit: the request must fail rather than answer without its usage."""
+
+
+class OutboxWriter:
+    def __init__(self, store: Store, *, batch_max: int, synchronous_commit: str) -> None:
+        self._store = store
+        self._batch_max = batch_max
+        self._sync = synchronous_commit
+        self._ids: list[str] = []
+        self._payloads: list[bytes] = []
+        self._waiters: list[tuple[asyncio.Future[None], int]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._closing = False
+        self.on_commit: list = []  # callbacks (the relay's wake-up)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="gateway-outbox-writer")
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        """Resolve once these events are committed; raise OutboxUnavailable if they could not be."""
+        if not records:
+            return
+        if self._closing:
+            raise OutboxUnavailable("the gateway is shutting down")
+        for r in records:
+            self._ids.append(r.id)
+            self._payloads.append(encode(r))
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((fut, len(records)))
+        self._wake.set()
+        await asyncio.shield(fut)
+
+    async def _commit(self, ids: list[str], payloads: list[bytes]) -> None:
+        delay = 0.05
+        for attempt in range(6):
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await self._store.pool.acquire()
+                await self._store.append_outbox(self._conn, ids, payloads, self._sync)
+                return
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("gateway.outbox.commit_failed", attempt=attempt + 1, error=type(exc).__name__)
+                await self._drop_conn()
+                if attempt == 5:
+                    raise OutboxUnavailable(str(exc)) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _drop_conn(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._store.pool.release(self._conn)
+            self._conn = None
+
+    async def _run(self) -> None:
+        while True:
+            if not self._waiters:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            # Take whole requests up to the batch limit; the rest waits for the next commit.
+            take, n = 0, 0
+            for _, count in self._waiters:
+                if n and n + count > self._batch_max:
+                    break
+                take += 1
+                n += count
+            waiters = self._waiters[:take]
+            ids, payloads = self._ids[:n], self._payloads[:n]
+            del self._waiters[:take], self._ids[:n], self._payloads[:n]
+            try:
+                await self._commit(ids, payloads)
+            except Exception as exc:
+                for fut, _ in waiters:
+                    if not fut.done():
+                        fut.set_exception(OutboxUnavailable("usage could not be recorded"))
+                log.error("gateway.outbox.batch_lost_before_answer", events=n, error=str(exc)[:200])
+                continue
+            for fut, _ in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            _metric("written").inc(n)  # type: ignore[attr-defined]
+            _metric("commits").inc()  # type: ignore[attr-defined]
+            for cb in self.on_commit:
+                cb()
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._drop_conn()
+
+
+class Relay:
+    def __init__(self, store: Store, metering: MeteringClient, *, batch_size: int, interval: float,
+                 backoff_initial: float, backoff_max: float, retention_hours: float) -> None:
+        self._store = store
+        self._metering = metering
+        self._batch = batch_size
+        self._interval = interval
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._retention = retention_hours
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.delivered = 0
+        self.parked = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="gateway-outbox-relay")
+
+    async def deliver_once(self) -> int:
+        """Deliver one batch; returns how many rows it settled. Raises when metering is unreachable."""
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            rows = await self._store.claim_pending(conn, self._batch)
+            if not rows:
+                return 0
+            results = await self._metering.ingest(uuid.uuid4().hex, [r.payload for r in rows])
+            done, parked = [], []
+            for row, res in zip(rows, results, strict=True):
+                if res.outcome in ("accepted", "duplicate"):
+                    done.append(row.seq)
+                else:
+                    parked.append((row.seq, f"{res.outcome}: {res.reason}"[:1000]))
+                    log.warning("gateway.outbox.event_parked", event_id=row.event_id, outcome=res.outcome,
+                                reason=res.reason)
+            await self._store.mark_delivered(conn, done)
+            await self._store.park(conn, parked)
+        self.delivered += len(done)
+        self.parked += len(parked)
+        _metric("delivered").inc(len(done))  # type: ignore[attr-defined]
+        _metric("parked").inc(len(parked))  # type: ignore[attr-defined]
+        _metric("lag").set(len(rows))  # type: ignore[attr-defined]
+        return len(rows)
+
+    async def _run(self) -> None:
+        failures = 0
+        last_prune = time.monotonic()
+        while not self._stopping:
+            try:
+                n = await self.deliver_once()
+                if failures:
+                    log.info("gateway.relay.recovered", failed_batches=failures)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                _metric("relay_failures").inc()  # type: ignore[attr-defined]
+                delay = min(self._backoff_max, self._backoff_initial * (2 ** min(failures - 1, 20)))
+                delay = random.uniform(delay / 2, delay)  # jitter: instances do not retry in lockstep
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("gateway.relay.delivery_failed", failures=failures, retry_in_seconds=round(delay, 3),
+                                error=type(exc).__name__, detail=str(exc)[:200])
+                await asyncio.sleep(delay)
+                continue
+            if n >= self._batch:
+                continue
+            if self._retention > 0 and time.monotonic() - last_prune > 600:
+                last_prune = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await self._store.prune_delivered(self._retention)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+
+    async def close(self, drain_seconds: float = 2.0) -> None:
+        """Try to deliver what is pending for a short while, then stop; the rest waits in Postgres."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(drain_seconds):
+                while await self.deliver_once():
+                    pass

@@ -1,0 +1,729 @@
+"""Gateway use cases: authenticate, route with failover, record usage; and the admin use cases.
+
+The hot path touches no database except the outbox's group commit: keys, catalog, breakers and
+rate limits live in memory (reloaded from the database every `refresh_seconds`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from common import errors
+from common.idempotency import claim, complete, fingerprint
+from common.paging import decode_token, encode_token, page_size
+from gateway.clients import Entitlements
+from gateway.config import Settings
+from gateway.domain import chat as chat_rules
+from gateway.domain import routing
+from gateway.domain.catalog import Model, Provider, Route, resolve_routes, validate_model, validate_provider
+from gateway.domain.chat import ChatInput
+from gateway.domain.health import BreakerPolicy, RouteHealth
+from gateway.domain.keys import ApiKey, RateLimits, hash_secret, new_key_id, new_secret, validate_new_key
+from gateway.domain.ratelimit import Bucket
+from gateway.domain.usage import UsageRecord, build_event, estimate_tokens
+from gateway.outbox import OutboxUnavailable, OutboxWriter
+from gateway.store import Store, idempotency
+from gateway.upstream import Upstream, UpstreamError, UpstreamStream
+
+log = structlog.get_logger("gateway.service")
+
+UNAUTHENTICATED_MESSAGE = "the API key is missing, unknown or revoked"
+_DUMMY_HASH = "0" * 64
+
+
+# ---- errors with an HTTP status for the front door (gRPC maps them through their base class) ----
+
+class ProviderRejected(errors.InvalidArgument):
+    """The provider refused the request itself (4xx other than 429): not retried, returned to the caller."""
+
+    def __init__(self, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = "upstream_rejected"
+
+
+class ProviderNotFound(errors.NotFound):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.http_status = 404
+        self.code = "upstream_not_found"
+
+
+class ProviderMisconfigured(errors.FailedPrecondition):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.http_status = 502
+        self.code = "upstream_credentials"
+
+
+class AllAttemptsFailed(errors.Unavailable):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.http_status = 502
+        self.code = "upstream_error"
+
+
+class NoRouteAvailable(errors.Unavailable):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.http_status = 503
+        self.code = "no_route"
+
+
+class StreamInterrupted(errors.Unavailable):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.http_status = 502
+        self.code = "upstream_stream_interrupted"
+
+
+class UsageNotRecorded(errors.Unavailable):
+    def __init__(self) -> None:
+        super().__init__("usage could not be recorded; the request was not answered, retry with the same request_id")
+        self.http_status = 503
+        self.code = "usage_not_recorded"
+
+
+def _rejection(e: UpstreamError, route: Route) -> errors.ServiceError:
+    detail = f": {e.message}" if e.message else ""
+    if e.status in (401, 403):
+        return ProviderMisconfigured(f"provider {route.provider} rejected the gateway's credentials")
+    if e.status == 404:
+        return ProviderNotFound(f"provider {route.provider} answered 404{detail}")
+    return ProviderRejected(f"provider {route.provider} rejected the request (http {e.status}){detail}",
+                            http_status=e.status if 400 <= e.status < 500 else 400)
+
+
+# ---- results ----
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    route: Route
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    id: str
+    request_id: str
+    created: int
+    choices: list[dict[str, Any]]
+    usage: Usage
+    served: Served
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """First item of a stream: who serves it (sent before any content)."""
+    id: str
+    request_id: str
+    created: int
+    served: Served
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One upstream chunk's choices (each with index, delta, finish_reason), forwarded as-is."""
+    choices: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    usage: Usage
+    served: Served
+
+
+# ---- in-memory state ----
+
+class KeyCache:
+    def __init__(self) -> None:
+        self._by_hash: dict[str, tuple[str, ApiKey]] = {}
+
+    def replace(self, rows: list[tuple[str, ApiKey]]) -> None:
+        self._by_hash = {h: (h, k) for h, k in rows}
+
+    def put(self, secret_hash: str, key: ApiKey) -> None:
+        self._by_hash[secret_hash] = (secret_hash, key)
+
+    def mark_revoked(self, key: ApiKey) -> None:
+        for h, (_, k) in list(self._by_hash.items()):
+            if k.id == key.id:
+                self._by_hash[h] = (h, key)
+
+    def authenticate(self, authorization: str | None) -> ApiKey:
+        """Same work and same answer for a missing, unknown or revoked key (no timing oracle)."""
+        secret = ""
+        if authorization and authorization[:7].lower() == "bearer ":
+            secret = authorization[7:].strip()
+        digest = hash_secret(secret)
+        hit = self._by_hash.get(digest)
+        stored, key = hit if hit is not None else (_DUMMY_HASH, None)
+        ok = hmac.compare_digest(stored, digest)
+        if not ok or key is None or key.revoke_time is not None:
+            raise errors.Unauthenticated(UNAUTHENTICATED_MESSAGE)
+        return key
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self.providers: dict[str, Provider] = {}
+        self.models: dict[str, Model] = {}
+        self.update_times: dict[str, datetime] = {}
+        self.routes: dict[str, tuple[Route, ...]] = {}
+
+    def replace(self, providers: dict[str, Provider], models: list[Model], times: dict[str, datetime]) -> None:
+        self.providers = providers
+        self.models = {m.name: m for m in models}
+        self.update_times = times
+        self.routes = {m.name: resolve_routes(m, providers) for m in models}
+
+
+class Limiter:
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[Bucket | None, Bucket | None, RateLimits]] = {}
+
+    def _get(self, key: ApiKey, now: float) -> tuple[Bucket | None, Bucket | None, RateLimits]:
+        entry = self._buckets.get(key.id)
+        if entry is None or entry[2] != key.rate_limits:
+            lim = key.rate_limits
+            entry = (Bucket(lim.requests_per_minute, now) if lim.requests_per_minute else None,
+                     Bucket(lim.tokens_per_minute, now) if lim.tokens_per_minute else None, lim)
+            self._buckets[key.id] = entry
+        return entry
+
+    def admit(self, key: ApiKey) -> None:
+        if not key.rate_limits.requests_per_minute and not key.rate_limits.tokens_per_minute:
+            return
+        now = time.monotonic()
+        req, tok, lim = self._get(key, now)
+        if tok is not None:
+            wait = tok.wait_until_positive(now)
+            if wait:
+                raise errors.ResourceExhausted(
+                    f"the key's limit of {lim.tokens_per_minute} tokens per minute is used up",
+                    retry_after_seconds=round(wait, 3))
+        if req is not None:
+            wait = req.take(now)
+            if wait:
+                raise errors.ResourceExhausted(
+                    f"the key's limit of {lim.requests_per_minute} requests per minute is reached",
+                    retry_after_seconds=round(wait, 3))
+
+    def charge_tokens(self, key: ApiKey, tokens: int) -> None:
+        if key.rate_limits.tokens_per_minute and tokens:
+            now = time.monotonic()
+            _, tok, _ = self._get(key, now)
+            if tok is not None:
+                tok.debit(now, tokens)
+
+
+class HealthBoard:
+    def __init__(self, policy: BreakerPolicy) -> None:
+        self.policy = policy
+        self._by_route: dict[tuple[str, str], RouteHealth] = {}
+
+    def get(self, route: Route) -> RouteHealth:
+        h = self._by_route.get(route.key)
+        if h is None:
+            h = self._by_route[route.key] = RouteHealth(self.policy)
+        return h
+
+    def peek(self, model: str, offering_id: str) -> RouteHealth | None:
+        return self._by_route.get((model, offering_id))
+
+    def latency_of(self, route: Route) -> float:
+        h = self._by_route.get(route.key)
+        return h.ewma_ms if h is not None else 0.0
+
+
+def _upstream_body(route: Route, chat: ChatInput, stream: bool) -> bytes:
+    body: dict[str, Any] = {"model": route.upstream_model, "messages": chat.messages}
+    body.update(chat.params)
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _usage_of(doc: dict[str, Any] | None) -> tuple[int, int] | None:
+    u = doc.get("usage") if doc else None
+    if not isinstance(u, dict):
+        return None
+    try:
+        return int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
+    except (TypeError, ValueError):
+        return None
+
+
+def _completion_chars(choices: list[dict[str, Any]]) -> int:
+    n = 0
+    for c in choices:
+        m = c.get("message") or c.get("delta") or {}
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, str):
+            n += len(content)
+    return n
+
+
+class ChatService:
+    def __init__(self, settings: Settings, keys: KeyCache, catalog: Catalog, health: HealthBoard,
+                 limiter: Limiter, upstream: Upstream, outbox: OutboxWriter, entitlements: Entitlements) -> None:
+        self.s = settings
+        self.keys = keys
+        self.catalog = catalog
+        self.health = health
+        self.limiter = limiter
+        self.upstream = upstream
+        self.outbox = outbox
+        self.entitlements = entitlements
+        self._background: set[asyncio.Task[None]] = set()
+
+    def authenticate(self, authorization: str | None) -> ApiKey:
+        return self.keys.authenticate(authorization)
+
+    def public_models(self) -> list[tuple[str, list[str]]]:
+        out = []
+        for name in sorted(self.catalog.routes):
+            routes = self.catalog.routes[name]
+            if routes:
+                providers = list(dict.fromkeys(r.provider for r in routes))
+                out.append((name, providers))
+        return out
+
+    # -- planning --
+
+    def _plan(self, key: ApiKey, chat: ChatInput) -> tuple[str, dict[str, str], list[Route]]:
+        tags = chat_rules.validate(chat, key.default_tags)
+        model_routes = []
+        for i, name in enumerate(chat.models):
+            routes = self.catalog.routes.get(name)
+            if routes is None:
+                field = "model" if i == 0 else "models"
+                raise errors.NotFound(f"model {name!r} is not in the catalog", field=field)
+            model_routes.append(routes)
+        self.limiter.admit(key)
+        est_in = estimate_tokens(chat_rules.prompt_chars(chat.messages))
+        est_out = chat.params.get("max_tokens") or self.s.estimated_output_tokens
+        candidates = routing.plan(model_routes, chat.strategy or self.s.default_strategy, chat.prefs,
+                                  est_in, est_out, self.health.latency_of)
+        if not candidates:
+            raise NoRouteAvailable("no offering of the requested models matches the provider preferences")
+        return chat.request_id or uuid.uuid4().hex, tags, candidates
+
+    def _event(self, key: ApiKey, chat: ChatInput, request_id: str, attempt: int, occurred: datetime, route: Route,
+               tags: dict[str, str], *, ok: bool, tokens: tuple[int, int], estimated: bool, latency_ms: int,
+               error: str = "") -> UsageRecord:
+        return build_event(
+            request_id=request_id, attempt=attempt, occurred_time=occurred, builder_id=key.builder_id,
+            app_id=key.app_id, customer_id=key.customer_id, route=route, succeeded=ok,
+            input_tokens=tokens[0], output_tokens=tokens[1], estimated=estimated, latency_ms=latency_ms,
+            tags=tags, units=chat.units, error=error,
+        )
+
+    async def _record(self, events: list[UsageRecord]) -> None:
+        try:
+            await self.outbox.write(events)
+        except OutboxUnavailable:
+            raise UsageNotRecorded() from None
+
+    def _record_later(self, events: list[UsageRecord]) -> None:
+        """For a caller that went away: commit in the background (nothing waits on the answer)."""
+        if not events:
+            return
+        task = asyncio.ensure_future(self.outbox.write(events))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _exhausted(self, tried: int, skipped_open: int, last: UpstreamError | None, models: tuple[str, ...]):
+        if tried == 0:
+            return NoRouteAvailable(
+                f"every offering of {', '.join(models)} is unavailable (circuit open); retry later")
+        reason = last.reason if last else "unknown"
+        return AllAttemptsFailed(f"all {tried} attempts failed; the last failed with {reason}")
+
+    # -- unary --
+
+    async def complete(self, key: ApiKey, chat: ChatInput) -> Completion:
+        request_id, tags, candidates = self._plan(key, chat)
+        await self.entitlements.check(key.builder_id, key.customer_id)
+        created_dt = datetime.now(UTC)
+        events: list[UsageRecord] = []
+        attempt = 0
+        skipped = 0
+        last: UpstreamError | None = None
+        prompt_tokens_est = -1
+        for route in candidates:
+            if attempt >= self.s.max_attempts:
+                break
+            h = self.health.get(route)
+            if not h.try_acquire(time.monotonic()):
+                skipped += 1
+                continue
+            attempt += 1
+            occurred = datetime.now(UTC) if attempt > 1 else created_dt
+            t0 = time.perf_counter()
+            try:
+                doc = await self.upstream.complete(route, _upstream_body(route, chat, False))
+            except UpstreamError as e:
+                ms = int((time.perf_counter() - t0) * 1000)
+                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
+                                          tokens=(0, 0), estimated=False, latency_ms=ms, error=e.reason))
+                if not e.retryable:
+                    h.release()
+                    await self._record(events)
+                    raise _rejection(e, route) from None
+                h.record_failure(time.monotonic(), time.time(), e.reason)
+                last = e
+                log.debug("gateway.attempt.failed", attempt=attempt, provider=route.provider, reason=e.reason)
+                continue
+            except asyncio.CancelledError:
+                h.release()
+                ms = int((time.perf_counter() - t0) * 1000)
+                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
+                                          tokens=(0, 0), estimated=False, latency_ms=ms, error="cancelled"))
+                self._record_later(events)
+                raise
+            ms_f = (time.perf_counter() - t0) * 1000
+            h.record_success(ms_f)
+            choices = doc["choices"]
+            usage = _usage_of(doc)
+            estimated = usage is None
+            if usage is None:
+                if prompt_tokens_est < 0:
+                    prompt_tokens_est = estimate_tokens(chat_rules.prompt_chars(chat.messages))
+                usage = (prompt_tokens_est, estimate_tokens(_completion_chars(choices)))
+            events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=True,
+                                      tokens=usage, estimated=estimated, latency_ms=int(ms_f)))
+            await self._record(events)
+            self.limiter.charge_tokens(key, usage[0] + usage[1])
+            return Completion(
+                id=f"chatcmpl-{request_id}", request_id=request_id, created=int(created_dt.timestamp()),
+                choices=choices, usage=Usage(usage[0], usage[1], estimated), served=Served(route, attempt),
+                create_time=created_dt,
+            )
+        if events:
+            await self._record(events)
+        raise self._exhausted(attempt, skipped, last, chat.models)
+
+    # -- streaming --
+
+    async def stream(self, key: ApiKey, chat: ChatInput) -> AsyncIterator[StreamStart | StreamChunk | StreamEnd]:
+        """StreamStart, StreamChunk..., StreamEnd; errors before StreamStart are ordinary errors."""
+        request_id, tags, candidates = self._plan(key, chat)
+        await self.entitlements.check(key.builder_id, key.customer_id)
+        created_dt = datetime.now(UTC)
+        events: list[UsageRecord] = []
+        attempt = 0
+        skipped = 0
+        last: UpstreamError | None = None
+        opened: UpstreamStream | None = None
+        route: Route | None = None
+        h: RouteHealth | None = None
+        t0 = 0.0
+        occurred = created_dt
+        for route in candidates:  # noqa: B007 (route is used after the loop)
+            if attempt >= self.s.max_attempts:
+                break
+            h = self.health.get(route)
+            if not h.try_acquire(time.monotonic()):
+                skipped += 1
+                continue
+            attempt += 1
+            occurred = datetime.now(UTC) if attempt > 1 else created_dt
+            t0 = time.perf_counter()
+            try:
+                opened = await self.upstream.open_stream(route, _upstream_body(route, chat, True))
+                break
+            except UpstreamError as e:
+                ms = int((time.perf_counter() - t0) * 1000)
+                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
+                                          tokens=(0, 0), estimated=False, latency_ms=ms, error=e.reason))
+                if not e.retryable:
+                    h.release()
+                    await self._record(events)
+                    raise _rejection(e, route) from None
+                h.record_failure(time.monotonic(), time.time(), e.reason)
+                last = e
+                continue
+            except asyncio.CancelledError:
+                h.release()
+                self._record_later(events)
+                raise
+        if opened is None or route is None or h is None:
+            if events:
+                await self._record(events)
+            raise self._exhausted(attempt, skipped, last, chat.models)
+
+        ttft_ms = (time.perf_counter() - t0) * 1000
+        served = Served(route, attempt)
+        out_chars = 0
+        usage: tuple[int, int] | None = None
+        recorded = False
+        try:
+            yield StreamStart(id=f"chatcmpl-{request_id}", request_id=request_id,
+                              created=int(created_dt.timestamp()), served=served)
+            event: dict[str, Any] | None = opened.first
+            rest = opened.rest()
+            while True:
+                if event is not None:
+                    u = _usage_of(event)
+                    if u is not None:
+                        usage = u
+                    choices = event.get("choices")
+                    if choices:
+                        out_chars += _completion_chars(choices)
+                        yield StreamChunk(choices)
+                try:
+                    event = await anext(rest)
+                except StopAsyncIteration:
+                    break
+            ms = int((time.perf_counter() - t0) * 1000)
+            h.record_success(ttft_ms)
+            estimated = usage is None
+            if usage is None:
+                usage = (estimate_tokens(chat_rules.prompt_chars(chat.messages)), estimate_tokens(out_chars))
+            events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=True,
+                                      tokens=usage, estimated=estimated, latency_ms=ms))
+            recorded = True
+            await self._record(events)
+            self.limiter.charge_tokens(key, usage[0] + usage[1])
+        except UpstreamError as e:
+            # Output already reached the caller: no switch. Record the partial usage, then fail the stream.
+            ms = int((time.perf_counter() - t0) * 1000)
+            h.record_failure(time.monotonic(), time.time(), e.reason)
+            partial = usage or (estimate_tokens(chat_rules.prompt_chars(chat.messages)), estimate_tokens(out_chars))
+            events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
+                                      tokens=partial, estimated=usage is None, latency_ms=ms,
+                                      error="stream interrupted"))
+            recorded = True
+            await self._record(events)
+            self.limiter.charge_tokens(key, partial[0] + partial[1])
+            raise StreamInterrupted(
+                f"the provider's stream broke after output was sent ({e.reason}); partial usage was recorded"
+            ) from None
+        finally:
+            opened.close()
+            if not recorded:
+                # The caller went away mid-stream: no verdict on the provider; record what was consumed.
+                h.release()
+                partial = usage or (estimate_tokens(chat_rules.prompt_chars(chat.messages)), estimate_tokens(out_chars))
+                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
+                                          tokens=partial, estimated=usage is None,
+                                          latency_ms=int((time.perf_counter() - t0) * 1000), error="cancelled"))
+                self._record_later(events)
+        yield StreamEnd(Usage(usage[0], usage[1], estimated), served)
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+
+# ---- admin ----
+
+def _provider_reply(p: Provider, t: datetime) -> dict[str, Any]:
+    return {"name": p.name, "base_url": p.base_url, "credential_env": p.credential_env, "update_time": t.isoformat()}
+
+
+def provider_from_reply(d: dict[str, Any]) -> tuple[Provider, datetime]:
+    return Provider(d["name"], d["base_url"], d["credential_env"]), datetime.fromisoformat(d["update_time"])
+
+
+def _model_reply(m: Model, t: datetime) -> dict[str, Any]:
+    return {"name": m.name, "update_time": t.isoformat(), "offerings": [
+        {"id": o.id, "provider": o.provider, "upstream_model": o.upstream_model, "base_url": o.base_url,
+         "credential_env": o.credential_env, "input_price_per_mtok": str(o.input_price_per_mtok),
+         "output_price_per_mtok": str(o.output_price_per_mtok), "weight": o.weight, "enabled": o.enabled}
+        for o in m.offerings]}
+
+
+def model_from_reply(d: dict[str, Any]) -> tuple[Model, datetime]:
+    from decimal import Decimal
+
+    from gateway.domain.catalog import Offering
+    offs = tuple(Offering(id=o["id"], provider=o["provider"], upstream_model=o["upstream_model"],
+                          input_price_per_mtok=Decimal(o["input_price_per_mtok"]),
+                          output_price_per_mtok=Decimal(o["output_price_per_mtok"]), base_url=o["base_url"],
+                          credential_env=o["credential_env"], weight=o["weight"], enabled=o["enabled"])
+                 for o in d["offerings"])
+    return Model(d["name"], offs), datetime.fromisoformat(d["update_time"])
+
+
+def _require_request_id(request_id: str) -> None:
+    if not request_id or len(request_id) > 128:
+        raise errors.InvalidArgument("request_id is required (at most 128 characters)", field="request_id")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteHealthView:
+    model: str
+    offering_id: str
+    provider: str
+    state: str
+    consecutive_failures: int
+    ewma_latency_ms: float
+    success_count: int
+    failure_count: int
+    open_time: datetime | None
+    last_error: str
+
+
+class AdminService:
+    def __init__(self, store: Store, keys: KeyCache, catalog: Catalog, health: HealthBoard) -> None:
+        self.store = store
+        self.keys = keys
+        self.catalog = catalog
+        self.health = health
+        self._reload_lock = asyncio.Lock()
+
+    async def reload(self) -> None:
+        """Refresh the in-memory keys and catalog from the database (changes made by other instances)."""
+        async with self._reload_lock:
+            rows = await self.store.load_keys()
+            providers, models, times = await self.store.load_catalog()
+            self.keys.replace(rows)
+            self.catalog.replace(providers, models, times)
+
+    async def apply_catalog(self, providers: list[Provider], models: list[Model]) -> None:
+        """Upsert a catalog document (the YAML file) in one transaction."""
+        async with self.store.engine.begin() as conn:
+            for p in providers:
+                await self.store.upsert_provider(conn, validate_provider(p))
+            known = await self.store.provider_names(conn)
+            for m in models:
+                await self.store.upsert_model(conn, validate_model(m, known))
+        await self.reload()
+
+    async def create_api_key(self, request_id: str, builder_id: str, app_id: str, customer_id: str,
+                             display_name: str, default_tags: dict[str, str],
+                             limits: RateLimits) -> tuple[ApiKey, str]:
+        _require_request_id(request_id)
+        validate_new_key(builder_id, app_id, customer_id, display_name, default_tags, limits)
+        body = fingerprint(["create_api_key", builder_id, app_id, customer_id, display_name, default_tags,
+                            limits.requests_per_minute, limits.tokens_per_minute])
+        async with self.store.engine.begin() as conn:
+            prior = await claim(conn, idempotency, "create_api_key", request_id, body)
+            if prior is not None:
+                key = await self.store.get_key(conn, prior["api_key_id"])
+                assert key is not None
+                return key, ""
+            secret = new_secret()
+            key = ApiKey(id=new_key_id(), builder_id=builder_id, app_id=app_id, customer_id=customer_id,
+                         display_name=display_name, default_tags=dict(default_tags), rate_limits=limits,
+                         secret_prefix=secret[:8])
+            key = await self.store.insert_key(conn, key, hash_secret(secret))
+            await complete(conn, idempotency, "create_api_key", request_id, {"api_key_id": key.id})
+        self.keys.put(hash_secret(secret), key)
+        log.info("gateway.api_key.created", api_key_id=key.id, builder_id=builder_id, app_id=app_id,
+                 customer_id=customer_id)
+        return key, secret
+
+    async def revoke_api_key(self, request_id: str, api_key_id: str) -> ApiKey:
+        _require_request_id(request_id)
+        if not api_key_id:
+            raise errors.InvalidArgument("api_key_id is required", field="api_key_id")
+        async with self.store.engine.begin() as conn:
+            await claim(conn, idempotency, "revoke_api_key", request_id,
+                        fingerprint(["revoke_api_key", api_key_id]))
+            key = await self.store.revoke_key(conn, api_key_id)
+            if key is None:
+                raise errors.NotFound(f"API key {api_key_id!r} does not exist", field="api_key_id")
+            await complete(conn, idempotency, "revoke_api_key", request_id, {"api_key_id": key.id})
+        self.keys.mark_revoked(key)
+        log.info("gateway.api_key.revoked", api_key_id=key.id)
+        return key
+
+    async def list_api_keys(self, builder_id: str, customer_id: str, include_revoked: bool, size: int,
+                            token: str) -> tuple[list[ApiKey], str]:
+        n = page_size(size)
+        cursor = decode_token(token)
+        after = None
+        if cursor is not None:
+            try:
+                after = (datetime.fromisoformat(cursor["t"]), str(cursor["id"]))
+            except (KeyError, ValueError, TypeError):
+                raise errors.InvalidArgument("page_token is not a token this service issued",
+                                             field="page_token") from None
+        rows = await self.store.list_keys(builder_id, customer_id, include_revoked, n + 1, after)
+        nxt = ""
+        if len(rows) > n:
+            rows = rows[:n]
+            last = rows[-1]
+            nxt = encode_token({"t": last.create_time.isoformat(), "id": last.id})  # type: ignore[union-attr]
+        return rows, nxt
+
+    async def upsert_provider(self, request_id: str, provider: Provider) -> tuple[Provider, datetime]:
+        _require_request_id(request_id)
+        p = validate_provider(provider)
+        async with self.store.engine.begin() as conn:
+            prior = await claim(conn, idempotency, "upsert_provider", request_id,
+                                fingerprint(["upsert_provider", p.name, p.base_url, p.credential_env]))
+            if prior is not None:
+                return provider_from_reply(prior)
+            t = await self.store.upsert_provider(conn, p)
+            await complete(conn, idempotency, "upsert_provider", request_id, _provider_reply(p, t))
+        await self.reload()
+        log.info("gateway.provider.upserted", provider=p.name)
+        return p, t
+
+    async def upsert_model(self, request_id: str, model: Model) -> tuple[Model, datetime]:
+        _require_request_id(request_id)
+        async with self.store.engine.begin() as conn:
+            known = await self.store.provider_names(conn)
+            m = validate_model(model, known)
+            prior = await claim(conn, idempotency, "upsert_model", request_id,
+                                fingerprint(["upsert_model", _model_reply(m, datetime(2000, 1, 1))]))
+            if prior is not None:
+                return model_from_reply(prior)
+            t = await self.store.upsert_model(conn, m)
+            await complete(conn, idempotency, "upsert_model", request_id, _model_reply(m, t))
+        await self.reload()
+        log.info("gateway.model.upserted", model=m.name, offerings=len(m.offerings))
+        return m, t
+
+    def list_models(self, size: int, token: str) -> tuple[list[tuple[Model, datetime | None]], str]:
+        n = page_size(size)
+        cursor = decode_token(token)
+        after = str(cursor.get("name", "")) if cursor else ""
+        names = [name for name in sorted(self.catalog.models) if name > after]
+        page = names[:n]
+        nxt = encode_token({"name": page[-1]}) if len(names) > n else ""
+        return [(self.catalog.models[name], self.catalog.update_times.get(name)) for name in page], nxt
+
+    def route_health(self, model: str) -> list[RouteHealthView]:
+        if model and model not in self.catalog.models:
+            raise errors.NotFound(f"model {model!r} is not in the catalog", field="model")
+        now = time.monotonic()
+        out = []
+        for name in sorted(self.catalog.models):
+            if model and name != model:
+                continue
+            for o in self.catalog.models[name].offerings:
+                h = self.health.peek(name, o.id)
+                if h is None:
+                    out.append(RouteHealthView(name, o.id, o.provider, "closed", 0, 0.0, 0, 0, None, ""))
+                    continue
+                out.append(RouteHealthView(
+                    name, o.id, o.provider, h.view_state(now), h.consecutive_failures, h.ewma_ms, h.success_count,
+                    h.failure_count,
+                    datetime.fromtimestamp(h.open_wall_time, UTC) if h.open_wall_time is not None else None,
+                    h.last_error))
+        return out

@@ -1,0 +1,170 @@
+"""Calls to providers' OpenAI-compatible HTTP APIs through one shared keep-alive aiohttp session.
+
+Failures are classified once, here: connect errors, timeouts, 429 and 5xx are retryable (the router
+fails over); other 4xx answers are the request's fault and are returned to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from gateway.domain.catalog import Route
+
+
+class UpstreamError(Exception):
+    def __init__(self, reason: str, *, retryable: bool, status: int = 0, message: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason  # short, for tags and health: "http 503", "timeout", "connect"
+        self.retryable = retryable
+        self.status = status
+        self.message = message  # the provider's error message, for non-retryable answers
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        doc = json.loads(raw)
+        msg = doc.get("error", {}).get("message") if isinstance(doc.get("error"), dict) else doc.get("error")
+        return str(msg or "")[:500]
+    except (ValueError, AttributeError):
+        return raw[:200].decode("utf-8", "replace")
+
+
+def _http_error(status: int, raw: bytes) -> UpstreamError:
+    retryable = status == 429 or status >= 500
+    return UpstreamError(f"http {status}", retryable=retryable, status=status, message=_error_message(raw))
+
+
+class UpstreamStream:
+    """An open streaming response whose first event has already arrived."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, first: dict[str, Any], idle_timeout: float) -> None:
+        self._resp = resp
+        self.first = first
+        self._idle = idle_timeout
+
+    async def rest(self) -> AsyncIterator[dict[str, Any]]:
+        """The events after the first, until [DONE]; raises UpstreamError if the stream breaks."""
+        async for event in _events(self._resp, self._idle):
+            yield event
+
+    def close(self) -> None:
+        self._resp.close()
+
+
+async def _events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[dict[str, Any]]:
+    content = resp.content
+    try:
+        while True:
+            async with asyncio.timeout(idle):
+                line = await content.readline()
+            if not line:
+                raise UpstreamError("stream interrupted", retryable=True, message="the provider closed the stream early")
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            event = json.loads(data)
+            if "error" in event and not event.get("choices"):
+                raise UpstreamError("stream error", retryable=True, message=_error_message(data))
+            yield event
+    except TimeoutError:
+        raise UpstreamError("stream idle timeout", retryable=True) from None
+    except (aiohttp.ClientError, ConnectionError, ValueError) as exc:
+        raise UpstreamError("stream interrupted", retryable=True, message=type(exc).__name__) from None
+
+
+class Upstream:
+    def __init__(self, *, connect_timeout: float, attempt_timeout: float, stream_idle_timeout: float,
+                 connection_limit: int) -> None:
+        self._connect_timeout = connect_timeout
+        self._attempt_timeout = attempt_timeout
+        self._idle = stream_idle_timeout
+        self._limit = connection_limit
+        self._session: aiohttp.ClientSession | None = None
+        self._unary_timeout = aiohttp.ClientTimeout(total=attempt_timeout, sock_connect=connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ttl_dns_cache=300,
+                                         keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps,
+                                              skip_auto_headers=("User-Agent",), auto_decompress=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _headers(self, route: Route) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if route.credential_env:
+            secret = os.environ.get(route.credential_env)
+            if not secret:
+                raise UpstreamError("credential missing", retryable=True,
+                                    message=f"environment variable {route.credential_env} is not set")
+            headers["Authorization"] = "Bearer " + secret
+        return headers
+
+    async def complete(self, route: Route, body: bytes) -> dict[str, Any]:
+        assert self._session is not None
+        headers = self._headers(route)
+        try:
+            async with self._session.post(route.url, data=body, headers=headers,
+                                          timeout=self._unary_timeout) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except TimeoutError:
+            raise UpstreamError("timeout", retryable=True) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamError("connect", retryable=True, message=type(exc).__name__) from None
+        if status >= 400:
+            raise _http_error(status, raw)
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise UpstreamError("bad response", retryable=True, message="the provider answered non-JSON") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
+            raise UpstreamError("bad response", retryable=True, message="the provider's answer has no choices")
+        return doc
+
+    async def open_stream(self, route: Route, body: bytes) -> UpstreamStream:
+        """POST and wait for the first event (bounded by the attempt timeout); failover-safe until here."""
+        assert self._session is not None
+        headers = self._headers(route)
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(self._attempt_timeout):
+                resp = await self._session.post(route.url, data=body, headers=headers, timeout=self._stream_timeout)
+                if resp.status >= 400:
+                    raw = await resp.read()
+                    resp.release()
+                    raise _http_error(resp.status, raw)
+                events = _events(resp, self._attempt_timeout)
+                first = await anext(events)
+        except StopAsyncIteration:
+            resp.close()  # type: ignore[union-attr]
+            raise UpstreamError("empty stream", retryable=True) from None
+        except TimeoutError:
+            if resp is not None:
+                resp.close()
+            raise UpstreamError("timeout", retryable=True) from None
+        except UpstreamError:
+            if resp is not None:
+                resp.close()
+            raise
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            if resp is not None:
+                resp.close()
+            raise UpstreamError("connect", retryable=True, message=type(exc).__name__) from None
+        except BaseException:
+            if resp is not None:
+                resp.close()
+            raise
+        await events.aclose()
+        return UpstreamStream(resp, first, self._idle)
