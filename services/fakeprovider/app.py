@@ -238,6 +238,18 @@ def _drop_connection(request: web.Request) -> None:
     transport.abort()
 
 
+async def _die_after_sending(request: web.Request) -> None:
+    """End a half-sent answer: the bytes already written reach the client, then the connection closes.
+
+    An RST here would make the client's kernel discard data it has not read yet, so the client would
+    never see the partial output; a provider that crashes after flushing sends FIN, and so do we.
+    """
+    await asyncio.sleep(0.02)
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
 class _Handlers:
     def __init__(self, state: ProviderState) -> None:
         self.s = state
@@ -346,7 +358,7 @@ class _Handlers:
             resp.content_length = len(data)
             await resp.prepare(request)
             await resp.write(data[: len(data) // 2])
-            _drop_connection(request)
+            await _die_after_sending(request)
             return resp
         s.outcomes["ok"] += 1
         return web.Response(body=data, content_type="application/json", headers={"x-fake-provider": s.name})
@@ -387,7 +399,7 @@ class _Handlers:
                 await resp.write(chunk.encode())
                 if b.inter_token_ms:
                     await asyncio.sleep(b.inter_token_ms / 1000)
-            _drop_connection(request)
+            await _die_after_sending(request)
             return resp
         chunks.append(f'{head}"delta":{{}},"finish_reason":"stop"}}]{tail}')
         if include_usage and not b.omit_usage:

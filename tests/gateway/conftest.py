@@ -92,7 +92,7 @@ class Stack:
         for o in offerings:
             o = dict(o)
             provider = o.pop("provider")
-            in_price, out_price = o.pop("prices", PRICES[provider])
+            in_price, out_price = o.pop("prices", None) or PRICES[provider]
             pbs.append(
                 admin_pb2.Offering(
                     id=o.pop("id", provider.replace("provider_", "off_")),
