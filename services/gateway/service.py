@@ -218,13 +218,13 @@ class Limiter:
             wait = tok.wait_until_positive(now)
             if wait:
                 raise errors.ResourceExhausted(
-                    f"the key's limit of {lim.tokens_per_minute} tokens per minute is used up",
+                    f"rate limit exceeded: the key's limit of {lim.tokens_per_minute} tokens per minute is used up",
                     retry_after_seconds=round(wait, 3))
         if req is not None:
             wait = req.take(now)
             if wait:
                 raise errors.ResourceExhausted(
-                    f"the key's limit of {lim.requests_per_minute} requests per minute is reached",
+                    f"rate limit exceeded: the key's limit of {lim.requests_per_minute} requests per minute is reached",
                     retry_after_seconds=round(wait, 3))
 
     def charge_tokens(self, key: ApiKey, tokens: int) -> None:
@@ -325,7 +325,8 @@ class ChatService:
         candidates = routing.plan(model_routes, chat.strategy or self.s.default_strategy, chat.prefs,
                                   est_in, est_out, self.health.latency_of)
         if not candidates:
-            raise NoRouteAvailable("no offering of the requested models matches the provider preferences")
+            raise errors.InvalidArgument("no offering of the requested models matches the provider preferences",
+                                         field="provider_preferences")
         return chat.request_id or uuid.uuid4().hex, tags, candidates
 
     def _event(self, key: ApiKey, chat: ChatInput, request_id: str, attempt: int, occurred: datetime, route: Route,

@@ -57,26 +57,63 @@ class UpstreamStream:
         self._resp.close()
 
 
+def _salvage(content: aiohttp.StreamReader) -> list[bytes]:
+    """Complete lines that arrived before the connection broke.
+
+    aiohttp's StreamReader raises a connection error before handing out data it already buffered;
+    content the provider sent before crashing is still output the caller should get (and that we
+    count), so read it from the buffer (pinned aiohttp; absent attributes just mean nothing salvaged).
+    """
+    buf = getattr(content, "_buffer", None)
+    if not buf:
+        return []
+    off = getattr(content, "_buffer_offset", 0)
+    data = bytes(buf[0][off:]) + b"".join(bytes(b) for b in list(buf)[1:])
+    return data.split(b"\n")[:-1]
+
+
+_DONE: dict[str, Any] = {}
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    """One SSE line: an event, None to skip, or the _DONE sentinel for [DONE]."""
+    if not line.startswith(b"data:"):
+        return None
+    data = line[5:].strip()
+    if data == b"[DONE]":
+        return _DONE
+    event = json.loads(data)
+    if "error" in event and not event.get("choices"):
+        raise UpstreamError("stream error", retryable=True, message=_error_message(data))
+    return event
+
+
 async def _events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[dict[str, Any]]:
     content = resp.content
     try:
         while True:
-            async with asyncio.timeout(idle):
-                line = await content.readline()
+            try:
+                async with asyncio.timeout(idle):
+                    line = await content.readline()
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                for salvaged in _salvage(content):
+                    event = _parse(salvaged)
+                    if event is _DONE:
+                        return
+                    if event is not None:
+                        yield event
+                raise UpstreamError("stream interrupted", retryable=True, message=type(exc).__name__) from None
             if not line:
-                raise UpstreamError("stream interrupted", retryable=True, message="the provider closed the stream early")
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
+                raise UpstreamError("stream interrupted", retryable=True,
+                                    message="the provider closed the stream early")
+            event = _parse(line)
+            if event is _DONE:
                 return
-            event = json.loads(data)
-            if "error" in event and not event.get("choices"):
-                raise UpstreamError("stream error", retryable=True, message=_error_message(data))
-            yield event
+            if event is not None:
+                yield event
     except TimeoutError:
         raise UpstreamError("stream idle timeout", retryable=True) from None
-    except (aiohttp.ClientError, ConnectionError, ValueError) as exc:
+    except ValueError as exc:
         raise UpstreamError("stream interrupted", retryable=True, message=type(exc).__name__) from None
 
 
