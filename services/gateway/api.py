@@ -13,9 +13,9 @@ from common.money import to_timestamp
 from gateway.domain import chat as chat_rules
 from gateway.domain.catalog import Model, Offering, Provider, parse_price
 from gateway.domain.chat import BusinessUnits, ChatInput
+from gateway.domain.health import CLOSED, HALF_OPEN, OPEN
 from gateway.domain.keys import ApiKey, RateLimits
 from gateway.domain.routing import CHEAPEST, FIXED, LATENCY, ProviderPreferences
-from gateway.domain.health import CLOSED, HALF_OPEN, OPEN
 from gateway.service import (
     AdminService,
     ChatService,
@@ -34,8 +34,11 @@ _STRATEGY = {
     inference_pb2.ROUTING_STRATEGY_LATENCY: LATENCY,
     inference_pb2.ROUTING_STRATEGY_FIXED: FIXED,
 }
-_BREAKER = {CLOSED: admin_pb2.BREAKER_STATE_CLOSED, OPEN: admin_pb2.BREAKER_STATE_OPEN,
-            HALF_OPEN: admin_pb2.BREAKER_STATE_HALF_OPEN}
+_BREAKER = {
+    CLOSED: admin_pb2.BREAKER_STATE_CLOSED,
+    OPEN: admin_pb2.BREAKER_STATE_OPEN,
+    HALF_OPEN: admin_pb2.BREAKER_STATE_HALF_OPEN,
+}
 
 
 def _authorization(context: grpc.aio.ServicerContext) -> tuple[str | None, list[tuple[str, Any]]]:
@@ -73,7 +76,11 @@ def decode_chat(req: Any, metadata_pairs: list[tuple[str, Any]]) -> ChatInput:
     u = req.business_units
     p = req.provider_preferences
     chat = ChatInput(
-        request_id=req.request_id, models=tuple(models), messages=messages, params=params, tags=dict(req.tags),
+        request_id=req.request_id,
+        models=tuple(models),
+        messages=messages,
+        params=params,
+        tags=dict(req.tags),
         strategy=_STRATEGY[req.routing_strategy],
         prefs=ProviderPreferences(tuple(p.order), tuple(p.only), tuple(p.ignore)),
         units=BusinessUnits(u.run_id, u.document_id, u.page_count, u.ticket_id, u.outcome),
@@ -84,27 +91,44 @@ def decode_chat(req: Any, metadata_pairs: list[tuple[str, Any]]) -> ChatInput:
 
 
 def _usage(u: Usage) -> inference_pb2.Usage:
-    return inference_pb2.Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-                               total_tokens=u.input_tokens + u.output_tokens, estimated=u.estimated)
+    return inference_pb2.Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        total_tokens=u.input_tokens + u.output_tokens,
+        estimated=u.estimated,
+    )
 
 
 def _route(served: Any) -> inference_pb2.Route:
     r = served.route
-    return inference_pb2.Route(model=r.model, provider=r.provider, offering_id=r.offering_id,
-                               upstream_model=r.upstream_model, attempt=served.attempt)
+    return inference_pb2.Route(
+        model=r.model,
+        provider=r.provider,
+        offering_id=r.offering_id,
+        upstream_model=r.upstream_model,
+        attempt=served.attempt,
+    )
 
 
 def _completion(c: Completion) -> inference_pb2.CreateChatCompletionResponse:
     choices = []
     for i, ch in enumerate(c.choices):
         m = ch.get("message") or {}
-        choices.append(inference_pb2.Choice(
-            index=int(ch.get("index", i)),
-            message=inference_pb2.ChatMessage(role=m.get("role") or "assistant", content=m.get("content") or ""),
-            finish_reason=ch.get("finish_reason") or "",
-        ))
+        choices.append(
+            inference_pb2.Choice(
+                index=int(ch.get("index", i)),
+                message=inference_pb2.ChatMessage(
+                    role=m.get("role") or "assistant", content=m.get("content") or ""
+                ),
+                finish_reason=ch.get("finish_reason") or "",
+            )
+        )
     return inference_pb2.CreateChatCompletionResponse(
-        id=c.id, request_id=c.request_id, choices=choices, usage=_usage(c.usage), route=_route(c.served),
+        id=c.id,
+        request_id=c.request_id,
+        choices=choices,
+        usage=_usage(c.usage),
+        route=_route(c.served),
         create_time=to_timestamp(c.create_time),
     )
 
@@ -113,13 +137,13 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self, chat: ChatService) -> None:
         self.chat = chat
 
-    async def CreateChatCompletion(self, request, context):  # noqa: N802
+    async def CreateChatCompletion(self, request, context):
         auth, pairs = _authorization(context)
         key = self.chat.authenticate(auth)
         result = await self.chat.complete(key, decode_chat(request, pairs))
         return _completion(result)
 
-    async def StreamChatCompletion(self, request, context) -> AsyncIterator[Any]:  # noqa: N802
+    async def StreamChatCompletion(self, request, context) -> AsyncIterator[Any]:
         auth, pairs = _authorization(context)
         key = self.chat.authenticate(auth)
         cid = rid = ""
@@ -127,21 +151,30 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
             if isinstance(item, StreamChunk):
                 for ch in item.choices:
                     d = ch.get("delta") or {}
-                    yield inference_pb2.StreamChatCompletionResponse(id=cid, request_id=rid, delta=inference_pb2.ChatDelta(
-                        index=int(ch.get("index", 0)), role=d.get("role") or "", content=d.get("content") or "",
-                        finish_reason=ch.get("finish_reason") or "",
-                    ))
+                    yield inference_pb2.StreamChatCompletionResponse(
+                        id=cid,
+                        request_id=rid,
+                        delta=inference_pb2.ChatDelta(
+                            index=int(ch.get("index", 0)),
+                            role=d.get("role") or "",
+                            content=d.get("content") or "",
+                            finish_reason=ch.get("finish_reason") or "",
+                        ),
+                    )
             elif isinstance(item, StreamStart):
                 cid, rid = item.id, item.request_id
             elif isinstance(item, StreamEnd):
                 yield inference_pb2.StreamChatCompletionResponse(
-                    id=cid, request_id=rid,
-                    summary=inference_pb2.StreamSummary(usage=_usage(item.usage), route=_route(item.served)))
+                    id=cid,
+                    request_id=rid,
+                    summary=inference_pb2.StreamSummary(usage=_usage(item.usage), route=_route(item.served)),
+                )
 
-    async def ListModels(self, request, context):  # noqa: N802
+    async def ListModels(self, request, context):
         auth, _ = _authorization(context)
         self.chat.authenticate(auth)
         from common.paging import decode_token, encode_token, page_size
+
         n = page_size(request.page_size)
         cursor = decode_token(request.page_token)
         after = str(cursor.get("id", "")) if cursor else ""
@@ -156,12 +189,19 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
 # ---- admin ----
 
+
 def _api_key(k: ApiKey) -> admin_pb2.ApiKey:
     msg = admin_pb2.ApiKey(
-        id=k.id, builder_id=k.builder_id, app_id=k.app_id, customer_id=k.customer_id, display_name=k.display_name,
+        id=k.id,
+        builder_id=k.builder_id,
+        app_id=k.app_id,
+        customer_id=k.customer_id,
+        display_name=k.display_name,
         default_tags=k.default_tags,
-        rate_limits=admin_pb2.RateLimits(requests_per_minute=k.rate_limits.requests_per_minute,
-                                         tokens_per_minute=k.rate_limits.tokens_per_minute),
+        rate_limits=admin_pb2.RateLimits(
+            requests_per_minute=k.rate_limits.requests_per_minute,
+            tokens_per_minute=k.rate_limits.tokens_per_minute,
+        ),
         secret_prefix=k.secret_prefix,
         state=admin_pb2.API_KEY_STATE_REVOKED if k.revoked else admin_pb2.API_KEY_STATE_ACTIVE,
     )
@@ -180,14 +220,23 @@ def _provider(p: Provider, t: Any) -> admin_pb2.Provider:
 
 
 def _model(m: Model, t: Any) -> admin_pb2.Model:
-    msg = admin_pb2.Model(name=m.name, offerings=[
-        admin_pb2.Offering(
-            id=o.id, provider=o.provider, upstream_model=o.upstream_model, base_url=o.base_url,
-            credential_env=o.credential_env,
-            input_price_per_mtok=decimal_pb2.Decimal(value=_dec(o.input_price_per_mtok)),
-            output_price_per_mtok=decimal_pb2.Decimal(value=_dec(o.output_price_per_mtok)),
-            weight=o.weight, enabled=o.enabled)
-        for o in m.offerings])
+    msg = admin_pb2.Model(
+        name=m.name,
+        offerings=[
+            admin_pb2.Offering(
+                id=o.id,
+                provider=o.provider,
+                upstream_model=o.upstream_model,
+                base_url=o.base_url,
+                credential_env=o.credential_env,
+                input_price_per_mtok=decimal_pb2.Decimal(value=_dec(o.input_price_per_mtok)),
+                output_price_per_mtok=decimal_pb2.Decimal(value=_dec(o.output_price_per_mtok)),
+                weight=o.weight,
+                enabled=o.enabled,
+            )
+            for o in m.offerings
+        ],
+    )
     if t is not None:
         msg.update_time.CopyFrom(to_timestamp(t))
     return msg
@@ -195,6 +244,7 @@ def _model(m: Model, t: Any) -> admin_pb2.Model:
 
 def _dec(v: Any) -> str:
     from common.money import format_decimal
+
     return format_decimal(v)
 
 
@@ -210,59 +260,92 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
         if not hmac.compare_digest((auth or "").encode(), self._expected):
             raise errors.Unauthenticated("the admin token is missing or wrong")
 
-    async def CreateApiKey(self, request, context):  # noqa: N802
+    async def CreateApiKey(self, request, context):
         self._authorize(context)
         lim = request.rate_limits
         key, secret = await self.admin.create_api_key(
-            request.request_id, request.builder_id, request.app_id, request.customer_id, request.display_name,
-            dict(request.default_tags), RateLimits(lim.requests_per_minute, lim.tokens_per_minute))
+            request.request_id,
+            request.builder_id,
+            request.app_id,
+            request.customer_id,
+            request.display_name,
+            dict(request.default_tags),
+            RateLimits(lim.requests_per_minute, lim.tokens_per_minute),
+        )
         return admin_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
 
-    async def RevokeApiKey(self, request, context):  # noqa: N802
+    async def RevokeApiKey(self, request, context):
         self._authorize(context)
         key = await self.admin.revoke_api_key(request.request_id, request.api_key_id)
         return admin_pb2.RevokeApiKeyResponse(api_key=_api_key(key))
 
-    async def ListApiKeys(self, request, context):  # noqa: N802
+    async def ListApiKeys(self, request, context):
         self._authorize(context)
-        keys, nxt = await self.admin.list_api_keys(request.builder_id, request.customer_id, request.include_revoked,
-                                                   request.page_size, request.page_token)
+        keys, nxt = await self.admin.list_api_keys(
+            request.builder_id,
+            request.customer_id,
+            request.include_revoked,
+            request.page_size,
+            request.page_token,
+        )
         return admin_pb2.ListApiKeysResponse(api_keys=[_api_key(k) for k in keys], next_page_token=nxt)
 
-    async def UpsertProvider(self, request, context):  # noqa: N802
+    async def UpsertProvider(self, request, context):
         self._authorize(context)
         p = request.provider
-        stored, t = await self.admin.upsert_provider(request.request_id, Provider(p.name, p.base_url, p.credential_env))
+        stored, t = await self.admin.upsert_provider(
+            request.request_id, Provider(p.name, p.base_url, p.credential_env)
+        )
         return admin_pb2.UpsertProviderResponse(provider=_provider(stored, t))
 
-    async def UpsertModel(self, request, context):  # noqa: N802
+    async def UpsertModel(self, request, context):
         self._authorize(context)
         m = request.model
         offerings = []
         for i, o in enumerate(m.offerings):
             f = f"model.offerings[{i}]"
-            offerings.append(Offering(
-                id=o.id, provider=o.provider, upstream_model=o.upstream_model,
-                input_price_per_mtok=parse_price(o.input_price_per_mtok.value, f"{f}.input_price_per_mtok"),
-                output_price_per_mtok=parse_price(o.output_price_per_mtok.value, f"{f}.output_price_per_mtok"),
-                base_url=o.base_url, credential_env=o.credential_env, weight=o.weight, enabled=o.enabled))
+            offerings.append(
+                Offering(
+                    id=o.id,
+                    provider=o.provider,
+                    upstream_model=o.upstream_model,
+                    input_price_per_mtok=parse_price(
+                        o.input_price_per_mtok.value, f"{f}.input_price_per_mtok"
+                    ),
+                    output_price_per_mtok=parse_price(
+                        o.output_price_per_mtok.value, f"{f}.output_price_per_mtok"
+                    ),
+                    base_url=o.base_url,
+                    credential_env=o.credential_env,
+                    weight=o.weight,
+                    enabled=o.enabled,
+                )
+            )
         stored, t = await self.admin.upsert_model(request.request_id, Model(m.name, tuple(offerings)))
         return admin_pb2.UpsertModelResponse(model=_model(stored, t))
 
-    async def ListModels(self, request, context):  # noqa: N802
+    async def ListModels(self, request, context):
         self._authorize(context)
         page, nxt = self.admin.list_models(request.page_size, request.page_token)
-        return admin_pb2.GatewayAdminServiceListModelsResponse(models=[_model(m, t) for m, t in page],
-                                                               next_page_token=nxt)
+        return admin_pb2.GatewayAdminServiceListModelsResponse(
+            models=[_model(m, t) for m, t in page], next_page_token=nxt
+        )
 
-    async def GetRouteHealth(self, request, context):  # noqa: N802
+    async def GetRouteHealth(self, request, context):
         self._authorize(context)
         routes = []
         for v in self.admin.route_health(request.model):
-            r = admin_pb2.RouteHealth(model=v.model, offering_id=v.offering_id, provider=v.provider,
-                                      state=_BREAKER[v.state], consecutive_failures=v.consecutive_failures,
-                                      ewma_latency_ms=v.ewma_latency_ms, success_count=v.success_count,
-                                      failure_count=v.failure_count, last_error=v.last_error)
+            r = admin_pb2.RouteHealth(
+                model=v.model,
+                offering_id=v.offering_id,
+                provider=v.provider,
+                state=_BREAKER[v.state],
+                consecutive_failures=v.consecutive_failures,
+                ewma_latency_ms=v.ewma_latency_ms,
+                success_count=v.success_count,
+                failure_count=v.failure_count,
+                last_error=v.last_error,
+            )
             if v.open_time is not None:
                 r.open_time.CopyFrom(to_timestamp(v.open_time))
             routes.append(r)

@@ -82,42 +82,61 @@ async def start(settings: Settings) -> GatewayServer:
     await store.open()
 
     keys, catalog = KeyCache(), Catalog()
-    health = HealthBoard(BreakerPolicy(settings.breaker_failure_threshold, settings.breaker_cooldown_seconds,
-                                       settings.latency_ewma_alpha))
+    health = HealthBoard(
+        BreakerPolicy(
+            settings.breaker_failure_threshold, settings.breaker_cooldown_seconds, settings.latency_ewma_alpha
+        )
+    )
     admin = AdminService(store, keys, catalog, health)
     if settings.catalog_file:
-        doc = yaml.safe_load(Path(settings.catalog_file).read_text())
+        doc = yaml.safe_load(await asyncio.to_thread(Path(settings.catalog_file).read_text))
         providers, models = parse_catalog(doc)
         await admin.apply_catalog(providers, models)
-        log.info("gateway.catalog.loaded", file=settings.catalog_file, providers=len(providers), models=len(models))
+        log.info(
+            "gateway.catalog.loaded", file=settings.catalog_file, providers=len(providers), models=len(models)
+        )
     await admin.reload()
 
-    upstream = Upstream(connect_timeout=settings.connect_timeout_seconds,
-                        attempt_timeout=settings.attempt_timeout_seconds,
-                        stream_idle_timeout=settings.stream_idle_timeout_seconds,
-                        connection_limit=settings.upstream_connection_limit)
+    upstream = Upstream(
+        connect_timeout=settings.connect_timeout_seconds,
+        attempt_timeout=settings.attempt_timeout_seconds,
+        stream_idle_timeout=settings.stream_idle_timeout_seconds,
+        connection_limit=settings.upstream_connection_limit,
+    )
     await upstream.open()
-    outbox = OutboxWriter(store, batch_max=settings.outbox_batch_max,
-                          synchronous_commit=settings.outbox_synchronous_commit)
+    outbox = OutboxWriter(
+        store, batch_max=settings.outbox_batch_max, synchronous_commit=settings.outbox_synchronous_commit
+    )
     outbox.start()
     metering = MeteringClient(settings.metering_address, settings.relay_deadline_seconds)
     relay = None
     if settings.relay_enabled:
-        relay = Relay(store, metering, batch_size=settings.relay_batch_size, interval=settings.relay_interval_seconds,
-                      backoff_initial=settings.relay_backoff_initial_seconds,
-                      backoff_max=settings.relay_backoff_max_seconds, retention_hours=settings.outbox_retention_hours)
+        relay = Relay(
+            store,
+            metering,
+            batch_size=settings.relay_batch_size,
+            interval=settings.relay_interval_seconds,
+            backoff_initial=settings.relay_backoff_initial_seconds,
+            backoff_max=settings.relay_backoff_max_seconds,
+            retention_hours=settings.outbox_retention_hours,
+        )
         outbox.on_commit.append(relay.wake)
         relay.start()
     chat = ChatService(settings, keys, catalog, health, Limiter(), upstream, outbox, entitlements)
 
     def register(server) -> list[str]:
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(chat), server)
-        admin_pb2_grpc.add_GatewayAdminServiceServicer_to_server(AdminServicer(admin, settings.admin_token), server)
-        return [inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
-                admin_pb2.DESCRIPTOR.services_by_name["GatewayAdminService"].full_name]
+        admin_pb2_grpc.add_GatewayAdminServiceServicer_to_server(
+            AdminServicer(admin, settings.admin_token), server
+        )
+        return [
+            inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["GatewayAdminService"].full_name,
+        ]
 
-    running = await start_server(address=settings.grpc_address, register=register,
-                                 metrics_port=settings.metrics_port)
+    running = await start_server(
+        address=settings.grpc_address, register=register, metrics_port=settings.metrics_port
+    )
 
     runner = web.AppRunner(FrontDoor(chat).app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -134,8 +153,16 @@ async def start(settings: Settings) -> GatewayServer:
             except Exception as exc:  # keep serving from the last good copy
                 log.warning("gateway.refresh_failed", error=type(exc).__name__)
 
-    gw = GatewayServer(grpc=running, http_runner=runner, http_port=http_port, chat=chat, admin=admin,
-                       relay=relay, outbox=outbox, store=store)
+    gw = GatewayServer(
+        grpc=running,
+        http_runner=runner,
+        http_port=http_port,
+        chat=chat,
+        admin=admin,
+        relay=relay,
+        outbox=outbox,
+        store=store,
+    )
     gw._tasks.append(asyncio.create_task(refresh_loop(), name="gateway-refresh"))
 
     async def close_resources() -> None:

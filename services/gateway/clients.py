@@ -45,7 +45,9 @@ class MeteringClient:
         reply = await self._stub.IngestEvents(request, timeout=self._deadline)
         if len(reply.results) != len(payloads):
             raise RuntimeError(f"metering answered {len(reply.results)} results for {len(payloads)} events")
-        return [IngestResult(r.event_id, _OUTCOMES.get(r.outcome, "invalid"), r.reason) for r in reply.results]
+        return [
+            IngestResult(r.event_id, _OUTCOMES.get(r.outcome, "invalid"), r.reason) for r in reply.results
+        ]
 
     async def close(self) -> None:
         await self._channel.close()

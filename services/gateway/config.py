@@ -71,7 +71,9 @@ class Settings:
         if not 0 < self.latency_ewma_alpha <= 1:
             raise SettingsError("GATEWAY_LATENCY_EWMA_ALPHA must be in (0, 1]")
         if self.outbox_synchronous_commit not in ("on", "off", "local", "remote_write", "remote_apply"):
-            raise SettingsError("GATEWAY_OUTBOX_SYNCHRONOUS_COMMIT must be on, off, local, remote_write or remote_apply")
+            raise SettingsError(
+                "GATEWAY_OUTBOX_SYNCHRONOUS_COMMIT must be on, off, local, remote_write or remote_apply"
+            )
         if not 1 <= self.relay_batch_size <= 10_000:
             raise SettingsError("GATEWAY_RELAY_BATCH_SIZE must be between 1 and 10000")
         if self.max_attempts < 1:
@@ -103,7 +105,9 @@ class Settings:
             breaker_cooldown_seconds=env.float("BREAKER_COOLDOWN_SECONDS", d.breaker_cooldown_seconds),
             connect_timeout_seconds=env.float("CONNECT_TIMEOUT_SECONDS", d.connect_timeout_seconds),
             attempt_timeout_seconds=env.float("ATTEMPT_TIMEOUT_SECONDS", d.attempt_timeout_seconds),
-            stream_idle_timeout_seconds=env.float("STREAM_IDLE_TIMEOUT_SECONDS", d.stream_idle_timeout_seconds),
+            stream_idle_timeout_seconds=env.float(
+                "STREAM_IDLE_TIMEOUT_SECONDS", d.stream_idle_timeout_seconds
+            ),
             max_attempts=env.int("MAX_ATTEMPTS", d.max_attempts),
             upstream_connection_limit=env.int("UPSTREAM_CONNECTION_LIMIT", d.upstream_connection_limit),
             outbox_batch_max=env.int("OUTBOX_BATCH_MAX", d.outbox_batch_max),

@@ -56,9 +56,14 @@ def error_response(exc: errors.ServiceError) -> web.Response:
     headers = {}
     if isinstance(exc, errors.ResourceExhausted) and exc.retry_after_seconds is not None:
         from gateway.domain.ratelimit import retry_after_seconds
+
         headers["Retry-After"] = str(retry_after_seconds(exc.retry_after_seconds))
-    return web.Response(status=status, body=_error_body(exc.message, etype, exc.field, code),
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        status=status,
+        body=_error_body(exc.message, etype, exc.field, code),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 def _str_list(v: Any, field: str) -> tuple[str, ...]:
@@ -93,12 +98,19 @@ def decode_chat(body: Any, headers: Any) -> ChatInput:
     stream_options = body.get("stream_options") or {}
     route = body.get("route") or ""
     chat = ChatInput(
-        request_id="", models=tuple(models), messages=body.get("messages"), params=params, tags=dict(tags),
+        request_id="",
+        models=tuple(models),
+        messages=body.get("messages"),
+        params=params,
+        tags=dict(tags),
         strategy=route.lower() if isinstance(route, str) else "",
-        prefs=ProviderPreferences(_str_list(prov.get("order"), "provider.order"),
-                                  _str_list(prov.get("only"), "provider.only"),
-                                  _str_list(prov.get("ignore"), "provider.ignore")),
-        units=BusinessUnits(), stream=bool(body.get("stream")),
+        prefs=ProviderPreferences(
+            _str_list(prov.get("order"), "provider.order"),
+            _str_list(prov.get("only"), "provider.only"),
+            _str_list(prov.get("ignore"), "provider.ignore"),
+        ),
+        units=BusinessUnits(),
+        stream=bool(body.get("stream")),
         include_usage=bool(isinstance(stream_options, dict) and stream_options.get("include_usage")),
     )
     extras = chat_rules.extras_from_metadata(metadata) if metadata else {}
@@ -108,21 +120,39 @@ def decode_chat(body: Any, headers: Any) -> ChatInput:
 
 def _served_headers(request_id: str, served: Any) -> dict[str, str]:
     r = served.route
-    return {"x-tollgate-request-id": request_id, "x-tollgate-provider": r.provider,
-            "x-tollgate-offering": r.offering_id, "x-tollgate-model": r.model,
-            "x-tollgate-attempt": str(served.attempt)}
+    return {
+        "x-tollgate-request-id": request_id,
+        "x-tollgate-provider": r.provider,
+        "x-tollgate-offering": r.offering_id,
+        "x-tollgate-model": r.model,
+        "x-tollgate-attempt": str(served.attempt),
+    }
 
 
 def _completion_body(c: Completion) -> bytes:
     r = c.served.route
-    return _dumps({
-        "id": c.id, "object": "chat.completion", "created": c.created, "model": r.model,
-        "choices": c.choices,
-        "usage": {"prompt_tokens": c.usage.input_tokens, "completion_tokens": c.usage.output_tokens,
-                  "total_tokens": c.usage.input_tokens + c.usage.output_tokens},
-        "tollgate": {"request_id": c.request_id, "provider": r.provider, "offering": r.offering_id,
-                     "model": r.model, "attempt": c.served.attempt, "tokens_estimated": c.usage.estimated},
-    }).encode()
+    return _dumps(
+        {
+            "id": c.id,
+            "object": "chat.completion",
+            "created": c.created,
+            "model": r.model,
+            "choices": c.choices,
+            "usage": {
+                "prompt_tokens": c.usage.input_tokens,
+                "completion_tokens": c.usage.output_tokens,
+                "total_tokens": c.usage.input_tokens + c.usage.output_tokens,
+            },
+            "tollgate": {
+                "request_id": c.request_id,
+                "provider": r.provider,
+                "offering": r.offering_id,
+                "model": r.model,
+                "attempt": c.served.attempt,
+                "tokens_estimated": c.usage.estimated,
+            },
+        }
+    ).encode()
 
 
 class FrontDoor:
@@ -147,27 +177,41 @@ class FrontDoor:
             if chat.stream:
                 return await self._stream(request, key, chat)
             result = await self.chat.complete(key, chat)
-            return web.Response(body=_completion_body(result), content_type="application/json",
-                                headers=_served_headers(result.request_id, result.served))
+            return web.Response(
+                body=_completion_body(result),
+                content_type="application/json",
+                headers=_served_headers(result.request_id, result.served),
+            )
         except errors.ServiceError as exc:
             return error_response(exc)
         except Exception:
             error_id = uuid.uuid4().hex[:16]
             log.exception("gateway.http.internal_error", error_id=error_id)
-            return web.Response(status=500, content_type="application/json",
-                                body=_error_body(f"internal error (error id {error_id})", "api_error", None,
-                                                 "internal_error"))
+            return web.Response(
+                status=500,
+                content_type="application/json",
+                body=_error_body(
+                    f"internal error (error id {error_id})", "api_error", None, "internal_error"
+                ),
+            )
 
     async def _stream(self, request: web.Request, key: Any, chat: ChatInput) -> web.StreamResponse:
         gen = self.chat.stream(key, chat)
         start = await anext(gen)  # errors before any output propagate as ordinary statuses
         assert isinstance(start, StreamStart)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           **_served_headers(start.request_id, start.served)})
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                **_served_headers(start.request_id, start.served),
+            }
+        )
         await resp.prepare(request)
         model = start.served.route.model
-        head = f'{{"id":"{start.id}","object":"chat.completion.chunk","created":{start.created},' \
-               f'"model":{_dumps(model)},"choices":'
+        head = (
+            f'{{"id":"{start.id}","object":"chat.completion.chunk","created":{start.created},'
+            f'"model":{_dumps(model)},"choices":'
+        )
         try:
             async for item in gen:
                 if isinstance(item, StreamChunk):
@@ -175,8 +219,11 @@ class FrontDoor:
                 elif isinstance(item, StreamEnd):
                     if chat.include_usage:
                         u = item.usage
-                        usage = {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-                                 "total_tokens": u.input_tokens + u.output_tokens}
+                        usage = {
+                            "prompt_tokens": u.input_tokens,
+                            "completion_tokens": u.output_tokens,
+                            "total_tokens": u.input_tokens + u.output_tokens,
+                        }
                         await resp.write(f'data: {head}[],"usage":{_dumps(usage)}}}\n\n'.encode())
                     await resp.write(b"data: [DONE]\n\n")
         except errors.ServiceError as exc:
@@ -194,6 +241,10 @@ class FrontDoor:
             self.chat.authenticate(request.headers.get("Authorization"))
         except errors.ServiceError as exc:
             return error_response(exc)
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "tollgate", "providers": providers}
-                for name, providers in self.chat.public_models()]
-        return web.Response(body=_dumps({"object": "list", "data": data}).encode(), content_type="application/json")
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "tollgate", "providers": providers}
+            for name, providers in self.chat.public_models()
+        ]
+        return web.Response(
+            body=_dumps({"object": "list", "data": data}).encode(), content_type="application/json"
+        )

@@ -39,23 +39,38 @@ _metrics: dict[str, object] = {}
 
 def _metric(name: str) -> object:
     if not _metrics:
-        _metrics["written"] = Counter("tollgate_gateway_outbox_written_total", "Usage events committed to the outbox.")
+        _metrics["written"] = Counter(
+            "tollgate_gateway_outbox_written_total", "Usage events committed to the outbox."
+        )
         _metrics["commits"] = Counter("tollgate_gateway_outbox_commits_total", "Outbox group commits.")
-        _metrics["delivered"] = Counter("tollgate_gateway_outbox_delivered_total",
-                                        "Outbox events delivered to metering (accepted or duplicate).")
-        _metrics["parked"] = Counter("tollgate_gateway_outbox_parked_total",
-                                     "Outbox events metering rejected (conflict or invalid), parked.")
-        _metrics["relay_failures"] = Counter("tollgate_gateway_relay_failures_total",
-                                             "Relay batches that failed (metering unreachable or erroring).")
+        _metrics["delivered"] = Counter(
+            "tollgate_gateway_outbox_delivered_total",
+            "Outbox events delivered to metering (accepted or duplicate).",
+        )
+        _metrics["parked"] = Counter(
+            "tollgate_gateway_outbox_parked_total",
+            "Outbox events metering rejected (conflict or invalid), parked.",
+        )
+        _metrics["relay_failures"] = Counter(
+            "tollgate_gateway_relay_failures_total",
+            "Relay batches that failed (metering unreachable or erroring).",
+        )
         _metrics["lag"] = Gauge("tollgate_gateway_relay_last_batch_size", "Events in the relay's last batch.")
     return _metrics[name]
 
 
 def encode(record: UsageRecord) -> bytes:
     return metering_pb2.UsageEvent(
-        id=record.id, type=record.type, occurred_time=to_timestamp(record.occurred_time),
-        builder_id=record.builder_id, app_id=record.app_id, customer_id=record.customer_id,
-        status=_STATUS[record.status], run_id=record.run_id, tags=record.tags, quantities=record.quantities,
+        id=record.id,
+        type=record.type,
+        occurred_time=to_timestamp(record.occurred_time),
+        builder_id=record.builder_id,
+        app_id=record.app_id,
+        customer_id=record.customer_id,
+        status=_STATUS[record.status],
+        run_id=record.run_id,
+        tags=record.tags,
+        quantities=record.quantities,
     ).SerializeToString()
 
 
@@ -161,8 +176,17 @@ class OutboxWriter:
 
 
 class Relay:
-    def __init__(self, store: Store, metering: MeteringClient, *, batch_size: int, interval: float,
-                 backoff_initial: float, backoff_max: float, retention_hours: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metering: MeteringClient,
+        *,
+        batch_size: int,
+        interval: float,
+        backoff_initial: float,
+        backoff_max: float,
+        retention_hours: float,
+    ) -> None:
         self._store = store
         self._metering = metering
         self._batch = batch_size
@@ -195,8 +219,12 @@ class Relay:
                     done.append(row.seq)
                 else:
                     parked.append((row.seq, f"{res.outcome}: {res.reason}"[:1000]))
-                    log.warning("gateway.outbox.event_parked", event_id=row.event_id, outcome=res.outcome,
-                                reason=res.reason)
+                    log.warning(
+                        "gateway.outbox.event_parked",
+                        event_id=row.event_id,
+                        outcome=res.outcome,
+                        reason=res.reason,
+                    )
             await self._store.mark_delivered(conn, done)
             await self._store.park(conn, parked)
         self.delivered += len(done)
@@ -223,8 +251,13 @@ class Relay:
                 delay = min(self._backoff_max, self._backoff_initial * (2 ** min(failures - 1, 20)))
                 delay = random.uniform(delay / 2, delay)  # jitter: instances do not retry in lockstep
                 if failures == 1 or failures % 20 == 0:
-                    log.warning("gateway.relay.delivery_failed", failures=failures, retry_in_seconds=round(delay, 3),
-                                error=type(exc).__name__, detail=str(exc)[:200])
+                    log.warning(
+                        "gateway.relay.delivery_failed",
+                        failures=failures,
+                        retry_in_seconds=round(delay, 3),
+                        error=type(exc).__name__,
+                        detail=str(exc)[:200],
+                    )
                 await asyncio.sleep(delay)
                 continue
             if n >= self._batch:

@@ -43,6 +43,7 @@ _DUMMY_HASH = "0" * 64
 
 # ---- errors with an HTTP status for the front door (gRPC maps them through their base class) ----
 
+
 class ProviderRejected(errors.InvalidArgument):
     """The provider refused the request itself (4xx other than 429): not retried, returned to the caller."""
 
@@ -89,7 +90,9 @@ class StreamInterrupted(errors.Unavailable):
 
 class UsageNotRecorded(errors.Unavailable):
     def __init__(self) -> None:
-        super().__init__("usage could not be recorded; the request was not answered, retry with the same request_id")
+        super().__init__(
+            "usage could not be recorded; the request was not answered, retry with the same request_id"
+        )
         self.http_status = 503
         self.code = "usage_not_recorded"
 
@@ -100,11 +103,14 @@ def _rejection(e: UpstreamError, route: Route) -> errors.ServiceError:
         return ProviderMisconfigured(f"provider {route.provider} rejected the gateway's credentials")
     if e.status == 404:
         return ProviderNotFound(f"provider {route.provider} answered 404{detail}")
-    return ProviderRejected(f"provider {route.provider} rejected the request (http {e.status}){detail}",
-                            http_status=e.status if 400 <= e.status < 500 else 400)
+    return ProviderRejected(
+        f"provider {route.provider} rejected the request (http {e.status}){detail}",
+        http_status=e.status if 400 <= e.status < 500 else 400,
+    )
 
 
 # ---- results ----
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -133,6 +139,7 @@ class Completion:
 @dataclass(frozen=True, slots=True)
 class StreamStart:
     """First item of a stream: who serves it (sent before any content)."""
+
     id: str
     request_id: str
     created: int
@@ -142,6 +149,7 @@ class StreamStart:
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
     """One upstream chunk's choices (each with index, delta, finish_reason), forwarded as-is."""
+
     choices: list[dict[str, Any]]
 
 
@@ -152,6 +160,7 @@ class StreamEnd:
 
 
 # ---- in-memory state ----
+
 
 class KeyCache:
     def __init__(self) -> None:
@@ -189,7 +198,9 @@ class Catalog:
         self.update_times: dict[str, datetime] = {}
         self.routes: dict[str, tuple[Route, ...]] = {}
 
-    def replace(self, providers: dict[str, Provider], models: list[Model], times: dict[str, datetime]) -> None:
+    def replace(
+        self, providers: dict[str, Provider], models: list[Model], times: dict[str, datetime]
+    ) -> None:
         self.providers = providers
         self.models = {m.name: m for m in models}
         self.update_times = times
@@ -204,8 +215,11 @@ class Limiter:
         entry = self._buckets.get(key.id)
         if entry is None or entry[2] != key.rate_limits:
             lim = key.rate_limits
-            entry = (Bucket(lim.requests_per_minute, now) if lim.requests_per_minute else None,
-                     Bucket(lim.tokens_per_minute, now) if lim.tokens_per_minute else None, lim)
+            entry = (
+                Bucket(lim.requests_per_minute, now) if lim.requests_per_minute else None,
+                Bucket(lim.tokens_per_minute, now) if lim.tokens_per_minute else None,
+                lim,
+            )
             self._buckets[key.id] = entry
         return entry
 
@@ -218,14 +232,16 @@ class Limiter:
             wait = tok.wait_until_positive(now)
             if wait:
                 raise errors.ResourceExhausted(
-                    f"rate limit exceeded: the key's limit of {lim.tokens_per_minute} tokens per minute is used up",
-                    retry_after_seconds=round(wait, 3))
+                    f"rate limit exceeded: the key's {lim.tokens_per_minute} tokens per minute are used up",
+                    retry_after_seconds=round(wait, 3),
+                )
         if req is not None:
             wait = req.take(now)
             if wait:
                 raise errors.ResourceExhausted(
-                    f"rate limit exceeded: the key's limit of {lim.requests_per_minute} requests per minute is reached",
-                    retry_after_seconds=round(wait, 3))
+                    f"rate limit exceeded: the key allows {lim.requests_per_minute} requests per minute",
+                    retry_after_seconds=round(wait, 3),
+                )
 
     def charge_tokens(self, key: ApiKey, tokens: int) -> None:
         if key.rate_limits.tokens_per_minute and tokens:
@@ -284,8 +300,17 @@ def _completion_chars(choices: list[dict[str, Any]]) -> int:
 
 
 class ChatService:
-    def __init__(self, settings: Settings, keys: KeyCache, catalog: Catalog, health: HealthBoard,
-                 limiter: Limiter, upstream: Upstream, outbox: OutboxWriter, entitlements: Entitlements) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyCache,
+        catalog: Catalog,
+        health: HealthBoard,
+        limiter: Limiter,
+        upstream: Upstream,
+        outbox: OutboxWriter,
+        entitlements: Entitlements,
+    ) -> None:
         self.s = settings
         self.keys = keys
         self.catalog = catalog
@@ -322,21 +347,53 @@ class ChatService:
         self.limiter.admit(key)
         est_in = estimate_tokens(chat_rules.prompt_chars(chat.messages))
         est_out = chat.params.get("max_tokens") or self.s.estimated_output_tokens
-        candidates = routing.plan(model_routes, chat.strategy or self.s.default_strategy, chat.prefs,
-                                  est_in, est_out, self.health.latency_of)
+        candidates = routing.plan(
+            model_routes,
+            chat.strategy or self.s.default_strategy,
+            chat.prefs,
+            est_in,
+            est_out,
+            self.health.latency_of,
+        )
         if not candidates:
-            raise errors.InvalidArgument("no offering of the requested models matches the provider preferences",
-                                         field="provider_preferences")
+            raise errors.InvalidArgument(
+                "no offering of the requested models matches the provider preferences",
+                field="provider_preferences",
+            )
         return chat.request_id or uuid.uuid4().hex, tags, candidates
 
-    def _event(self, key: ApiKey, chat: ChatInput, request_id: str, attempt: int, occurred: datetime, route: Route,
-               tags: dict[str, str], *, ok: bool, tokens: tuple[int, int], estimated: bool, latency_ms: int,
-               error: str = "") -> UsageRecord:
+    def _event(
+        self,
+        key: ApiKey,
+        chat: ChatInput,
+        request_id: str,
+        attempt: int,
+        occurred: datetime,
+        route: Route,
+        tags: dict[str, str],
+        *,
+        ok: bool,
+        tokens: tuple[int, int],
+        estimated: bool,
+        latency_ms: int,
+        error: str = "",
+    ) -> UsageRecord:
         return build_event(
-            request_id=request_id, attempt=attempt, occurred_time=occurred, builder_id=key.builder_id,
-            app_id=key.app_id, customer_id=key.customer_id, route=route, succeeded=ok,
-            input_tokens=tokens[0], output_tokens=tokens[1], estimated=estimated, latency_ms=latency_ms,
-            tags=tags, units=chat.units, error=error,
+            request_id=request_id,
+            attempt=attempt,
+            occurred_time=occurred,
+            builder_id=key.builder_id,
+            app_id=key.app_id,
+            customer_id=key.customer_id,
+            route=route,
+            succeeded=ok,
+            input_tokens=tokens[0],
+            output_tokens=tokens[1],
+            estimated=estimated,
+            latency_ms=latency_ms,
+            tags=tags,
+            units=chat.units,
+            error=error,
         )
 
     async def _record(self, events: list[UsageRecord]) -> None:
@@ -356,7 +413,8 @@ class ChatService:
     def _exhausted(self, tried: int, skipped_open: int, last: UpstreamError | None, models: tuple[str, ...]):
         if tried == 0:
             return NoRouteAvailable(
-                f"every offering of {', '.join(models)} is unavailable (circuit open); retry later")
+                f"every offering of {', '.join(models)} is unavailable (circuit open); retry later"
+            )
         reason = last.reason if last else "unknown"
         return AllAttemptsFailed(f"all {tried} attempts failed; the last failed with {reason}")
 
@@ -385,8 +443,22 @@ class ChatService:
                 doc = await self.upstream.complete(route, _upstream_body(route, chat, False))
             except UpstreamError as e:
                 ms = int((time.perf_counter() - t0) * 1000)
-                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
-                                          tokens=(0, 0), estimated=False, latency_ms=ms, error=e.reason))
+                events.append(
+                    self._event(
+                        key,
+                        chat,
+                        request_id,
+                        attempt,
+                        occurred,
+                        route,
+                        tags,
+                        ok=False,
+                        tokens=(0, 0),
+                        estimated=False,
+                        latency_ms=ms,
+                        error=e.reason,
+                    )
+                )
                 if not e.retryable:
                     h.release()
                     await self._record(events)
@@ -398,8 +470,22 @@ class ChatService:
             except asyncio.CancelledError:
                 h.release()
                 ms = int((time.perf_counter() - t0) * 1000)
-                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
-                                          tokens=(0, 0), estimated=False, latency_ms=ms, error="cancelled"))
+                events.append(
+                    self._event(
+                        key,
+                        chat,
+                        request_id,
+                        attempt,
+                        occurred,
+                        route,
+                        tags,
+                        ok=False,
+                        tokens=(0, 0),
+                        estimated=False,
+                        latency_ms=ms,
+                        error="cancelled",
+                    )
+                )
                 self._record_later(events)
                 raise
             ms_f = (time.perf_counter() - t0) * 1000
@@ -411,13 +497,30 @@ class ChatService:
                 if prompt_tokens_est < 0:
                     prompt_tokens_est = estimate_tokens(chat_rules.prompt_chars(chat.messages))
                 usage = (prompt_tokens_est, estimate_tokens(_completion_chars(choices)))
-            events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=True,
-                                      tokens=usage, estimated=estimated, latency_ms=int(ms_f)))
+            events.append(
+                self._event(
+                    key,
+                    chat,
+                    request_id,
+                    attempt,
+                    occurred,
+                    route,
+                    tags,
+                    ok=True,
+                    tokens=usage,
+                    estimated=estimated,
+                    latency_ms=int(ms_f),
+                )
+            )
             await self._record(events)
             self.limiter.charge_tokens(key, usage[0] + usage[1])
             return Completion(
-                id=f"chatcmpl-{request_id}", request_id=request_id, created=int(created_dt.timestamp()),
-                choices=choices, usage=Usage(usage[0], usage[1], estimated), served=Served(route, attempt),
+                id=f"chatcmpl-{request_id}",
+                request_id=request_id,
+                created=int(created_dt.timestamp()),
+                choices=choices,
+                usage=Usage(usage[0], usage[1], estimated),
+                served=Served(route, attempt),
                 create_time=created_dt,
             )
         if events:
@@ -426,7 +529,9 @@ class ChatService:
 
     # -- streaming --
 
-    async def stream(self, key: ApiKey, chat: ChatInput) -> AsyncIterator[StreamStart | StreamChunk | StreamEnd]:
+    async def stream(
+        self, key: ApiKey, chat: ChatInput
+    ) -> AsyncIterator[StreamStart | StreamChunk | StreamEnd]:
         """StreamStart, StreamChunk..., StreamEnd; errors before StreamStart are ordinary errors."""
         request_id, tags, candidates = self._plan(key, chat)
         await self.entitlements.check(key.builder_id, key.customer_id)
@@ -440,7 +545,7 @@ class ChatService:
         h: RouteHealth | None = None
         t0 = 0.0
         occurred = created_dt
-        for route in candidates:  # noqa: B007 (route is used after the loop)
+        for route in candidates:
             if attempt >= self.s.max_attempts:
                 break
             h = self.health.get(route)
@@ -455,8 +560,22 @@ class ChatService:
                 break
             except UpstreamError as e:
                 ms = int((time.perf_counter() - t0) * 1000)
-                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
-                                          tokens=(0, 0), estimated=False, latency_ms=ms, error=e.reason))
+                events.append(
+                    self._event(
+                        key,
+                        chat,
+                        request_id,
+                        attempt,
+                        occurred,
+                        route,
+                        tags,
+                        ok=False,
+                        tokens=(0, 0),
+                        estimated=False,
+                        latency_ms=ms,
+                        error=e.reason,
+                    )
+                )
                 if not e.retryable:
                     h.release()
                     await self._record(events)
@@ -479,8 +598,12 @@ class ChatService:
         usage: tuple[int, int] | None = None
         recorded = False
         try:
-            yield StreamStart(id=f"chatcmpl-{request_id}", request_id=request_id,
-                              created=int(created_dt.timestamp()), served=served)
+            yield StreamStart(
+                id=f"chatcmpl-{request_id}",
+                request_id=request_id,
+                created=int(created_dt.timestamp()),
+                served=served,
+            )
             event: dict[str, Any] | None = opened.first
             rest = opened.rest()
             while True:
@@ -501,8 +624,21 @@ class ChatService:
             estimated = usage is None
             if usage is None:
                 usage = (estimate_tokens(chat_rules.prompt_chars(chat.messages)), estimate_tokens(out_chars))
-            events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=True,
-                                      tokens=usage, estimated=estimated, latency_ms=ms))
+            events.append(
+                self._event(
+                    key,
+                    chat,
+                    request_id,
+                    attempt,
+                    occurred,
+                    route,
+                    tags,
+                    ok=True,
+                    tokens=usage,
+                    estimated=estimated,
+                    latency_ms=ms,
+                )
+            )
             recorded = True
             await self._record(events)
             self.limiter.charge_tokens(key, usage[0] + usage[1])
@@ -510,10 +646,26 @@ class ChatService:
             # Output already reached the caller: no switch. Record the partial usage, then fail the stream.
             ms = int((time.perf_counter() - t0) * 1000)
             h.record_failure(time.monotonic(), time.time(), e.reason)
-            partial = usage or (estimate_tokens(chat_rules.prompt_chars(chat.messages)), estimate_tokens(out_chars))
-            events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
-                                      tokens=partial, estimated=usage is None, latency_ms=ms,
-                                      error="stream interrupted"))
+            partial = usage or (
+                estimate_tokens(chat_rules.prompt_chars(chat.messages)),
+                estimate_tokens(out_chars),
+            )
+            events.append(
+                self._event(
+                    key,
+                    chat,
+                    request_id,
+                    attempt,
+                    occurred,
+                    route,
+                    tags,
+                    ok=False,
+                    tokens=partial,
+                    estimated=usage is None,
+                    latency_ms=ms,
+                    error="stream interrupted",
+                )
+            )
             recorded = True
             await self._record(events)
             self.limiter.charge_tokens(key, partial[0] + partial[1])
@@ -525,10 +677,26 @@ class ChatService:
             if not recorded:
                 # The caller went away mid-stream: no verdict on the provider; record what was consumed.
                 h.release()
-                partial = usage or (estimate_tokens(chat_rules.prompt_chars(chat.messages)), estimate_tokens(out_chars))
-                events.append(self._event(key, chat, request_id, attempt, occurred, route, tags, ok=False,
-                                          tokens=partial, estimated=usage is None,
-                                          latency_ms=int((time.perf_counter() - t0) * 1000), error="cancelled"))
+                partial = usage or (
+                    estimate_tokens(chat_rules.prompt_chars(chat.messages)),
+                    estimate_tokens(out_chars),
+                )
+                events.append(
+                    self._event(
+                        key,
+                        chat,
+                        request_id,
+                        attempt,
+                        occurred,
+                        route,
+                        tags,
+                        ok=False,
+                        tokens=partial,
+                        estimated=usage is None,
+                        latency_ms=int((time.perf_counter() - t0) * 1000),
+                        error="cancelled",
+                    )
+                )
                 self._record_later(events)
         yield StreamEnd(Usage(usage[0], usage[1], estimated), served)
 
@@ -537,11 +705,16 @@ class ChatService:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-
 # ---- admin ----
 
+
 def _provider_reply(p: Provider, t: datetime) -> dict[str, Any]:
-    return {"name": p.name, "base_url": p.base_url, "credential_env": p.credential_env, "update_time": t.isoformat()}
+    return {
+        "name": p.name,
+        "base_url": p.base_url,
+        "credential_env": p.credential_env,
+        "update_time": t.isoformat(),
+    }
 
 
 def provider_from_reply(d: dict[str, Any]) -> tuple[Provider, datetime]:
@@ -549,22 +722,45 @@ def provider_from_reply(d: dict[str, Any]) -> tuple[Provider, datetime]:
 
 
 def _model_reply(m: Model, t: datetime) -> dict[str, Any]:
-    return {"name": m.name, "update_time": t.isoformat(), "offerings": [
-        {"id": o.id, "provider": o.provider, "upstream_model": o.upstream_model, "base_url": o.base_url,
-         "credential_env": o.credential_env, "input_price_per_mtok": str(o.input_price_per_mtok),
-         "output_price_per_mtok": str(o.output_price_per_mtok), "weight": o.weight, "enabled": o.enabled}
-        for o in m.offerings]}
+    return {
+        "name": m.name,
+        "update_time": t.isoformat(),
+        "offerings": [
+            {
+                "id": o.id,
+                "provider": o.provider,
+                "upstream_model": o.upstream_model,
+                "base_url": o.base_url,
+                "credential_env": o.credential_env,
+                "input_price_per_mtok": str(o.input_price_per_mtok),
+                "output_price_per_mtok": str(o.output_price_per_mtok),
+                "weight": o.weight,
+                "enabled": o.enabled,
+            }
+            for o in m.offerings
+        ],
+    }
 
 
 def model_from_reply(d: dict[str, Any]) -> tuple[Model, datetime]:
     from decimal import Decimal
 
     from gateway.domain.catalog import Offering
-    offs = tuple(Offering(id=o["id"], provider=o["provider"], upstream_model=o["upstream_model"],
-                          input_price_per_mtok=Decimal(o["input_price_per_mtok"]),
-                          output_price_per_mtok=Decimal(o["output_price_per_mtok"]), base_url=o["base_url"],
-                          credential_env=o["credential_env"], weight=o["weight"], enabled=o["enabled"])
-                 for o in d["offerings"])
+
+    offs = tuple(
+        Offering(
+            id=o["id"],
+            provider=o["provider"],
+            upstream_model=o["upstream_model"],
+            input_price_per_mtok=Decimal(o["input_price_per_mtok"]),
+            output_price_per_mtok=Decimal(o["output_price_per_mtok"]),
+            base_url=o["base_url"],
+            credential_env=o["credential_env"],
+            weight=o["weight"],
+            enabled=o["enabled"],
+        )
+        for o in d["offerings"]
+    )
     return Model(d["name"], offs), datetime.fromisoformat(d["update_time"])
 
 
@@ -613,13 +809,30 @@ class AdminService:
                 await self.store.upsert_model(conn, validate_model(m, known))
         await self.reload()
 
-    async def create_api_key(self, request_id: str, builder_id: str, app_id: str, customer_id: str,
-                             display_name: str, default_tags: dict[str, str],
-                             limits: RateLimits) -> tuple[ApiKey, str]:
+    async def create_api_key(
+        self,
+        request_id: str,
+        builder_id: str,
+        app_id: str,
+        customer_id: str,
+        display_name: str,
+        default_tags: dict[str, str],
+        limits: RateLimits,
+    ) -> tuple[ApiKey, str]:
         _require_request_id(request_id)
         validate_new_key(builder_id, app_id, customer_id, display_name, default_tags, limits)
-        body = fingerprint(["create_api_key", builder_id, app_id, customer_id, display_name, default_tags,
-                            limits.requests_per_minute, limits.tokens_per_minute])
+        body = fingerprint(
+            [
+                "create_api_key",
+                builder_id,
+                app_id,
+                customer_id,
+                display_name,
+                default_tags,
+                limits.requests_per_minute,
+                limits.tokens_per_minute,
+            ]
+        )
         async with self.store.engine.begin() as conn:
             prior = await claim(conn, idempotency, "create_api_key", request_id, body)
             if prior is not None:
@@ -627,14 +840,26 @@ class AdminService:
                 assert key is not None
                 return key, ""
             secret = new_secret()
-            key = ApiKey(id=new_key_id(), builder_id=builder_id, app_id=app_id, customer_id=customer_id,
-                         display_name=display_name, default_tags=dict(default_tags), rate_limits=limits,
-                         secret_prefix=secret[:8])
+            key = ApiKey(
+                id=new_key_id(),
+                builder_id=builder_id,
+                app_id=app_id,
+                customer_id=customer_id,
+                display_name=display_name,
+                default_tags=dict(default_tags),
+                rate_limits=limits,
+                secret_prefix=secret[:8],
+            )
             key = await self.store.insert_key(conn, key, hash_secret(secret))
             await complete(conn, idempotency, "create_api_key", request_id, {"api_key_id": key.id})
         self.keys.put(hash_secret(secret), key)
-        log.info("gateway.api_key.created", api_key_id=key.id, builder_id=builder_id, app_id=app_id,
-                 customer_id=customer_id)
+        log.info(
+            "gateway.api_key.created",
+            api_key_id=key.id,
+            builder_id=builder_id,
+            app_id=app_id,
+            customer_id=customer_id,
+        )
         return key, secret
 
     async def revoke_api_key(self, request_id: str, api_key_id: str) -> ApiKey:
@@ -642,8 +867,9 @@ class AdminService:
         if not api_key_id:
             raise errors.InvalidArgument("api_key_id is required", field="api_key_id")
         async with self.store.engine.begin() as conn:
-            await claim(conn, idempotency, "revoke_api_key", request_id,
-                        fingerprint(["revoke_api_key", api_key_id]))
+            await claim(
+                conn, idempotency, "revoke_api_key", request_id, fingerprint(["revoke_api_key", api_key_id])
+            )
             key = await self.store.revoke_key(conn, api_key_id)
             if key is None:
                 raise errors.NotFound(f"API key {api_key_id!r} does not exist", field="api_key_id")
@@ -652,8 +878,9 @@ class AdminService:
         log.info("gateway.api_key.revoked", api_key_id=key.id)
         return key
 
-    async def list_api_keys(self, builder_id: str, customer_id: str, include_revoked: bool, size: int,
-                            token: str) -> tuple[list[ApiKey], str]:
+    async def list_api_keys(
+        self, builder_id: str, customer_id: str, include_revoked: bool, size: int, token: str
+    ) -> tuple[list[ApiKey], str]:
         n = page_size(size)
         cursor = decode_token(token)
         after = None
@@ -661,8 +888,9 @@ class AdminService:
             try:
                 after = (datetime.fromisoformat(cursor["t"]), str(cursor["id"]))
             except (KeyError, ValueError, TypeError):
-                raise errors.InvalidArgument("page_token is not a token this service issued",
-                                             field="page_token") from None
+                raise errors.InvalidArgument(
+                    "page_token is not a token this service issued", field="page_token"
+                ) from None
         rows = await self.store.list_keys(builder_id, customer_id, include_revoked, n + 1, after)
         nxt = ""
         if len(rows) > n:
@@ -675,8 +903,13 @@ class AdminService:
         _require_request_id(request_id)
         p = validate_provider(provider)
         async with self.store.engine.begin() as conn:
-            prior = await claim(conn, idempotency, "upsert_provider", request_id,
-                                fingerprint(["upsert_provider", p.name, p.base_url, p.credential_env]))
+            prior = await claim(
+                conn,
+                idempotency,
+                "upsert_provider",
+                request_id,
+                fingerprint(["upsert_provider", p.name, p.base_url, p.credential_env]),
+            )
             if prior is not None:
                 return provider_from_reply(prior)
             t = await self.store.upsert_provider(conn, p)
@@ -690,8 +923,13 @@ class AdminService:
         async with self.store.engine.begin() as conn:
             known = await self.store.provider_names(conn)
             m = validate_model(model, known)
-            prior = await claim(conn, idempotency, "upsert_model", request_id,
-                                fingerprint(["upsert_model", _model_reply(m, datetime(2000, 1, 1))]))
+            prior = await claim(
+                conn,
+                idempotency,
+                "upsert_model",
+                request_id,
+                fingerprint(["upsert_model", _model_reply(m, datetime(2000, 1, 1))]),
+            )
             if prior is not None:
                 return model_from_reply(prior)
             t = await self.store.upsert_model(conn, m)
@@ -722,9 +960,20 @@ class AdminService:
                 if h is None:
                     out.append(RouteHealthView(name, o.id, o.provider, "closed", 0, 0.0, 0, 0, None, ""))
                     continue
-                out.append(RouteHealthView(
-                    name, o.id, o.provider, h.view_state(now), h.consecutive_failures, h.ewma_ms, h.success_count,
-                    h.failure_count,
-                    datetime.fromtimestamp(h.open_wall_time, UTC) if h.open_wall_time is not None else None,
-                    h.last_error))
+                out.append(
+                    RouteHealthView(
+                        name,
+                        o.id,
+                        o.provider,
+                        h.view_state(now),
+                        h.consecutive_failures,
+                        h.ewma_ms,
+                        h.success_count,
+                        h.failure_count,
+                        datetime.fromtimestamp(h.open_wall_time, UTC)
+                        if h.open_wall_time is not None
+                        else None,
+                        h.last_error,
+                    )
+                )
         return out

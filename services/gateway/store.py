@@ -44,7 +44,8 @@ from gateway.domain.keys import ApiKey, RateLimits
 metadata = new_metadata()
 
 providers = Table(
-    "providers", metadata,
+    "providers",
+    metadata,
     Column("name", String(64), primary_key=True),
     Column("base_url", Text, nullable=False),
     # The name of an environment variable, never a secret.
@@ -53,13 +54,15 @@ providers = Table(
 )
 
 models = Table(
-    "models", metadata,
+    "models",
+    metadata,
     Column("name", String(128), primary_key=True),
     Column("update_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 offerings = Table(
-    "offerings", metadata,
+    "offerings",
+    metadata,
     Column("model_name", String(128), ForeignKey("models.name", ondelete="CASCADE"), primary_key=True),
     Column("offering_id", String(64), primary_key=True),
     Column("position", Integer, nullable=False),
@@ -75,7 +78,8 @@ offerings = Table(
 )
 
 api_keys = Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     Column("id", String(32), primary_key=True),
     # sha256 hex of the secret; the secret itself is never stored.
     Column("secret_hash", String(64), nullable=False, unique=True),
@@ -94,7 +98,8 @@ api_keys = Table(
 )
 
 usage_outbox = Table(
-    "usage_outbox", metadata,
+    "usage_outbox",
+    metadata,
     Column("seq", BigInteger, Identity(always=False), primary_key=True),
     # <request_id>:<attempt>: a retried request's events are dropped here and deduplicated by metering.
     Column("event_id", String(160), nullable=False, unique=True),
@@ -103,8 +108,11 @@ usage_outbox = Table(
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_time", DateTime(timezone=True), nullable=True),
     Column("parked_reason", Text, nullable=True),
-    Index("ix_usage_outbox_pending", "seq",
-          postgresql_where=text("delivered_time IS NULL AND parked_reason IS NULL")),
+    Index(
+        "ix_usage_outbox_pending",
+        "seq",
+        postgresql_where=text("delivered_time IS NULL AND parked_reason IS NULL"),
+    ),
 )
 
 idempotency = idempotency_table(metadata)
@@ -112,10 +120,16 @@ idempotency = idempotency_table(metadata)
 
 def _key_from_row(r: Any) -> ApiKey:
     return ApiKey(
-        id=r.id, builder_id=r.builder_id, app_id=r.app_id, customer_id=r.customer_id,
-        display_name=r.display_name, default_tags=dict(r.default_tags or {}),
+        id=r.id,
+        builder_id=r.builder_id,
+        app_id=r.app_id,
+        customer_id=r.customer_id,
+        display_name=r.display_name,
+        default_tags=dict(r.default_tags or {}),
         rate_limits=RateLimits(int(r.requests_per_minute), int(r.tokens_per_minute)),
-        secret_prefix=r.secret_prefix, create_time=r.create_time, revoke_time=r.revoke_time,
+        secret_prefix=r.secret_prefix,
+        create_time=r.create_time,
+        revoke_time=r.revoke_time,
     )
 
 
@@ -133,8 +147,9 @@ class Store:
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self._url, min_size=2, max_size=4,
-                                               server_settings={"application_name": "tollgate-gateway-outbox"})
+        self._pool = await asyncpg.create_pool(
+            self._url, min_size=2, max_size=4, server_settings={"application_name": "tollgate-gateway-outbox"}
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -154,7 +169,9 @@ class Store:
                 r.name: Provider(r.name, r.base_url, r.credential_env)
                 for r in await conn.execute(select(providers))
             }
-            rows = (await conn.execute(select(offerings).order_by(offerings.c.model_name, offerings.c.position)))
+            rows = await conn.execute(
+                select(offerings).order_by(offerings.c.model_name, offerings.c.position)
+            )
             times = {r.name: r.update_time for r in await conn.execute(select(models))}
         by_model: dict[str, list[Offering]] = {name: [] for name in times}
         for r in rows:
@@ -168,8 +185,11 @@ class Store:
         stmt = insert(providers).values(name=p.name, base_url=p.base_url, credential_env=p.credential_env)
         stmt = stmt.on_conflict_do_update(
             index_elements=[providers.c.name],
-            set_={"base_url": stmt.excluded.base_url, "credential_env": stmt.excluded.credential_env,
-                  "update_time": func.now()},
+            set_={
+                "base_url": stmt.excluded.base_url,
+                "credential_env": stmt.excluded.credential_env,
+                "update_time": func.now(),
+            },
         ).returning(providers.c.update_time)
         return (await conn.execute(stmt)).scalar_one()
 
@@ -178,24 +198,48 @@ class Store:
         stmt = stmt.on_conflict_do_update(index_elements=[models.c.name], set_={"update_time": func.now()})
         t = (await conn.execute(stmt.returning(models.c.update_time))).scalar_one()
         await conn.execute(delete(offerings).where(offerings.c.model_name == m.name))
-        await conn.execute(insert(offerings), [
-            {"model_name": m.name, "offering_id": o.id, "position": i, "provider": o.provider,
-             "upstream_model": o.upstream_model, "base_url": o.base_url, "credential_env": o.credential_env,
-             "input_price_per_mtok": o.input_price_per_mtok, "output_price_per_mtok": o.output_price_per_mtok,
-             "weight": o.weight, "enabled": o.enabled}
-            for i, o in enumerate(m.offerings)
-        ])
+        await conn.execute(
+            insert(offerings),
+            [
+                {
+                    "model_name": m.name,
+                    "offering_id": o.id,
+                    "position": i,
+                    "provider": o.provider,
+                    "upstream_model": o.upstream_model,
+                    "base_url": o.base_url,
+                    "credential_env": o.credential_env,
+                    "input_price_per_mtok": o.input_price_per_mtok,
+                    "output_price_per_mtok": o.output_price_per_mtok,
+                    "weight": o.weight,
+                    "enabled": o.enabled,
+                }
+                for i, o in enumerate(m.offerings)
+            ],
+        )
         return t
 
     # ---- keys ----
 
     async def insert_key(self, conn: AsyncConnection, key: ApiKey, secret_hash: str) -> ApiKey:
-        row = (await conn.execute(insert(api_keys).values(
-            id=key.id, secret_hash=secret_hash, secret_prefix=key.secret_prefix, builder_id=key.builder_id,
-            app_id=key.app_id, customer_id=key.customer_id, display_name=key.display_name,
-            default_tags=key.default_tags, requests_per_minute=key.rate_limits.requests_per_minute,
-            tokens_per_minute=key.rate_limits.tokens_per_minute,
-        ).returning(api_keys))).one()
+        row = (
+            await conn.execute(
+                insert(api_keys)
+                .values(
+                    id=key.id,
+                    secret_hash=secret_hash,
+                    secret_prefix=key.secret_prefix,
+                    builder_id=key.builder_id,
+                    app_id=key.app_id,
+                    customer_id=key.customer_id,
+                    display_name=key.display_name,
+                    default_tags=key.default_tags,
+                    requests_per_minute=key.rate_limits.requests_per_minute,
+                    tokens_per_minute=key.rate_limits.tokens_per_minute,
+                )
+                .returning(api_keys)
+            )
+        ).one()
         return _key_from_row(row)
 
     async def get_key(self, conn: AsyncConnection, key_id: str) -> ApiKey | None:
@@ -204,13 +248,20 @@ class Store:
 
     async def revoke_key(self, conn: AsyncConnection, key_id: str) -> ApiKey | None:
         await conn.execute(
-            api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoke_time.is_(None))
+            api_keys.update()
+            .where(api_keys.c.id == key_id, api_keys.c.revoke_time.is_(None))
             .values(revoke_time=func.now(), update_time=func.now())
         )
         return await self.get_key(conn, key_id)
 
-    async def list_keys(self, builder_id: str, customer_id: str, include_revoked: bool, limit: int,
-                        after: tuple[datetime, str] | None) -> list[ApiKey]:
+    async def list_keys(
+        self,
+        builder_id: str,
+        customer_id: str,
+        include_revoked: bool,
+        limit: int,
+        after: tuple[datetime, str] | None,
+    ) -> list[ApiKey]:
         q = select(api_keys)
         if builder_id:
             q = q.where(api_keys.c.builder_id == builder_id)
@@ -220,7 +271,9 @@ class Store:
             q = q.where(api_keys.c.revoke_time.is_(None))
         if after is not None:
             t, kid = after
-            q = q.where(or_(api_keys.c.create_time < t, and_(api_keys.c.create_time == t, api_keys.c.id < kid)))
+            q = q.where(
+                or_(api_keys.c.create_time < t, and_(api_keys.c.create_time == t, api_keys.c.id < kid))
+            )
         q = q.order_by(api_keys.c.create_time.desc(), api_keys.c.id.desc()).limit(limit)
         async with self.engine.connect() as conn:
             return [_key_from_row(r) for r in await conn.execute(q)]
@@ -232,8 +285,9 @@ class Store:
 
     # ---- outbox ----
 
-    async def append_outbox(self, conn: asyncpg.Connection, event_ids: list[str], payloads: list[bytes],
-                            synchronous_commit: str) -> None:
+    async def append_outbox(
+        self, conn: asyncpg.Connection, event_ids: list[str], payloads: list[bytes], synchronous_commit: str
+    ) -> None:
         """One transaction, one INSERT for a whole group of events; a known event id is skipped."""
         async with conn.transaction():
             if synchronous_commit != "on":
@@ -241,7 +295,8 @@ class Store:
             await conn.execute(
                 "INSERT INTO usage_outbox (event_id, payload) "
                 "SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (event_id) DO NOTHING",
-                event_ids, payloads,
+                event_ids,
+                payloads,
             )
 
     async def claim_pending(self, conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
@@ -265,7 +320,8 @@ class Store:
             await conn.execute(
                 "UPDATE usage_outbox SET parked_reason = p.reason "
                 "FROM unnest($1::bigint[], $2::text[]) AS p(seq, reason) WHERE usage_outbox.seq = p.seq",
-                [s for s, _ in parked], [r for _, r in parked],
+                [s for s, _ in parked],
+                [r for _, r in parked],
             )
 
     async def prune_delivered(self, older_than_hours: float) -> int:
@@ -288,7 +344,13 @@ class Store:
 
 def _offering(r: Any) -> Offering:
     return Offering(
-        id=r.offering_id, provider=r.provider, upstream_model=r.upstream_model,
-        input_price_per_mtok=Decimal(r.input_price_per_mtok), output_price_per_mtok=Decimal(r.output_price_per_mtok),
-        base_url=r.base_url, credential_env=r.credential_env, weight=r.weight, enabled=r.enabled,
+        id=r.offering_id,
+        provider=r.provider,
+        upstream_model=r.upstream_model,
+        input_price_per_mtok=Decimal(r.input_price_per_mtok),
+        output_price_per_mtok=Decimal(r.output_price_per_mtok),
+        base_url=r.base_url,
+        credential_env=r.credential_env,
+        weight=r.weight,
+        enabled=r.enabled,
     )

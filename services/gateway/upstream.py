@@ -102,10 +102,13 @@ async def _events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[di
                         return
                     if event is not None:
                         yield event
-                raise UpstreamError("stream interrupted", retryable=True, message=type(exc).__name__) from None
+                raise UpstreamError(
+                    "stream interrupted", retryable=True, message=type(exc).__name__
+                ) from None
             if not line:
-                raise UpstreamError("stream interrupted", retryable=True,
-                                    message="the provider closed the stream early")
+                raise UpstreamError(
+                    "stream interrupted", retryable=True, message="the provider closed the stream early"
+                )
             event = _parse(line)
             if event is _DONE:
                 return
@@ -118,8 +121,14 @@ async def _events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[di
 
 
 class Upstream:
-    def __init__(self, *, connect_timeout: float, attempt_timeout: float, stream_idle_timeout: float,
-                 connection_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        attempt_timeout: float,
+        stream_idle_timeout: float,
+        connection_limit: int,
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._attempt_timeout = attempt_timeout
         self._idle = stream_idle_timeout
@@ -129,10 +138,15 @@ class Upstream:
         self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ttl_dns_cache=300,
-                                         keepalive_timeout=60)
-        self._session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps,
-                                              skip_auto_headers=("User-Agent",), auto_decompress=False)
+        connector = aiohttp.TCPConnector(
+            limit=self._limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            json_serialize=json.dumps,
+            skip_auto_headers=("User-Agent",),
+            auto_decompress=False,
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -143,8 +157,11 @@ class Upstream:
         if route.credential_env:
             secret = os.environ.get(route.credential_env)
             if not secret:
-                raise UpstreamError("credential missing", retryable=True,
-                                    message=f"environment variable {route.credential_env} is not set")
+                raise UpstreamError(
+                    "credential missing",
+                    retryable=True,
+                    message=f"environment variable {route.credential_env} is not set",
+                )
             headers["Authorization"] = "Bearer " + secret
         return headers
 
@@ -152,8 +169,9 @@ class Upstream:
         assert self._session is not None
         headers = self._headers(route)
         try:
-            async with self._session.post(route.url, data=body, headers=headers,
-                                          timeout=self._unary_timeout) as resp:
+            async with self._session.post(
+                route.url, data=body, headers=headers, timeout=self._unary_timeout
+            ) as resp:
                 raw = await resp.read()
                 status = resp.status
         except TimeoutError:
@@ -165,9 +183,13 @@ class Upstream:
         try:
             doc = json.loads(raw)
         except ValueError:
-            raise UpstreamError("bad response", retryable=True, message="the provider answered non-JSON") from None
+            raise UpstreamError(
+                "bad response", retryable=True, message="the provider answered non-JSON"
+            ) from None
         if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
-            raise UpstreamError("bad response", retryable=True, message="the provider's answer has no choices")
+            raise UpstreamError(
+                "bad response", retryable=True, message="the provider's answer has no choices"
+            )
         return doc
 
     async def open_stream(self, route: Route, body: bytes) -> UpstreamStream:
@@ -177,7 +199,9 @@ class Upstream:
         resp: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self._attempt_timeout):
-                resp = await self._session.post(route.url, data=body, headers=headers, timeout=self._stream_timeout)
+                resp = await self._session.post(
+                    route.url, data=body, headers=headers, timeout=self._stream_timeout
+                )
                 if resp.status >= 400:
                     raw = await resp.read()
                     resp.release()

@@ -115,25 +115,41 @@ def validate_model(m: Model, known_providers: set[str]) -> Model:
             raise InvalidArgument(f"{f}.id {oid!r} is used twice in this model", field=f"{f}.id")
         seen.add(oid)
         if o.provider not in known_providers:
-            raise InvalidArgument(f"{f}.provider {o.provider!r} is not a known provider", field=f"{f}.provider")
+            raise InvalidArgument(
+                f"{f}.provider {o.provider!r} is not a known provider", field=f"{f}.provider"
+            )
         if not o.upstream_model or len(o.upstream_model) > 256:
-            raise InvalidArgument(f"{f}.upstream_model is required (at most 256 characters)",
-                                  field=f"{f}.upstream_model")
+            raise InvalidArgument(
+                f"{f}.upstream_model is required (at most 256 characters)", field=f"{f}.upstream_model"
+            )
         base_url = _check_url(o.base_url, f"{f}.base_url") if o.base_url else ""
         if o.credential_env and not _ENV.match(o.credential_env):
-            raise InvalidArgument(f"{f}.credential_env must be an environment variable name",
-                                  field=f"{f}.credential_env")
-        for name, price in (("input_price_per_mtok", o.input_price_per_mtok),
-                            ("output_price_per_mtok", o.output_price_per_mtok)):
+            raise InvalidArgument(
+                f"{f}.credential_env must be an environment variable name", field=f"{f}.credential_env"
+            )
+        for name, price in (
+            ("input_price_per_mtok", o.input_price_per_mtok),
+            ("output_price_per_mtok", o.output_price_per_mtok),
+        ):
             if price < 0 or -price.as_tuple().exponent > 9:  # type: ignore[operator]
-                raise InvalidArgument(f"{f}.{name} must be at least 0 with at most 9 decimal places",
-                                      field=f"{f}.{name}")
+                raise InvalidArgument(
+                    f"{f}.{name} must be at least 0 with at most 9 decimal places", field=f"{f}.{name}"
+                )
         if not 0 <= o.weight <= 1000:
             raise InvalidArgument(f"{f}.weight must be between 0 and 1000", field=f"{f}.weight")
-        out.append(Offering(id=oid, provider=o.provider, upstream_model=o.upstream_model,
-                            input_price_per_mtok=o.input_price_per_mtok,
-                            output_price_per_mtok=o.output_price_per_mtok, base_url=base_url,
-                            credential_env=o.credential_env, weight=o.weight or 1, enabled=o.enabled))
+        out.append(
+            Offering(
+                id=oid,
+                provider=o.provider,
+                upstream_model=o.upstream_model,
+                input_price_per_mtok=o.input_price_per_mtok,
+                output_price_per_mtok=o.output_price_per_mtok,
+                base_url=base_url,
+                credential_env=o.credential_env,
+                weight=o.weight or 1,
+                enabled=o.enabled,
+            )
+        )
     return Model(name=m.name, offerings=tuple(out))
 
 
@@ -145,12 +161,20 @@ def resolve_routes(model: Model, providers: dict[str, Provider]) -> tuple[Route,
         if p is None or not o.enabled:
             continue
         base = o.base_url or p.base_url
-        routes.append(Route(model=model.name, offering_id=o.id, provider=o.provider,
-                            upstream_model=o.upstream_model, url=f"{base}/chat/completions",
-                            credential_env=o.credential_env or p.credential_env,
-                            input_price_per_mtok=o.input_price_per_mtok,
-                            output_price_per_mtok=o.output_price_per_mtok,
-                            weight=o.weight, position=position))
+        routes.append(
+            Route(
+                model=model.name,
+                offering_id=o.id,
+                provider=o.provider,
+                upstream_model=o.upstream_model,
+                url=f"{base}/chat/completions",
+                credential_env=o.credential_env or p.credential_env,
+                input_price_per_mtok=o.input_price_per_mtok,
+                output_price_per_mtok=o.output_price_per_mtok,
+                weight=o.weight,
+                position=position,
+            )
+        )
     return tuple(routes)
 
 
@@ -162,10 +186,15 @@ def parse_catalog(doc: Any) -> tuple[list[Provider], list[Model]]:
     for i, p in enumerate(doc.get("providers") or []):
         if not isinstance(p, dict):
             raise InvalidArgument(f"providers[{i}] must be a mapping", field=f"providers[{i}]")
-        providers.append(validate_provider(Provider(name=str(p.get("name", "")),
-                                                    base_url=str(p.get("base_url", "")),
-                                                    credential_env=str(p.get("credential_env") or ""))))
-    known = {p.name for p in providers}
+        providers.append(
+            validate_provider(
+                Provider(
+                    name=str(p.get("name", "")),
+                    base_url=str(p.get("base_url", "")),
+                    credential_env=str(p.get("credential_env") or ""),
+                )
+            )
+        )
     models = []
     for i, m in enumerate(doc.get("models") or []):
         if not isinstance(m, dict):
@@ -175,14 +204,23 @@ def parse_catalog(doc: Any) -> tuple[list[Provider], list[Model]]:
             f = f"models[{i}].offerings[{j}]"
             if not isinstance(o, dict):
                 raise InvalidArgument(f"{f} must be a mapping", field=f)
-            offerings.append(Offering(
-                id=str(o.get("id") or ""), provider=str(o.get("provider", "")),
-                upstream_model=str(o.get("upstream_model", "")),
-                input_price_per_mtok=parse_price(o.get("input_price_per_mtok"), f"{f}.input_price_per_mtok"),
-                output_price_per_mtok=parse_price(o.get("output_price_per_mtok"), f"{f}.output_price_per_mtok"),
-                base_url=str(o.get("base_url") or ""), credential_env=str(o.get("credential_env") or ""),
-                weight=int(o.get("weight") or 1), enabled=bool(o.get("enabled", True)),
-            ))
+            offerings.append(
+                Offering(
+                    id=str(o.get("id") or ""),
+                    provider=str(o.get("provider", "")),
+                    upstream_model=str(o.get("upstream_model", "")),
+                    input_price_per_mtok=parse_price(
+                        o.get("input_price_per_mtok"), f"{f}.input_price_per_mtok"
+                    ),
+                    output_price_per_mtok=parse_price(
+                        o.get("output_price_per_mtok"), f"{f}.output_price_per_mtok"
+                    ),
+                    base_url=str(o.get("base_url") or ""),
+                    credential_env=str(o.get("credential_env") or ""),
+                    weight=int(o.get("weight") or 1),
+                    enabled=bool(o.get("enabled", True)),
+                )
+            )
         models.append(Model(name=str(m.get("name", "")), offerings=tuple(offerings)))
     # Models may also name providers already in the database; the service re-validates against them.
     return providers, models

@@ -45,8 +45,18 @@ class ChatInput:
 
 
 # Extras read from x-tollgate-* headers / metadata and tollgate_* OpenAI metadata keys, by suffix.
-EXTRA_FIELDS = ("request-id", "run-id", "document-id", "page-count", "ticket-id", "outcome", "strategy",
-                "provider-order", "provider-only", "provider-ignore")
+EXTRA_FIELDS = (
+    "request-id",
+    "run-id",
+    "document-id",
+    "page-count",
+    "ticket-id",
+    "outcome",
+    "strategy",
+    "provider-order",
+    "provider-only",
+    "provider-ignore",
+)
 
 
 def extras_from_headers(pairs: Any, prefix: str = "x-tollgate-") -> dict[str, str]:
@@ -55,7 +65,7 @@ def extras_from_headers(pairs: Any, prefix: str = "x-tollgate-") -> dict[str, st
     for k, v in pairs:
         kl = k.lower()
         if kl.startswith(prefix):
-            out[kl[len(prefix):]] = v if isinstance(v, str) else str(v)
+            out[kl[len(prefix) :]] = v if isinstance(v, str) else str(v)
     return out
 
 
@@ -82,7 +92,9 @@ def apply_extras(base: ChatInput, extras: dict[str, str]) -> ChatInput:
     try:
         page_count = u.page_count or int(extras.get("page-count") or 0)
     except ValueError:
-        raise InvalidArgument("page count must be a whole number", field="business_units.page_count") from None
+        raise InvalidArgument(
+            "page count must be a whole number", field="business_units.page_count"
+        ) from None
     units = BusinessUnits(
         run_id=u.run_id or extras.get("run-id", ""),
         document_id=u.document_id or extras.get("document-id", ""),
@@ -98,16 +110,24 @@ def apply_extras(base: ChatInput, extras: dict[str, str]) -> ChatInput:
     )
     return ChatInput(
         request_id=base.request_id or extras.get("request-id", ""),
-        models=base.models, messages=base.messages, params=base.params, tags=tags,
-        strategy=base.strategy or extras.get("strategy", "").lower(), prefs=prefs, units=units,
-        stream=base.stream, include_usage=base.include_usage,
+        models=base.models,
+        messages=base.messages,
+        params=base.params,
+        tags=tags,
+        strategy=base.strategy or extras.get("strategy", "").lower(),
+        prefs=prefs,
+        units=units,
+        stream=base.stream,
+        include_usage=base.include_usage,
     )
 
 
 def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
     """Check the request; return the merged usage tags (key defaults, request tags win)."""
     if c.request_id and not _REQUEST_ID.match(c.request_id):
-        raise InvalidArgument("request_id must be 1 to 100 characters of [A-Za-z0-9_.:@/-]", field="request_id")
+        raise InvalidArgument(
+            "request_id must be 1 to 100 characters of [A-Za-z0-9_.:@/-]", field="request_id"
+        )
     if not c.models or not all(isinstance(m, str) and m for m in c.models):
         raise InvalidArgument("model is required", field="model")
     if len(c.models) > 8:
@@ -118,8 +138,9 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
         if not isinstance(m, dict):
             raise InvalidArgument(f"messages[{i}] must be an object", field=f"messages[{i}]")
         if m.get("role") not in ROLES:
-            raise InvalidArgument(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}",
-                                  field=f"messages[{i}].role")
+            raise InvalidArgument(
+                f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", field=f"messages[{i}].role"
+            )
         content = m.get("content")
         if content is not None and not isinstance(content, str | list):
             raise InvalidArgument(f"messages[{i}].content must be a string", field=f"messages[{i}].content")
@@ -134,8 +155,10 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
     if tp is not None and (not isinstance(tp, int | float) or isinstance(tp, bool) or not 0 <= tp <= 1):
         raise InvalidArgument("top_p must be between 0 and 1", field="top_p")
     stop = p.get("stop")
-    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and len(stop) <= 4
-                                                           and all(isinstance(s, str) for s in stop))):
+    if stop is not None and not (
+        isinstance(stop, str)
+        or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
+    ):
         raise InvalidArgument("stop must be a string or up to 4 strings", field="stop")
     if c.strategy and c.strategy not in STRATEGIES:
         raise InvalidArgument("routing strategy must be cheapest, latency or fixed", field="routing_strategy")

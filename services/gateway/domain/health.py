@@ -25,8 +25,18 @@ class RouteHealth:
     caller's fault and count neither way.
     """
 
-    __slots__ = ("consecutive_failures", "ewma_ms", "failure_count", "last_error", "open_wall_time",
-                 "opened_at", "policy", "probe_in_flight", "state", "success_count")
+    __slots__ = (
+        "consecutive_failures",
+        "ewma_ms",
+        "failure_count",
+        "last_error",
+        "open_wall_time",
+        "opened_at",
+        "policy",
+        "probe_in_flight",
+        "state",
+        "success_count",
+    )
 
     def __init__(self, policy: BreakerPolicy) -> None:
         self.policy = policy

@@ -58,15 +58,24 @@ def validate_tags(tags: dict[str, str], field_name: str) -> dict[str, str]:
         raise InvalidArgument(f"{field_name} has more than {MAX_TAGS} tags", field=field_name)
     for k, v in tags.items():
         if not _TAG_KEY.match(k):
-            raise InvalidArgument(f"{field_name} key {k!r} must be 1 to 64 characters of [a-z0-9_.-]",
-                                  field=f"{field_name}.{k}")
+            raise InvalidArgument(
+                f"{field_name} key {k!r} must be 1 to 64 characters of [a-z0-9_.-]", field=f"{field_name}.{k}"
+            )
         if len(v) > 256:
-            raise InvalidArgument(f"{field_name}.{k} is longer than 256 characters", field=f"{field_name}.{k}")
+            raise InvalidArgument(
+                f"{field_name}.{k} is longer than 256 characters", field=f"{field_name}.{k}"
+            )
     return dict(tags)
 
 
-def validate_new_key(builder_id: str, app_id: str, customer_id: str, display_name: str,
-                     default_tags: dict[str, str], limits: RateLimits) -> None:
+def validate_new_key(
+    builder_id: str,
+    app_id: str,
+    customer_id: str,
+    display_name: str,
+    default_tags: dict[str, str],
+    limits: RateLimits,
+) -> None:
     for name, value in (("builder_id", builder_id), ("app_id", app_id), ("customer_id", customer_id)):
         if not value or len(value) > 128:
             raise InvalidArgument(f"{name} is required (at most 128 characters)", field=name)
@@ -74,8 +83,10 @@ def validate_new_key(builder_id: str, app_id: str, customer_id: str, display_nam
         raise InvalidArgument("display_name is longer than 256 characters", field="display_name")
     validate_tags(default_tags, "default_tags")
     if limits.requests_per_minute < 0:
-        raise InvalidArgument("rate_limits.requests_per_minute must not be negative",
-                              field="rate_limits.requests_per_minute")
+        raise InvalidArgument(
+            "rate_limits.requests_per_minute must not be negative", field="rate_limits.requests_per_minute"
+        )
     if limits.tokens_per_minute < 0:
-        raise InvalidArgument("rate_limits.tokens_per_minute must not be negative",
-                              field="rate_limits.tokens_per_minute")
+        raise InvalidArgument(
+            "rate_limits.tokens_per_minute must not be negative", field="rate_limits.tokens_per_minute"
+        )

@@ -37,14 +37,17 @@ def order_routes(
     among its own offerings.
     """
     allowed = [
-        r for r in routes
-        if (not prefs.only or r.provider in prefs.only) and r.provider not in prefs.ignore
+        r for r in routes if (not prefs.only or r.provider in prefs.only) and r.provider not in prefs.ignore
     ]
     if strategy == CHEAPEST:
-        allowed.sort(key=lambda r: (
-            r.input_price_per_mtok * estimated_input_tokens + r.output_price_per_mtok * estimated_output_tokens,
-            -r.weight, r.position,
-        ))
+        allowed.sort(
+            key=lambda r: (
+                r.input_price_per_mtok * estimated_input_tokens
+                + r.output_price_per_mtok * estimated_output_tokens,
+                -r.weight,
+                r.position,
+            )
+        )
     elif strategy == LATENCY:
         # Offerings never observed sort first (latency 0) so every offering gets measured.
         allowed.sort(key=lambda r: (latency_of(r), -r.weight, r.position))
@@ -68,6 +71,7 @@ def plan(
     """All candidates: the primary model's offerings, then each fallback model's, in order."""
     out: list[Route] = []
     for routes in model_routes:
-        out.extend(order_routes(routes, strategy, prefs, estimated_input_tokens, estimated_output_tokens,
-                                latency_of))
+        out.extend(
+            order_routes(routes, strategy, prefs, estimated_input_tokens, estimated_output_tokens, latency_of)
+        )
     return out

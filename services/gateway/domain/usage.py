@@ -94,7 +94,13 @@ def build_event(
     if units.page_count > 0:
         q["pages"] = str(units.page_count)
     return UsageRecord(
-        id=event_id(request_id, attempt), occurred_time=occurred_time, builder_id=builder_id, app_id=app_id,
-        customer_id=customer_id, status=SUCCEEDED if succeeded else FAILED, run_id=units.run_id, tags=t,
+        id=event_id(request_id, attempt),
+        occurred_time=occurred_time,
+        builder_id=builder_id,
+        app_id=app_id,
+        customer_id=customer_id,
+        status=SUCCEEDED if succeeded else FAILED,
+        run_id=units.run_id,
+        tags=t,
         quantities=q,
     )

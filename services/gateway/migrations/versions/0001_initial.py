@@ -46,8 +46,9 @@ def upgrade() -> None:
         sa.Column("weight", sa.Integer(), nullable=False, server_default="1"),
         sa.Column("enabled", sa.Boolean(), nullable=False, server_default="true"),
         sa.PrimaryKeyConstraint("model_name", "offering_id", name="pk_offerings"),
-        sa.ForeignKeyConstraint(["model_name"], ["models.name"], name="fk_offerings_model_name_models",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["model_name"], ["models.name"], name="fk_offerings_model_name_models", ondelete="CASCADE"
+        ),
         sa.ForeignKeyConstraint(["provider"], ["providers.name"], name="fk_offerings_provider_providers"),
     )
     op.create_table(
@@ -80,8 +81,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name="pk_usage_outbox"),
         sa.UniqueConstraint("event_id", name="uq_usage_outbox_event_id"),
     )
-    op.create_index("ix_usage_outbox_pending", "usage_outbox", ["seq"],
-                    postgresql_where=sa.text("delivered_time IS NULL AND parked_reason IS NULL"))
+    op.create_index(
+        "ix_usage_outbox_pending",
+        "usage_outbox",
+        ["seq"],
+        postgresql_where=sa.text("delivered_time IS NULL AND parked_reason IS NULL"),
+    )
     op.create_table(
         "idempotency_keys",
         sa.Column("scope", sa.String(64), nullable=False),
