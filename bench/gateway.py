@@ -58,6 +58,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is not there either
+        return False
+
+
 def _pct(sorted_ms: list[float], q: float) -> float:
     if not sorted_ms:
         return float("nan")
@@ -326,7 +333,7 @@ async def _create_key(grpc_address: str, admin_token: str) -> str:
 
 
 async def main() -> None:
-    if importlib.util.find_spec("gateway.app") is None:
+    if not _present("gateway.app"):
         print("gateway.skipped reason=services/gateway/app.py not present", flush=True)
         return
     from bench._db import fresh_database
@@ -359,7 +366,7 @@ async def main() -> None:
         provider_url = f"http://127.0.0.1:{provider_port}"
 
         metering_address = f"127.0.0.1:{_free_port()}"
-        with_metering = importlib.util.find_spec("metering.app") is not None
+        with_metering = _present("metering.app")
         if with_metering:
             _, metering_db = await fresh_database("metering")
             metering = Proc(
