@@ -79,21 +79,27 @@ class OutboxUnavailable(Exception):
 
 
 class OutboxWriter:
-    def __init__(self, store: Store, *, batch_max: int, synchronous_commit: str) -> None:
+    """Group commit. `writers` tasks (each with its own connection) take turns: whatever queued while
+    a commit was in flight goes into the next one, so batches grow with load and a lone request
+    still commits at once."""
+
+    def __init__(self, store: Store, *, batch_max: int, synchronous_commit: str, writers: int = 2) -> None:
         self._store = store
         self._batch_max = batch_max
         self._sync = synchronous_commit
+        self._writers = writers
         self._ids: list[str] = []
         self._payloads: list[bytes] = []
         self._waiters: list[tuple[asyncio.Future[None], int]] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._conn: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.on_commit: list = []  # callbacks (the relay's wake-up)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="gateway-outbox-writer")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"gateway-outbox-writer-{i}") for i in range(self._writers)
+        ]
 
     async def write(self, records: list[UsageRecord]) -> None:
         """Resolve once these events are committed; raise OutboxUnavailable if they could not be."""
@@ -109,70 +115,82 @@ class OutboxWriter:
         self._wake.set()
         await asyncio.shield(fut)
 
-    async def _commit(self, ids: list[str], payloads: list[bytes]) -> None:
+    async def _commit(self, state: dict, ids: list[str], payloads: list[bytes]) -> None:
         delay = 0.05
         for attempt in range(6):
             try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await self._store.pool.acquire()
-                await self._store.append_outbox(self._conn, ids, payloads, self._sync)
+                if state.get("conn") is None or state["conn"].is_closed():
+                    state["conn"] = await self._store.connect_outbox_writer(self._sync)
+                await self._store.append_outbox(state["conn"], ids, payloads)
                 return
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("gateway.outbox.commit_failed", attempt=attempt + 1, error=type(exc).__name__)
-                await self._drop_conn()
+                await _close(state)
                 if attempt == 5:
                     raise OutboxUnavailable(str(exc)) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    async def _drop_conn(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._store.pool.release(self._conn)
-            self._conn = None
+    def _take(self) -> tuple[list[tuple[asyncio.Future[None], int]], list[str], list[bytes]]:
+        """Whole requests up to the batch limit; the rest waits for the next commit."""
+        take, n = 0, 0
+        for _, count in self._waiters:
+            if n and n + count > self._batch_max:
+                break
+            take += 1
+            n += count
+        waiters = self._waiters[:take]
+        ids, payloads = self._ids[:n], self._payloads[:n]
+        del self._waiters[:take], self._ids[:n], self._payloads[:n]
+        return waiters, ids, payloads
 
     async def _run(self) -> None:
-        while True:
-            if not self._waiters:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            # Take whole requests up to the batch limit; the rest waits for the next commit.
-            take, n = 0, 0
-            for _, count in self._waiters:
-                if n and n + count > self._batch_max:
-                    break
-                take += 1
-                n += count
-            waiters = self._waiters[:take]
-            ids, payloads = self._ids[:n], self._payloads[:n]
-            del self._waiters[:take], self._ids[:n], self._payloads[:n]
-            try:
-                await self._commit(ids, payloads)
-            except Exception as exc:
+        state: dict = {}
+        try:
+            while True:
+                if not self._waiters:
+                    if self._closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                waiters, ids, payloads = self._take()
+                try:
+                    await self._commit(state, ids, payloads)
+                except Exception as exc:
+                    for fut, _ in waiters:
+                        if not fut.done():
+                            fut.set_exception(OutboxUnavailable("usage could not be recorded"))
+                    log.error(
+                        "gateway.outbox.batch_failed_requests_not_answered",
+                        events=len(ids),
+                        error=str(exc)[:200],
+                    )
+                    continue
                 for fut, _ in waiters:
                     if not fut.done():
-                        fut.set_exception(OutboxUnavailable("usage could not be recorded"))
-                log.error("gateway.outbox.batch_lost_before_answer", events=n, error=str(exc)[:200])
-                continue
-            for fut, _ in waiters:
-                if not fut.done():
-                    fut.set_result(None)
-            _metric("written").inc(n)  # type: ignore[attr-defined]
-            _metric("commits").inc()  # type: ignore[attr-defined]
-            for cb in self.on_commit:
-                cb()
+                        fut.set_result(None)
+                _metric("written").inc(len(ids))  # type: ignore[attr-defined]
+                _metric("commits").inc()  # type: ignore[attr-defined]
+                for cb in self.on_commit:
+                    cb()
+        finally:
+            await _close(state)
 
     async def close(self) -> None:
         """Commit everything queued, then stop."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
+        for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._drop_conn()
+                await t
+
+
+async def _close(state: dict) -> None:
+    conn = state.pop("conn", None)
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            await conn.close(timeout=2)
 
 
 class Relay:

@@ -285,19 +285,28 @@ class Store:
 
     # ---- outbox ----
 
+    async def connect_outbox_writer(self, synchronous_commit: str) -> asyncpg.Connection:
+        """A dedicated connection for the group-commit writer; synchronous_commit is set for its session
+        only (see README "Outbox" for what "off" can and cannot lose)."""
+        return await asyncpg.connect(
+            self._url,
+            server_settings={
+                "application_name": "tollgate-gateway-outbox-writer",
+                "synchronous_commit": synchronous_commit,
+            },
+        )
+
     async def append_outbox(
-        self, conn: asyncpg.Connection, event_ids: list[str], payloads: list[bytes], synchronous_commit: str
+        self, conn: asyncpg.Connection, event_ids: list[str], payloads: list[bytes]
     ) -> None:
-        """One transaction, one INSERT for a whole group of events; a known event id is skipped."""
-        async with conn.transaction():
-            if synchronous_commit != "on":
-                await conn.execute(f"SET LOCAL synchronous_commit = {synchronous_commit}")
-            await conn.execute(
-                "INSERT INTO usage_outbox (event_id, payload) "
-                "SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (event_id) DO NOTHING",
-                event_ids,
-                payloads,
-            )
+        """One statement (its own transaction, one round trip) for a whole group of events; an event id
+        already in the outbox (a client retry with the same request id) is skipped."""
+        await conn.execute(
+            "INSERT INTO usage_outbox (event_id, payload) "
+            "SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (event_id) DO NOTHING",
+            event_ids,
+            payloads,
+        )
 
     async def claim_pending(self, conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
         """Lock the oldest undelivered rows (others' locked rows skipped); call inside a transaction."""
