@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,24 @@ from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc, inference_pb2, infere
 log = structlog.get_logger("gateway.app")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, environ: Mapping[str, str]) -> str:
+    """${NAME} / ${NAME:-default} in the catalog file (base URLs differ per deployment). Credentials are
+    never expanded into the catalog: offerings name their variable in credential_env instead."""
+
+    def sub(m: re.Match[str]) -> str:
+        value = environ.get(m.group(1))
+        if value:
+            return value
+        if m.group(2) is not None:
+            return m.group(2)
+        raise SettingsError(f"the catalog file uses ${{{m.group(1)}}}, which is not set")
+
+    return _VAR.sub(sub, text)
 
 
 def _split_address(address: str) -> tuple[str, int]:
@@ -89,7 +110,8 @@ async def start(settings: Settings) -> GatewayServer:
     )
     admin = AdminService(store, keys, catalog, health)
     if settings.catalog_file:
-        doc = yaml.safe_load(await asyncio.to_thread(Path(settings.catalog_file).read_text))
+        text = await asyncio.to_thread(Path(settings.catalog_file).read_text)
+        doc = yaml.safe_load(expand_env(text, os.environ))
         providers, models = parse_catalog(doc)
         await admin.apply_catalog(providers, models)
         log.info(
