@@ -167,13 +167,32 @@ async def start(settings: Settings) -> GatewayServer:
     await site.start()
     http_port = runner.addresses[0][1]
 
+    changed = asyncio.Event()
+    listener: dict = {}
+
+    async def listen() -> None:
+        try:
+            listener["conn"] = await store.listen_changes(changed.set)
+        except Exception as exc:  # polling still refreshes; retried on the next tick
+            log.warning("gateway.listen_failed", error=type(exc).__name__)
+
     async def refresh_loop() -> None:
+        # Reload on every change notification (other instances' admin calls) and at least every
+        # refresh_seconds (in case a notification was missed while the listener was reconnecting).
         while True:
-            await asyncio.sleep(settings.refresh_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.refresh_seconds):
+                    await changed.wait()
+            changed.clear()
+            conn = listener.get("conn")
+            if conn is None or conn.is_closed():
+                await listen()
             try:
                 await admin.reload()
             except Exception as exc:  # keep serving from the last good copy
                 log.warning("gateway.refresh_failed", error=type(exc).__name__)
+
+    await listen()
 
     gw = GatewayServer(
         grpc=running,
@@ -192,6 +211,10 @@ async def start(settings: Settings) -> GatewayServer:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        conn = listener.get("conn")
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
         await chat.close()
         await outbox.close()
         if relay is not None:

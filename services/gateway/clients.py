@@ -33,7 +33,19 @@ _OUTCOMES = {
 
 class MeteringClient:
     def __init__(self, address: str, deadline_seconds: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+        # Own subchannel pool and short reconnect backoff: after a metering outage the relay must
+        # reconnect within a second or two (gRPC's default backoff grows to 120 s), and its failed
+        # subchannel must not be shared with other channels in this process.
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=[
+                ("grpc.use_local_subchannel_pool", 1),
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ],
+        )
         self._stub = metering_pb2_grpc.MeteringServiceStub(self._channel)
         self._deadline = deadline_seconds
 

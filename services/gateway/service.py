@@ -807,6 +807,7 @@ class AdminService:
             known = await self.store.provider_names(conn)
             for m in models:
                 await self.store.upsert_model(conn, validate_model(m, known))
+            await self.store.notify_changed(conn)
         await self.reload()
 
     async def create_api_key(
@@ -852,7 +853,9 @@ class AdminService:
             )
             key = await self.store.insert_key(conn, key, hash_secret(secret))
             await complete(conn, idempotency, "create_api_key", request_id, {"api_key_id": key.id})
-        self.keys.put(hash_secret(secret), key)
+            await self.store.notify_changed(conn)
+        async with self._reload_lock:  # a reload that read the table before our commit must not drop it
+            self.keys.put(hash_secret(secret), key)
         log.info(
             "gateway.api_key.created",
             api_key_id=key.id,
@@ -874,7 +877,9 @@ class AdminService:
             if key is None:
                 raise errors.NotFound(f"API key {api_key_id!r} does not exist", field="api_key_id")
             await complete(conn, idempotency, "revoke_api_key", request_id, {"api_key_id": key.id})
-        self.keys.mark_revoked(key)
+            await self.store.notify_changed(conn)
+        async with self._reload_lock:
+            self.keys.mark_revoked(key)
         log.info("gateway.api_key.revoked", api_key_id=key.id)
         return key
 
@@ -914,6 +919,7 @@ class AdminService:
                 return provider_from_reply(prior)
             t = await self.store.upsert_provider(conn, p)
             await complete(conn, idempotency, "upsert_provider", request_id, _provider_reply(p, t))
+            await self.store.notify_changed(conn)
         await self.reload()
         log.info("gateway.provider.upserted", provider=p.name)
         return p, t
@@ -934,6 +940,7 @@ class AdminService:
                 return model_from_reply(prior)
             t = await self.store.upsert_model(conn, m)
             await complete(conn, idempotency, "upsert_model", request_id, _model_reply(m, t))
+            await self.store.notify_changed(conn)
         await self.reload()
         log.info("gateway.model.upserted", model=m.name, offerings=len(m.offerings))
         return m, t

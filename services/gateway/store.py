@@ -6,6 +6,7 @@ relay use raw asyncpg through a small pool of their own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +43,9 @@ from gateway.domain.catalog import Model, Offering, Provider
 from gateway.domain.keys import ApiKey, RateLimits
 
 metadata = new_metadata()
+
+# NOTIFY channel: admin changes (keys, catalog) wake every instance's cache reload at once.
+CHANGES_CHANNEL = "tollgate_gateway_changes"
 
 providers = Table(
     "providers",
@@ -150,6 +154,18 @@ class Store:
         self._pool = await asyncpg.create_pool(
             self._url, min_size=2, max_size=4, server_settings={"application_name": "tollgate-gateway-outbox"}
         )
+
+    async def notify_changed(self, conn: AsyncConnection) -> None:
+        """Tell every gateway instance to reload keys and catalog; delivered when `conn` commits."""
+        await conn.execute(text(f"SELECT pg_notify('{CHANGES_CHANNEL}', '')"))
+
+    async def listen_changes(self, callback: Callable[[], None]) -> asyncpg.Connection:
+        """A connection that calls `callback` on every committed change notification."""
+        conn = await asyncpg.connect(
+            self._url, server_settings={"application_name": "tollgate-gateway-listen"}
+        )
+        await conn.add_listener(CHANGES_CHANNEL, lambda *_: callback())
+        return conn
 
     async def close(self) -> None:
         if self._pool is not None:
