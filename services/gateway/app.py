@@ -97,7 +97,8 @@ class GatewayServer:
 async def start(settings: Settings) -> GatewayServer:
     entitlements = entitlements_for(settings.entitlements_enabled, settings.billing_address)
     url = await resolve_database_url(settings.database_url, settings.data_dir, "gateway")
-    await upgrade_head_async(MIGRATIONS, url, "alembic_version_gateway")
+    if not settings.http_worker:
+        await upgrade_head_async(MIGRATIONS, url, "alembic_version_gateway")
     engine = create_engine(url, pool_size=4, max_overflow=4)
     store = Store(engine, url)
     await store.open()
@@ -109,7 +110,7 @@ async def start(settings: Settings) -> GatewayServer:
         )
     )
     admin = AdminService(store, keys, catalog, health)
-    if settings.catalog_file:
+    if settings.catalog_file and not settings.http_worker:
         text = await asyncio.to_thread(Path(settings.catalog_file).read_text)
         doc = yaml.safe_load(expand_env(text, os.environ))
         providers, models = parse_catalog(doc)
@@ -132,7 +133,7 @@ async def start(settings: Settings) -> GatewayServer:
     outbox.start()
     metering = MeteringClient(settings.metering_address, settings.relay_deadline_seconds)
     relay = None
-    if settings.relay_enabled:
+    if settings.relay_enabled and not settings.http_worker:
         relay = Relay(
             store,
             metering,
@@ -163,7 +164,8 @@ async def start(settings: Settings) -> GatewayServer:
     runner = web.AppRunner(FrontDoor(chat).app(), access_log=None, handle_signals=False)
     await runner.setup()
     host, port = _split_address(settings.http_address)
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+    shared = settings.http_workers > 1 or settings.http_worker
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True, reuse_port=shared or None)
     await site.start()
     http_port = runner.addresses[0][1]
 

@@ -60,6 +60,11 @@ class Settings:
     # Delivered outbox rows are kept this long (for audit), then deleted; 0 keeps them forever.
     outbox_retention_hours: float = 24.0
     relay_enabled: bool = True
+    # HTTP front door processes sharing the HTTP port (SO_REUSEPORT). 1 = this process only. With N > 1
+    # the extra processes serve HTTP only; breakers, latency and rate limits are then per process.
+    http_workers: int = 1
+    # Set on the extra processes by the first one: skip migrations, catalog file and relay, join the port.
+    http_worker: bool = False
     # Currency of catalog prices and provider_cost quantities.
     currency: str = "USD"
 
@@ -76,6 +81,8 @@ class Settings:
             )
         if not 1 <= self.relay_batch_size <= 10_000:
             raise SettingsError("GATEWAY_RELAY_BATCH_SIZE must be between 1 and 10000")
+        if not 1 <= self.http_workers <= 64:
+            raise SettingsError("GATEWAY_HTTP_WORKERS must be between 1 and 64")
         if self.max_attempts < 1:
             raise SettingsError("GATEWAY_MAX_ATTEMPTS must be at least 1")
 
@@ -124,4 +131,6 @@ class Settings:
             outbox_retention_hours=env.float("OUTBOX_RETENTION_HOURS", d.outbox_retention_hours),
             relay_enabled=env.bool("RELAY_ENABLED", d.relay_enabled),
             currency=env.str("CURRENCY", d.currency) or d.currency,
+            http_workers=env.int("HTTP_WORKERS", d.http_workers),
+            http_worker=env.bool("HTTP_WORKER", d.http_worker),
         )
