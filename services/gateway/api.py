@@ -149,18 +149,19 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         cid = rid = ""
         async for item in self.chat.stream(key, decode_chat(request, pairs)):
             if isinstance(item, StreamChunk):
-                for ch in item.choices:
-                    d = ch.get("delta") or {}
-                    yield inference_pb2.StreamChatCompletionResponse(
-                        id=cid,
-                        request_id=rid,
-                        delta=inference_pb2.ChatDelta(
-                            index=int(ch.get("index", 0)),
-                            role=d.get("role") or "",
-                            content=d.get("content") or "",
-                            finish_reason=ch.get("finish_reason") or "",
-                        ),
-                    )
+                for choices in item.frames:
+                    for ch in choices:
+                        d = ch.get("delta") or {}
+                        yield inference_pb2.StreamChatCompletionResponse(
+                            id=cid,
+                            request_id=rid,
+                            delta=inference_pb2.ChatDelta(
+                                index=int(ch.get("index", 0)),
+                                role=d.get("role") or "",
+                                content=d.get("content") or "",
+                                finish_reason=ch.get("finish_reason") or "",
+                            ),
+                        )
             elif isinstance(item, StreamStart):
                 cid, rid = item.id, item.request_id
             elif isinstance(item, StreamEnd):

@@ -23,7 +23,26 @@ from gateway.service import ChatService, Completion, StreamChunk, StreamEnd, Str
 log = structlog.get_logger("gateway.http")
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_PARAMS = ("temperature", "top_p", "stop", "user", "max_tokens")
+# OpenAI request fields forwarded to the provider as given (the first five are also validated).
+# Anything else (model, stream, metadata, tollgate extras) is the gateway's and never forwarded as-is.
+_PARAMS = (
+    "temperature",
+    "top_p",
+    "stop",
+    "user",
+    "max_tokens",
+    "n",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+)
 
 _STATUS: list[tuple[type[errors.ServiceError], int, str, str]] = [
     (errors.Unauthenticated, 401, "authentication_error", "invalid_api_key"),
@@ -215,7 +234,9 @@ class FrontDoor:
         try:
             async for item in gen:
                 if isinstance(item, StreamChunk):
-                    await resp.write(f"data: {head}{_dumps(item.choices)}}}\n\n".encode())
+                    await resp.write(
+                        "".join([f"data: {head}{_dumps(choices)}}}\n\n" for choices in item.frames]).encode()
+                    )
                 elif isinstance(item, StreamEnd):
                     if chat.include_usage:
                         u = item.usage

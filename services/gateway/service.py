@@ -148,9 +148,9 @@ class StreamStart:
 
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
-    """One upstream chunk's choices (each with index, delta, finish_reason), forwarded as-is."""
+    """Upstream chunks that arrived together: one list of choices (index, delta, finish_reason) each."""
 
-    choices: list[dict[str, Any]]
+    frames: list[list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,19 +604,22 @@ class ChatService:
                 created=int(created_dt.timestamp()),
                 served=served,
             )
-            event: dict[str, Any] | None = opened.first
+            batch = opened.first
             rest = opened.rest()
             while True:
-                if event is not None:
+                frames = []
+                for event in batch:
                     u = _usage_of(event)
                     if u is not None:
                         usage = u
                     choices = event.get("choices")
                     if choices:
                         out_chars += _completion_chars(choices)
-                        yield StreamChunk(choices)
+                        frames.append(choices)
+                if frames:
+                    yield StreamChunk(frames)
                 try:
-                    event = await anext(rest)
+                    batch = await anext(rest)
                 except StopAsyncIteration:
                     break
             ms = int((time.perf_counter() - t0) * 1000)

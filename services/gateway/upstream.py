@@ -41,17 +41,21 @@ def _http_error(status: int, raw: bytes) -> UpstreamError:
 
 
 class UpstreamStream:
-    """An open streaming response whose first event has already arrived."""
+    """An open streaming response whose first batch of events has already arrived."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, first: dict[str, Any], idle_timeout: float) -> None:
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        first: list[dict[str, Any]],
+        batches: AsyncIterator[list[dict[str, Any]]],
+    ) -> None:
         self._resp = resp
         self.first = first
-        self._idle = idle_timeout
+        self._batches = batches
 
-    async def rest(self) -> AsyncIterator[dict[str, Any]]:
-        """The events after the first, until [DONE]; raises UpstreamError if the stream breaks."""
-        async for event in _events(self._resp, self._idle):
-            yield event
+    def rest(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The following batches until [DONE]; raises UpstreamError if the stream breaks."""
+        return self._batches
 
     def close(self) -> None:
         self._resp.close()
@@ -69,7 +73,7 @@ def _salvage(content: aiohttp.StreamReader) -> list[bytes]:
         return []
     off = getattr(content, "_buffer_offset", 0)
     data = bytes(buf[0][off:]) + b"".join(bytes(b) for b in list(buf)[1:])
-    return data.split(b"\n")[:-1]
+    return [data[: data.rfind(b"\n") + 1]] if b"\n" in data else []
 
 
 _DONE: dict[str, Any] = {}
@@ -88,32 +92,44 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return event
 
 
-async def _events(resp: aiohttp.ClientResponse, idle: float) -> AsyncIterator[dict[str, Any]]:
+async def _batches(
+    resp: aiohttp.ClientResponse, first_timeout: float, idle: float
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """SSE events in batches: everything that arrived together is parsed and handed on together, so
+    a burst of chunks costs one hop through the service and one write to the caller."""
     content = resp.content
+    pending = b""
+    timeout = first_timeout
     try:
         while True:
+            broken: BaseException | None = None
             try:
-                async with asyncio.timeout(idle):
-                    line = await content.readline()
+                async with asyncio.timeout(timeout):
+                    data = await content.readany()
             except (aiohttp.ClientError, ConnectionError) as exc:
-                for salvaged in _salvage(content):
-                    event = _parse(salvaged)
-                    if event is _DONE:
-                        return
-                    if event is not None:
-                        yield event
-                raise UpstreamError(
-                    "stream interrupted", retryable=True, message=type(exc).__name__
-                ) from None
-            if not line:
+                data, broken = b"".join(_salvage(content)), exc
+            if not data and broken is None:
                 raise UpstreamError(
                     "stream interrupted", retryable=True, message="the provider closed the stream early"
                 )
-            event = _parse(line)
-            if event is _DONE:
-                return
-            if event is not None:
-                yield event
+            lines = (pending + data).split(b"\n")
+            pending = lines.pop()
+            events: list[dict[str, Any]] = []
+            for line in lines:
+                event = _parse(line)
+                if event is _DONE:
+                    if events:
+                        yield events
+                    return
+                if event is not None:
+                    events.append(event)
+            if events:
+                yield events
+                timeout = idle
+            if broken is not None:
+                raise UpstreamError(
+                    "stream interrupted", retryable=True, message=type(broken).__name__
+                ) from None
     except TimeoutError:
         raise UpstreamError("stream idle timeout", retryable=True) from None
     except ValueError as exc:
@@ -206,8 +222,8 @@ class Upstream:
                     raw = await resp.read()
                     resp.release()
                     raise _http_error(resp.status, raw)
-                events = _events(resp, self._attempt_timeout)
-                first = await anext(events)
+                batches = _batches(resp, self._attempt_timeout, self._idle)
+                first = await anext(batches)
         except StopAsyncIteration:
             resp.close()  # type: ignore[union-attr]
             raise UpstreamError("empty stream", retryable=True) from None
@@ -227,5 +243,4 @@ class Upstream:
             if resp is not None:
                 resp.close()
             raise
-        await events.aclose()
-        return UpstreamStream(resp, first, self._idle)
+        return UpstreamStream(resp, first, batches)
