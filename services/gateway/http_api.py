@@ -182,6 +182,7 @@ class FrontDoor:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_route("*", "/{tail:.*}", self.unknown)
         return app
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -256,6 +257,19 @@ class FrontDoor:
             await gen.aclose()
         await resp.write_eof()
         return resp
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        return web.Response(
+            status=404,
+            content_type="application/json",
+            body=_error_body(
+                f"no route {request.method} {request.path}; this gateway serves "
+                "POST /v1/chat/completions and GET /v1/models",
+                "invalid_request_error",
+                None,
+                "unknown_url",
+            ),
+        )
 
     async def models(self, request: web.Request) -> web.Response:
         try:
