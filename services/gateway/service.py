@@ -585,6 +585,23 @@ class ChatService:
                 continue
             except asyncio.CancelledError:
                 h.release()
+                ms = int((time.perf_counter() - t0) * 1000)
+                events.append(
+                    self._event(
+                        key,
+                        chat,
+                        request_id,
+                        attempt,
+                        occurred,
+                        route,
+                        tags,
+                        ok=False,
+                        tokens=(0, 0),
+                        estimated=False,
+                        latency_ms=ms,
+                        error="cancelled",
+                    )
+                )
                 self._record_later(events)
                 raise
         if opened is None or route is None or h is None:
