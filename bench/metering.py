@@ -194,7 +194,9 @@ async def _load(channel: grpc.aio.Channel, factory: EventFactory, start_id: int)
     async def worker() -> None:
         nonlocal accepted
         while (payload := await ready.get()) is not None:
-            accepted += (await call(payload, timeout=300)).accepted_count
+            response = await call(payload, timeout=300)
+            # Read-modify-write after the await: `accepted += await ...` would lose concurrent adds.
+            accepted += response.accepted_count
 
     await asyncio.gather(producer(), *(worker() for _ in range(LOAD_STREAMS)))
     elapsed = time.perf_counter() - started
