@@ -45,12 +45,14 @@ def upgrade() -> None:
         sa.Column("create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.PrimaryKeyConstraint("scope", "request_id", name="pk_idempotency_keys"),
     )
+    # Ids are compared byte-wise (COLLATE "C"): they are identifiers, not words, and memcmp keeps the
+    # registry's and the indexes' comparisons cheap whatever the server's locale.
     # The dedup registry: one row per (builder, event id), forever. Not partitioned, so the primary
     # key alone guarantees an id is accepted once whatever its occurred_time.
     op.create_table(
         "event_ids",
-        sa.Column("builder_id", sa.String(128), nullable=False),
-        sa.Column("event_id", sa.String(128), nullable=False),
+        sa.Column("builder_id", sa.String(128, collation="C"), nullable=False),
+        sa.Column("event_id", sa.String(128, collation="C"), nullable=False),
         sa.Column("content_hash", sa.LargeBinary, nullable=False),
         sa.PrimaryKeyConstraint("builder_id", "event_id", name="pk_event_ids"),
     )
@@ -61,14 +63,14 @@ def upgrade() -> None:
         """
         CREATE TABLE events (
             seq bigint NOT NULL DEFAULT nextval('events_seq_seq'),
-            builder_id text NOT NULL,
-            event_id text NOT NULL,
-            type text NOT NULL,
+            builder_id text COLLATE "C" NOT NULL,
+            event_id text COLLATE "C" NOT NULL,
+            type text COLLATE "C" NOT NULL,
             occurred_time timestamptz NOT NULL,
-            app_id text NOT NULL DEFAULT '',
-            customer_id text NOT NULL,
+            app_id text COLLATE "C" NOT NULL DEFAULT '',
+            customer_id text COLLATE "C" NOT NULL,
             status smallint NOT NULL,
-            run_id text,
+            run_id text COLLATE "C",
             tags jsonb NOT NULL DEFAULT '{}'::jsonb,
             quantities jsonb NOT NULL DEFAULT '{}'::jsonb,
             ingested_time timestamptz NOT NULL DEFAULT clock_timestamp()
