@@ -201,3 +201,55 @@ async def test_32_concurrent_clients_sending_the_same_ids_accept_each_id_exactly
 
     async with grpc.aio.insecure_channel(metering_address) as ch:
         assert await count_of(metering_pb2_grpc.MeteringServiceStub(ch), b) == len(ids)
+
+
+async def test_same_id_with_an_occurred_time_in_another_month_is_a_conflict_not_a_second_event(stub):
+    b = new_id()
+    await ingest(stub, [event("moving", builder=b, at=utc(2026, 1, 31, 23))])
+    moved = await ingest(stub, [event("moving", builder=b, at=utc(2026, 2, 1, 1))])
+    assert moved.results[0].outcome == CONFLICT
+    assert await count_of(stub, b, utc(2026, 1, 1), utc(2026, 3, 1)) == 1
+
+
+async def test_concurrent_same_id_with_different_content_accepts_one_and_stores_it(metering_address):
+    b = new_id()
+
+    async def client(n: int) -> pb.IngestEventsResponse:
+        async with grpc.aio.insecure_channel(metering_address) as ch:
+            client_stub = metering_pb2_grpc.MeteringServiceStub(ch)
+            return await ingest(client_stub, [event("contested", builder=b, quantities={"pages": str(n)})])
+
+    responses = await asyncio.gather(*(client(n) for n in range(1, 9)))
+    outcomes = [r.results[0].outcome for r in responses]
+    assert outcomes.count(ACCEPTED) == 1 and outcomes.count(CONFLICT) == 7
+    winner = outcomes.index(ACCEPTED) + 1
+    async with grpc.aio.insecure_channel(metering_address) as ch:
+        listed = await metering_pb2_grpc.MeteringServiceStub(ch).ListEvents(
+            pb.ListEventsRequest(builder_id=b), timeout=10
+        )
+    assert [dict(e.quantities) for e in listed.events] == [{"pages": str(winner)}]
+
+
+@pytest.mark.slow
+async def test_concurrent_batches_opening_the_same_new_months_all_land(metering_address):
+    b = new_id()
+    # Twelve months nobody has written before, hit by eight clients at once.
+    months = [utc(2019, m, 15) for m in range(1, 13)]
+
+    async def client(n: int) -> pb.IngestEventsResponse:
+        events = [event(f"n{n}-m{i}-{k}", builder=b, at=at) for i, at in enumerate(months) for k in range(20)]
+        async with grpc.aio.insecure_channel(metering_address) as ch:
+            return await ingest(metering_pb2_grpc.MeteringServiceStub(ch), events)
+
+    responses = await asyncio.gather(*(client(n) for n in range(8)))
+    assert [r.accepted_count for r in responses] == [240] * 8
+    async with grpc.aio.insecure_channel(metering_address) as ch:
+        got = await count_of(metering_pb2_grpc.MeteringServiceStub(ch), b, utc(2019, 1, 1), utc(2020, 1, 1))
+    assert got == 8 * 240
+
+
+async def test_events_from_long_ago_are_stored_and_counted(stub):
+    b = new_id()
+    at = utc(1999, 12, 31, 23, 59, 59)
+    assert (await ingest(stub, [event("y2k", builder=b, at=at)])).results[0].outcome == ACCEPTED
+    assert await count_of(stub, b, utc(1999, 12, 1), utc(2000, 1, 1)) == 1

@@ -115,3 +115,25 @@ async def test_missing_builder_and_bad_paging_are_invalid_argument(stub):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ListEvents(pb.ListEventsRequest(builder_id=new_id(), page_token="not-a-token"), timeout=10)
     assert_invalid_field(caught.value, "page_token")
+
+
+@pytest.mark.parametrize("cursor", [{}, {"x": 1}, {"t": "yesterday", "s": "zero"}, {"t": None, "s": None}])
+async def test_a_well_formed_token_this_service_never_issued_is_invalid_argument(stub, cursor):
+    from common.paging import encode_token
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListEvents(
+            pb.ListEventsRequest(builder_id=new_id(), page_token=encode_token(cursor)), timeout=10
+        )
+    assert_invalid_field(caught.value, "page_token")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListMeters(
+            pb.ListMetersRequest(builder_id=new_id(), page_token=encode_token(cursor)), timeout=10
+        )
+    assert_invalid_field(caught.value, "page_token")
+
+
+async def test_negative_page_size_is_invalid_argument(stub):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListEvents(pb.ListEventsRequest(builder_id=new_id(), page_size=-1), timeout=10)
+    assert_invalid_field(caught.value, "page_size")

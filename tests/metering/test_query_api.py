@@ -4,6 +4,7 @@ half-open ranges, workflow runs counted once, and the ingestion cutoff that make
 from __future__ import annotations
 
 import asyncio
+import decimal
 from datetime import timedelta
 from decimal import Decimal
 
@@ -569,3 +570,58 @@ async def test_list_events_shows_ingested_time_between_send_and_reply(stub):
     listed = await stub.ListEvents(pb.ListEventsRequest(builder_id=b), timeout=10)
     stamp = from_ts(listed.events[0].ingested_time)
     assert before - timedelta(seconds=1) <= stamp <= after + timedelta(seconds=1)
+
+
+async def test_tags_with_quotes_unicode_and_sql_characters_filter_and_group_exactly(stub):
+    b = new_id()
+    odd = ["o'brien", 'say "hi"', "naïve ☃", "x'); DROP TABLE events; --", "a\\b", '{"k": 1}']
+    events = [event(f"e{i}", builder=b, tags={"client": v, "we'ird key": v}) for i, v in enumerate(odd)]
+    events.append(event("e-again", builder=b, tags={"client": odd[0], "we'ird key": odd[0]}))
+    await setup(
+        stub, b, events, meter(b, "obrien", COUNT, tag_filters={"client": "o'brien"}), meter(b, "all", COUNT)
+    )
+    assert await total(stub, b, "obrien", JAN, FEB) == 2
+    assert await total(stub, b, "all", JAN, FEB, tag_filters={"we'ird key": odd[3]}) == 1
+    grouped = await query(stub, b, "all", JAN, FEB, by_tags=["we'ird key"])
+    assert {r.tags["we'ird key"]: D(r.value) for r in grouped.rows} == {
+        v: D(2 if v == odd[0] else 1) for v in odd
+    }
+    # The table is still there.
+    assert await total(stub, b, "all", JAN, FEB) == 7
+
+
+async def test_nine_places_and_29_integer_digits_sum_exactly_beyond_38_digits(stub):
+    b = new_id()
+    big = "9" * 29 + "." + "9" * 9
+    amounts = [big, big, "0.000000001", "12345678901234567890.123456789"]
+    await setup(
+        stub,
+        b,
+        [event(f"e{i}", builder=b, quantities={"x": a}) for i, a in enumerate(amounts)],
+        meter(b, "x", SUM, quantity="x"),
+        meter(b, "x_max", MAX, quantity="x"),
+    )
+    response = await query(stub, b, "x", JAN, FEB)
+    with decimal.localcontext(prec=100):  # the default 28 digits would round the expectation itself
+        expected = sum((D(a) for a in amounts), D(0))
+    assert expected == D("200000000012345678901234567890.123456788")
+    assert D(response.rows[0].value) == expected
+    assert await total(stub, b, "x_max", JAN, FEB) == D(big)
+
+
+@pytest.mark.parametrize(("text", "words"), [("0.0000000001", "places"), ("1" + "0" * 29, "digits")])
+async def test_quantities_beyond_nine_places_or_29_integer_digits_are_invalid_not_rounded(stub, text, words):
+    b = new_id()
+    response = await ingest(stub, [event("e", builder=b, quantities={"x": text})])
+    result = response.results[0]
+    assert result.outcome == pb.INGEST_OUTCOME_INVALID
+    assert result.field in ("quantities.x", "events[0].quantities.x")
+    assert words in result.reason
+
+
+async def test_group_by_an_empty_tag_name_is_invalid_argument(stub):
+    b = new_id()
+    await setup(stub, b, [], meter(b, "requests", COUNT))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await query(stub, b, "requests", JAN, FEB, by_tags=[""])
+    assert_invalid_field(caught.value, "group_by_tags")

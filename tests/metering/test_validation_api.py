@@ -173,3 +173,18 @@ async def test_invalid_events_are_not_stored(stub):
     # The id was never taken: a corrected event with it is accepted.
     fixed = await ingest(stub, [event("neg", builder=b, quantities={"pages": "5"})])
     assert fixed.results[0].outcome == ACCEPTED
+
+
+async def test_over_long_or_empty_quantity_key_is_invalid(stub):
+    b = new_id()
+    for key in ("q" * 65, ""):
+        result = await outcome_of(stub, event(new_id("e"), builder=b, quantities={key: "1"}), b)
+        assert result.outcome == INVALID, (key, result)
+        assert result.field.removeprefix("events[1].").startswith("quantities"), result
+
+
+async def test_empty_tag_key_is_invalid(stub):
+    b = new_id()
+    result = await outcome_of(stub, event(new_id("e"), builder=b, tags={"": "v"}), b)
+    assert result.outcome == INVALID
+    assert result.field.removeprefix("events[1].").startswith("tags"), result
