@@ -292,10 +292,14 @@ async def main() -> None:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        try:
-            await drop_database(server_url, db_name)
-        except Exception as exc:  # the figures are printed already; a leftover database is not fatal
-            print(f"metering.bench could not drop {db_name}: {exc}", flush=True)
+        if os.environ.get("METERING_BENCH_KEEP_DB"):
+            # For EXPLAIN ANALYZE by hand; drop it afterwards.
+            print(f"metering.bench kept database {db_name}", flush=True)
+        else:
+            try:
+                await drop_database(server_url, db_name)
+            except Exception as exc:  # the figures are printed already; a leftover database is not fatal
+                print(f"metering.bench could not drop {db_name}: {exc}", flush=True)
 
 
 if __name__ == "__main__":
