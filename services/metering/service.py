@@ -103,7 +103,7 @@ class MeteringService:
                 valid.append(checked)  # type: ignore[arg-type]
 
         firsts, repeats = split_batch(valid)
-        stored: dict[tuple[str, str], bytes] = {}
+        stored: dict[tuple[str, str], str] = {}
         if firsts:
             months = partition_months(e.occurred_us for e in firsts)
             await self.store.ensure_partitions(months)
@@ -121,7 +121,7 @@ class MeteringService:
                     await self.store.ensure_partitions(months)
 
         accepted = [e for e in firsts if (e.builder_id, e.id) not in stored] if stored else firsts
-        winners: dict[tuple[str, str], bytes] = {}
+        winners: dict[tuple[str, str], str] = {}
         duplicates = conflicts = 0
         for event in firsts:
             key = (event.builder_id, event.id)

@@ -107,6 +107,7 @@ events = Table(
 )
 
 _MICROS_PER_DAY = 86_400_000_000
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -172,7 +173,7 @@ class IngestTx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def ingest(self, firsts: list[ValidEvent]) -> dict[tuple[str, str], bytes]:
+    async def ingest(self, firsts: list[ValidEvent]) -> dict[tuple[str, str], str]:
         """Register every key and store the events whose key was new, in one statement.
 
         Returns the stored content hash of each key that was registered before. Keys go in sorted
@@ -183,19 +184,26 @@ class IngestTx:
         """
         ordered = sorted(firsts, key=_event_key)
         try:
+            # Columns travel as JSON arrays (one C-encoded string each) rather than as PostgreSQL
+            # arrays: asyncpg's array encoder inspects every element, which cost more than the
+            # rest of the batch's Python work. ROWS FROM zips them back by position.
+            (_, ids, types, occurred, builders, apps, customers, statuses, runs, tags, quantities, hashes) = (
+                zip(*ordered, strict=True)
+            )
             unclaimed = await self.conn.fetchval(
                 _INGEST_SQL,
-                [e.builder_id for e in ordered],
-                [e.id for e in ordered],
-                [e.content_hash for e in ordered],
-                [e.type for e in ordered],
-                [e.occurred_us for e in ordered],
-                [e.app_id for e in ordered],
-                [e.customer_id for e in ordered],
-                [e.status for e in ordered],
-                [e.run_id for e in ordered],
-                [e.tags_json for e in ordered],
-                [e.quantities_json for e in ordered],
+                _dumps(builders),
+                _dumps(ids),
+                _dumps(hashes),
+                _dumps(types),
+                _dumps(occurred),
+                _dumps(apps),
+                _dumps(customers),
+                _dumps(statuses),
+                _dumps(runs),
+                # Already JSON objects: joined, not re-encoded.
+                "[" + ",".join(tags) + "]",
+                "[" + ",".join(quantities) + "]",
             )
         except asyncpg.CheckViolationError as exc:
             if "no partition" in str(exc):
@@ -205,12 +213,13 @@ class IngestTx:
             return {}
         taken = [ordered[n - 1] for n in unclaimed]
         stored = await self.conn.fetch(
-            "SELECT r.builder_id, r.event_id, r.content_hash FROM unnest($1::text[], $2::text[]) AS u(b, i) "
+            "SELECT r.builder_id, r.event_id, encode(r.content_hash, 'hex') "
+            "FROM unnest($1::text[], $2::text[]) AS u(b, i) "
             "JOIN event_ids r ON r.builder_id = u.b AND r.event_id = u.i",
             [e.builder_id for e in taken],
             [e.id for e in taken],
         )
-        return {(r[0], r[1]): bytes(r[2]) for r in stored}
+        return {(r[0], r[1]): r[2] for r in stored}
 
 
 def _event_key(event: ValidEvent) -> tuple[str, str]:
@@ -222,9 +231,16 @@ def _event_key(event: ValidEvent) -> tuple[str, str]:
 # the keys registered before, whose stored hashes a second statement then reads.
 _INGEST_SQL = """
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[],
-                         $7::text[], $8::smallint[], $9::text[], $10::text[], $11::text[])
-        WITH ORDINALITY AS u(b, i, h, t, o, a, c, s, r, g, q, n)
+    SELECT u.b, u.i, decode(u.h, 'hex') AS h, u.t, u.o::bigint AS o, u.a, u.c, u.s::smallint AS s,
+           nullif(u.r, '') AS r, u.g::jsonb AS g, u.q::jsonb AS q, u.n
+    FROM ROWS FROM (
+        json_array_elements_text($1::text::json), json_array_elements_text($2::text::json),
+        json_array_elements_text($3::text::json), json_array_elements_text($4::text::json),
+        json_array_elements_text($5::text::json), json_array_elements_text($6::text::json),
+        json_array_elements_text($7::text::json), json_array_elements_text($8::text::json),
+        json_array_elements_text($9::text::json), json_array_elements($10::text::json),
+        json_array_elements($11::text::json)
+    ) WITH ORDINALITY AS u(b, i, h, t, o, a, c, s, r, g, q, n)
 ),
 claimed AS (
     INSERT INTO event_ids (builder_id, event_id, content_hash)
@@ -236,7 +252,7 @@ stored AS (
     INSERT INTO events (builder_id, event_id, type, occurred_time, app_id, customer_id, status, run_id,
                         tags, quantities)
     SELECT input.b, input.i, input.t, timestamptz 'epoch' + input.o * interval '1 microsecond', input.a,
-           input.c, input.s, nullif(input.r, ''), input.g::jsonb, input.q::jsonb
+           input.c, input.s, input.r, input.g, input.q
     FROM input JOIN claimed ON claimed.builder_id = input.b AND claimed.event_id = input.i
 )
 SELECT array_agg(input.n) FROM input

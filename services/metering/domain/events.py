@@ -90,7 +90,7 @@ class ValidEvent(NamedTuple):
     run_id: str
     tags_json: str
     quantities_json: str
-    content_hash: bytes
+    content_hash: str  # sha256, hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +187,8 @@ def validate_event(
                 tags_json = (
                     "{" + ",".join([f'"{k}":"{v}"' for k, v in zip(tag_keys, tag_values, strict=True)]) + "}"
                 )
+            elif "\x00" in raw:
+                ok = False
             else:
                 tags_json = (
                     "{"
@@ -199,7 +201,7 @@ def validate_event(
     if ok and quantities:
         parts: list[str] = []
         for key in sorted(quantities):
-            if not 0 < len(key) <= MAX_QUANTITY_KEY_LENGTH:
+            if not 0 < len(key) <= MAX_QUANTITY_KEY_LENGTH or "\x00" in key:
                 ok = False
                 break
             text = quantities[key]
@@ -211,13 +213,14 @@ def validate_event(
                     break
             parts.append(f"{_json_str(key)}:{text}")
         quantities_json = "{" + ",".join(parts) + "}"
-    if not ok:
-        return _first_problem(index, event, now_us=now_us, future_tolerance_us=future_tolerance_us)
-
     content = (
         f"{event_type}\x1f{occurred_us}\x1f{app_id}\x1f{customer_id}\x1f{status}"
         f"\x1f{run_id}\x1f{tags_json}\x1f{quantities_json}"
     )
+    # PostgreSQL text cannot hold NUL; tags and quantity keys were checked above.
+    if not ok or "\x00" in content or "\x00" in event_id or "\x00" in builder_id:
+        return _first_problem(index, event, now_us=now_us, future_tolerance_us=future_tolerance_us)
+
     return ValidEvent(
         index,
         event_id,
@@ -230,7 +233,7 @@ def validate_event(
         run_id,
         tags_json,
         quantities_json,
-        _sha256(content.encode()).digest(),
+        _sha256(content.encode()).hexdigest(),
     )
 
 
@@ -245,6 +248,15 @@ def _first_problem(index: int, event: EventIn, *, now_us: int, future_tolerance_
         return bad("id is required", "id")
     if len(event.id) > MAX_ID_LENGTH:
         return bad(f"id is longer than {MAX_ID_LENGTH} characters", "id")
+    for value, name in (
+        (event.id, "id"),
+        (event.builder_id, "builder_id"),
+        (event.customer_id, "customer_id"),
+        (event.app_id, "app_id"),
+        (event.run_id, "run_id"),
+    ):
+        if "\x00" in value:
+            return bad(f"{name} contains a NUL character", name)
     if not event.type:
         return bad("type is required", "type")
     if not _TYPE_RE.match(event.type):
@@ -279,6 +291,10 @@ def _first_problem(index: int, event: EventIn, *, now_us: int, future_tolerance_
             return bad(f"tag key is longer than {MAX_TAG_KEY_LENGTH} characters", f"tags.{key[:64]}")
         if len(value) > MAX_TAG_VALUE_LENGTH:
             return bad(f"tag {key} is longer than {MAX_TAG_VALUE_LENGTH} characters", f"tags.{key}")
+        if "\x00" in key or "\x00" in value:
+            return bad(
+                f"tag {key.replace(chr(0), '')} contains a NUL character", f"tags.{key.replace(chr(0), '')}"
+            )
     quantities = event.quantities
     if len(quantities) > MAX_QUANTITIES:
         return bad(f"has {len(quantities)} quantities, more than {MAX_QUANTITIES}", "quantities")
@@ -289,6 +305,8 @@ def _first_problem(index: int, event: EventIn, *, now_us: int, future_tolerance_
             return bad(
                 f"quantity key is longer than {MAX_QUANTITY_KEY_LENGTH} characters", f"quantities.{key[:64]}"
             )
+        if "\x00" in key:
+            return bad("quantity key contains a NUL character", f"quantities.{key.replace(chr(0), '')}")
         try:
             normalise_quantity(quantities[key])
         except ValueError as exc:
