@@ -289,3 +289,15 @@ async def test_another_builders_meter_is_not_found(stub):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await get(stub, b2, "private")
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_archive_request_id_reused_for_another_meter_is_already_exists_and_has_no_effect(stub):
+    b = new_id()
+    await create_meter(stub, meter(b, "first", COUNT))
+    await create_meter(stub, meter(b, "second", COUNT))
+    rid = uuid.uuid4().hex
+    await archive(stub, b, "first", request_id=rid)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await archive(stub, b, "second", request_id=rid)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert (await get(stub, b, "second")).state == pb.METER_STATE_ACTIVE

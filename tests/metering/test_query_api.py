@@ -625,3 +625,14 @@ async def test_group_by_an_empty_tag_name_is_invalid_argument(stub):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await query(stub, b, "requests", JAN, FEB, by_tags=[""])
     assert_invalid_field(caught.value, "group_by_tags")
+
+
+async def test_nanosecond_times_never_round_an_event_into_the_next_month(stub):
+    b = new_id()
+    e = event("last-nano", builder=b, at=utc(2026, 1, 31, 23, 59, 59))
+    e.occurred_time.nanos = 999_999_999
+    await setup(stub, b, [e], meter(b, "requests", COUNT))
+    assert await total(stub, b, "requests", JAN, FEB) == 1
+    assert await total(stub, b, "requests", FEB, utc(2026, 3, 1)) == 0
+    monthly = await query(stub, b, "requests", JAN, utc(2026, 3, 1), window=MONTH)
+    assert [(from_ts(r.window_start_time), D(r.value)) for r in monthly.rows] == [(JAN, D(1))]

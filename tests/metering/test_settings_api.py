@@ -1,0 +1,73 @@
+"""A server started with non-default settings honours them: the settle period behind cutoff_settled,
+the future tolerance on occurred_time, and the batch size limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import grpc
+import pytest
+from metering_kit import (
+    ACCEPTED,
+    COUNT,
+    INVALID,
+    assert_invalid_field,
+    create_meter,
+    event,
+    ingest,
+    meter,
+    migrated_metering_database,
+    new_id,
+    now,
+    query,
+    utc,
+)
+
+from metering.app import start
+from metering.config import Settings
+from tollgate.metering.v1 import metering_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+async def tuned_stub(make_database) -> AsyncIterator[metering_pb2_grpc.MeteringServiceStub]:
+    url = await migrated_metering_database(make_database)
+    settings = Settings(
+        database_url=url,
+        grpc_address="127.0.0.1:0",
+        metrics_port=None,
+        settle_seconds=2.0,
+        future_tolerance_seconds=60,
+        max_batch_size=10,
+    )
+    running = await start(settings)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        yield metering_pb2_grpc.MeteringServiceStub(ch)
+    await running.stop(0)
+
+
+async def test_cutoff_is_settled_only_once_older_than_the_settle_period(tuned_stub):
+    b = new_id()
+    await create_meter(tuned_stub, meter(b, "requests", COUNT))
+    await ingest(tuned_stub, [event("e1", builder=b)])
+    start, end = utc(2026, 1, 1), utc(2026, 2, 1)
+    fresh = await query(tuned_stub, b, "requests", start, end, ingested_before=now() - timedelta(seconds=0.5))
+    old = await query(tuned_stub, b, "requests", start, end, ingested_before=now() - timedelta(seconds=4))
+    assert fresh.cutoff_settled is False
+    assert old.cutoff_settled is True
+
+
+async def test_future_tolerance_comes_from_settings(tuned_stub):
+    b = new_id()
+    ok = event("soon", builder=b, at=now() + timedelta(seconds=30))
+    late = event("too-soon", builder=b, at=now() + timedelta(seconds=120))
+    response = await ingest(tuned_stub, [ok, late])
+    assert [r.outcome for r in response.results] == [ACCEPTED, INVALID]
+
+
+async def test_batch_limit_comes_from_settings(tuned_stub):
+    b = new_id()
+    assert (await ingest(tuned_stub, [event(f"e{i}", builder=b) for i in range(10)])).accepted_count == 10
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await ingest(tuned_stub, [event(f"f{i}", builder=b) for i in range(11)])
+    assert_invalid_field(caught.value, "events")
