@@ -188,3 +188,120 @@ async def test_empty_tag_key_is_invalid(stub):
     result = await outcome_of(stub, event(new_id("e"), builder=b, tags={"": "v"}), b)
     assert result.outcome == INVALID
     assert result.field.removeprefix("events[1].").startswith("tags"), result
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        ("id", "id"),
+        ("customer", "customer_id"),
+        ("run_id", "run_id"),
+        ("tag_value", "tags"),
+        ("tag_key", "tags"),
+        ("quantity_key", "quantities"),
+        ("app", "app_id"),
+    ],
+)
+async def test_nul_characters_are_invalid_not_an_internal_error(stub, where, field):
+    b = new_id()
+    kwargs: dict = {}
+    event_id = new_id("e")
+    if where == "id":
+        event_id = "bad\x00id"
+    elif where == "customer":
+        kwargs["customer"] = "c\x00"
+    elif where == "run_id":
+        kwargs["run_id"] = "r\x00"
+    elif where == "app":
+        kwargs["app"] = "a\x00"
+    elif where == "tag_value":
+        kwargs["tags"] = {"workflow": "in\x00take"}
+    elif where == "tag_key":
+        kwargs["tags"] = {"work\x00flow": "intake"}
+    else:
+        kwargs["quantities"] = {"pa\x00ges": "1"}
+    result = await outcome_of(stub, event(event_id, builder=b, **kwargs), b)
+    assert result.outcome == INVALID, result
+    assert result.field.removeprefix("events[1].").startswith(field), result
+
+
+def _nul_calls(stub, b: str):
+    from metering_kit import COUNT, create_meter, meter, query, ts, utc
+
+    jan, feb = utc(2026, 1, 1), utc(2026, 2, 1)
+    return {
+        "QueryUsage.builder_id": ("builder_id", lambda: query(stub, "b\x00", "m", jan, feb)),
+        "QueryUsage.customer_id": ("customer_id", lambda: query(stub, b, "m", jan, feb, customer="c\x00")),
+        "QueryUsage.tag_filters": (
+            "tag_filters",
+            lambda: query(stub, b, "m", jan, feb, tag_filters={"k": "v\x00"}),
+        ),
+        "QueryUsage.group_by_tags": (
+            "group_by_tags",
+            lambda: query(stub, b, "m", jan, feb, by_tags=["k\x00"]),
+        ),
+        "ListEvents.builder_id": (
+            "builder_id",
+            lambda: stub.ListEvents(pb.ListEventsRequest(builder_id="b\x00"), timeout=5),
+        ),
+        "ListEvents.customer_id": (
+            "customer_id",
+            lambda: stub.ListEvents(pb.ListEventsRequest(builder_id=b, customer_id="c\x00"), timeout=5),
+        ),
+        "ListEvents.run_id": (
+            "run_id",
+            lambda: stub.ListEvents(
+                pb.ListEventsRequest(builder_id=b, run_id="r\x00", start_time=ts(jan)), timeout=5
+            ),
+        ),
+        "GetMeter.builder_id": (
+            "builder_id",
+            lambda: stub.GetMeter(pb.GetMeterRequest(builder_id="b\x00", key="m"), timeout=5),
+        ),
+        "ListMeters.builder_id": (
+            "builder_id",
+            lambda: stub.ListMeters(pb.ListMetersRequest(builder_id="b\x00"), timeout=5),
+        ),
+        "CreateMeter.builder_id": ("builder_id", lambda: create_meter(stub, meter("b\x00", "m2", COUNT))),
+        "CreateMeter.tag_filters": (
+            "tag_filters",
+            lambda: create_meter(stub, meter(b, "m3", COUNT, tag_filters={"k": "\x00"})),
+        ),
+        "CreateMeter.display_name": (
+            "display_name",
+            lambda: create_meter(stub, meter(b, "m4", COUNT, display_name="x\x00")),
+        ),
+        "CreateMeter.request_id": (
+            "request_id",
+            lambda: stub.CreateMeter(
+                pb.CreateMeterRequest(request_id="r\x00", meter=meter(b, "m5", COUNT)), timeout=5
+            ),
+        ),
+        "ArchiveMeter.request_id": (
+            "request_id",
+            lambda: stub.ArchiveMeter(
+                pb.ArchiveMeterRequest(request_id="r\x00", builder_id=b, key="m"), timeout=5
+            ),
+        ),
+    }
+
+
+NUL_CASES = list(_nul_calls(None, "b"))
+
+
+@pytest.mark.parametrize("case", NUL_CASES)
+async def test_nul_characters_in_any_request_string_are_invalid_argument_not_internal(stub, case):
+    import grpc
+    from metering_kit import COUNT, assert_invalid_field, create_meter, meter
+
+    b = new_id()
+    await create_meter(stub, meter(b, "m", COUNT))
+    field, call = _nul_calls(stub, b)[case]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (
+        case,
+        caught.value.code(),
+        caught.value.details(),
+    )
+    assert_invalid_field(caught.value, field)
