@@ -219,8 +219,9 @@ def assert_invalid_field(error: grpc.aio.AioRpcError, leaf: str) -> None:
     """INVALID_ARGUMENT whose BadRequest names the field `leaf` (alone or as the last path part)."""
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
     fields = field_violations(error)
-    # Indexes and deeper parts are fine: "meter.buckets[1].max_value" names "buckets".
-    paths = ["." + re.sub(r"\[\d+\]", "", f) + "." for f in fields]
+    # Indexes, map keys and deeper parts are fine: "meter.buckets[1].max_value" names "buckets",
+    # "meter.tag_filters[client]" names "tag_filters".
+    paths = ["." + re.sub(r"\[[^\]]*\]", "", f) + "." for f in fields]
     assert any(f".{leaf}." in p for p in paths), (leaf, fields, error.details())
 
 
