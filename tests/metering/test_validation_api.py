@@ -305,3 +305,56 @@ async def test_nul_characters_in_any_request_string_are_invalid_argument_not_int
         caught.value.details(),
     )
     assert_invalid_field(caught.value, field)
+
+
+# google.protobuf.Timestamp is valid for 0001-01-01 to 9999-12-31 with nanos in [0, 999999999].
+OUT_OF_RANGE_TIMES = [
+    ("seconds_before_year_1", -(10**12), 0),
+    ("negative_nanos", 1_700_000_000, -1),
+    ("nanos_of_two_seconds", 1_700_000_000, 2_000_000_000),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "seconds", "nanos"), OUT_OF_RANGE_TIMES, ids=[c[0] for c in OUT_OF_RANGE_TIMES]
+)
+async def test_invalid_timestamp_is_an_invalid_event_and_batch_mates_are_accepted(stub, case, seconds, nanos):
+    b = new_id()
+    bad = event(new_id("e"), builder=b)
+    bad.occurred_time.seconds = seconds
+    bad.occurred_time.nanos = nanos
+    await assert_invalid(stub, bad, b, "occurred_time")
+
+
+@pytest.mark.parametrize("which", ["start_time", "end_time", "ingested_before_time"])
+@pytest.mark.parametrize(("case", "seconds", "nanos"), [("far", 10**12, 0), ("bad_nanos", 1_770_000_000, -5)])
+async def test_invalid_timestamp_in_query_usage_is_invalid_argument_naming_it(
+    stub, which, case, seconds, nanos
+):
+    import grpc
+    from metering_kit import COUNT, assert_invalid_field, create_meter, meter, ts, utc
+
+    b = new_id()
+    await create_meter(stub, meter(b, "m", COUNT))
+    request = pb.QueryUsageRequest(builder_id=b, meter_key="m")
+    request.start_time.CopyFrom(ts(utc(2026, 1, 1)))
+    request.end_time.CopyFrom(ts(utc(2026, 2, 1)))
+    stamp = getattr(request, which)
+    stamp.seconds = seconds if which != "start_time" else -seconds
+    stamp.nanos = nanos
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.QueryUsage(request, timeout=5)
+    assert_invalid_field(caught.value, which)
+
+
+@pytest.mark.parametrize("which", ["start_time", "end_time"])
+async def test_invalid_timestamp_in_list_events_is_invalid_argument_naming_it(stub, which):
+    import grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from metering_kit import assert_invalid_field
+
+    request = pb.ListEventsRequest(builder_id=new_id())
+    getattr(request, which).CopyFrom(Timestamp(seconds=-(10**12)))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListEvents(request, timeout=5)
+    assert_invalid_field(caught.value, which)
