@@ -54,7 +54,7 @@ async def test_failed_and_test_statuses_are_accepted(stub, status):
     assert (await outcome_of(stub, event(new_id("e"), builder=b, status=status), b)).outcome == ACCEPTED
 
 
-@pytest.mark.parametrize("text", ["abc", "1e5", "", "1,5", "0x10"])
+@pytest.mark.parametrize("text", ["abc", "1e5", "0e0", "", "1,5", "0x10", "1_000", "\u0661\u0662", "1 000"])
 async def test_unparseable_quantity_is_invalid(stub, text):
     b = new_id()
     await assert_invalid(
