@@ -253,3 +253,29 @@ async def test_events_from_long_ago_are_stored_and_counted(stub):
     at = utc(1999, 12, 31, 23, 59, 59)
     assert (await ingest(stub, [event("y2k", builder=b, at=at)])).results[0].outcome == ACCEPTED
     assert await count_of(stub, b, utc(1999, 12, 1), utc(2000, 1, 1)) == 1
+
+
+async def test_ingested_time_sent_by_the_client_is_ignored_for_dedup_and_storage(stub):
+    b = new_id()
+    first = event("e1", builder=b)
+    await ingest(stub, [first])
+    again = event("e1", builder=b)
+    again.ingested_time.FromDatetime(utc(2001, 1, 1))
+    response = await ingest(stub, [again])
+    assert response.results[0].outcome == DUPLICATE
+    listed = await stub.ListEvents(pb.ListEventsRequest(builder_id=b), timeout=10)
+    assert listed.events[0].ingested_time.ToDatetime().year >= 2026
+
+
+async def test_tag_and_quantity_order_does_not_change_the_content(stub):
+    b = new_id()
+    keys = [f"k{i}" for i in range(20)]
+    forward = event("e1", builder=b, tags={k: k.upper() for k in keys}, quantities={k: "1" for k in keys})
+    backward = event(
+        "e1",
+        builder=b,
+        tags={k: k.upper() for k in reversed(keys)},
+        quantities={k: "1" for k in reversed(keys)},
+    )
+    await ingest(stub, [forward])
+    assert (await ingest(stub, [backward])).results[0].outcome == DUPLICATE
