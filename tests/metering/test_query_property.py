@@ -1,5 +1,6 @@
 """Property: for random events, meters and queries, QueryUsage equals a brute-force computation over
-the same events in plain Python with Decimal arithmetic (filters, statuses, windows, group-by, buckets).
+the same events in plain Python with Decimal arithmetic (filters, statuses, windows, group-by, buckets,
+and an ingestion cutoff between two batches).
 
 One server and database for the module; each example uses a fresh builder id so examples never see
 each other's events. Occurred times are distinct within an example, so LATEST never needs the
@@ -8,6 +9,7 @@ ingestion-order tie-break (tested on its own in test_query_api.py).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +31,7 @@ from metering_kit import (
     event,
     ingest,
     meter,
+    now,
     query,
     utc,
     values,
@@ -262,11 +265,21 @@ async def test_query_usage_equals_brute_force_over_the_same_events(stub, events,
     builder = f"prop-{uuid.uuid4().hex[:12]}"
     created = await create_meter(stub, to_meter(m, builder))
     assert created.key == "prop"
-    if events:
-        response = await ingest(stub, [to_event(e, builder, i) for i, e in enumerate(events)])
-        assert response.accepted_count == len(events), [r for r in response.results if r.outcome != 1][:3]
+    # Two batches with an ingestion cutoff between them: queries that use the cutoff must see
+    # exactly the first batch, as if the second (late) batch had never arrived.
+    split = data.draw(st.integers(0, len(events)), label="split")
+    wire = [to_event(e, builder, i) for i, e in enumerate(events)]
+    for part in (wire[:split], None, wire[split:]):
+        if part is None:
+            await asyncio.sleep(0.005)
+            cutoff = now()
+            await asyncio.sleep(0.005)
+        elif part:
+            response = await ingest(stub, part)
+            assert response.accepted_count == len(part), [r for r in response.results if r.outcome != 1][:3]
     queries = data.draw(st.lists(query_st(m.buckets), min_size=1, max_size=3), label="queries")
     for q in queries:
+        use_cutoff = data.draw(st.booleans(), label="use_cutoff")
         got = values(
             await query(
                 stub,
@@ -281,9 +294,10 @@ async def test_query_usage_equals_brute_force_over_the_same_events(stub, events,
                 by_tags=q.by_tags,
                 by_bucket=q.by_bucket,
                 tag_filters=q.tag_filters,
+                ingested_before=cutoff if use_cutoff else None,
             )
         )
-        want = brute_force(events, m, q)
+        want = brute_force(events[:split] if use_cutoff else events, m, q)
         assert set(got) == set(want), (q, sorted(set(got) ^ set(want)))
         for key, (value, count) in want.items():
             got_value, got_count = got[key]
