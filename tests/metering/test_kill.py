@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -39,14 +40,14 @@ BATCH = 2000
 
 
 async def start_process(
-    database_url: str, log_path: Path, grace: float = 10.0
+    database_url: str, log_path: Path, grace: float = 10.0, metrics_port: int | None = None
 ) -> tuple[asyncio.subprocess.Process, str]:
     port = free_port()
     env = dict(os.environ)
     env.update(
         METERING_DATABASE_URL=database_url,
         METERING_GRPC_ADDRESS=f"127.0.0.1:{port}",
-        METERING_METRICS_PORT="off",
+        METERING_METRICS_PORT=str(metrics_port) if metrics_port else "off",
         METERING_LOG_LEVEL="INFO",
         METERING_SHUTDOWN_GRACE_SECONDS=str(grace),
     )
@@ -202,10 +203,21 @@ async def test_sigterm_turns_health_not_serving_and_finishes_the_call_in_flight(
         assert await asyncio.wait_for(proc.wait(), 15) == 0
 
         # Nothing of the drained batch was lost: a fresh process sees every event once.
-        proc, address = await start_process(url, log_path)
+        metrics_port = free_port()
+        proc, address = await start_process(url, log_path, metrics_port=metrics_port)
         async with grpc.aio.insecure_channel(address) as ch:
             stub = metering_pb2_grpc.MeteringServiceStub(ch)
             await create_meter(stub, meter(builder, "requests", COUNT))
             assert await total(stub, builder, "requests", JAN, FEB) == 10_000
+        # The process exports its call metrics on the side port.
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as reply:
+                body = await reply.text()
+        assert any(
+            line.startswith("tollgate_grpc_server_handled_total{")
+            and 'grpc_method="QueryUsage"' in line
+            and 'grpc_code="OK"' in line
+            for line in body.splitlines()
+        ), body[:500]
     finally:
         await stop_process(proc)

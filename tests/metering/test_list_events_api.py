@@ -137,3 +137,28 @@ async def test_negative_page_size_is_invalid_argument(stub):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ListEvents(pb.ListEventsRequest(builder_id=new_id(), page_size=-1), timeout=10)
     assert_invalid_field(caught.value, "page_size")
+
+
+async def test_the_events_behind_a_number_are_exactly_the_ones_it_counted(stub):
+    from decimal import Decimal
+
+    from metering_kit import COUNT, create_meter, meter, query
+
+    b = new_id()
+    start, end = utc(2026, 1, 5), utc(2026, 1, 6)
+    events = [
+        event(f"e{i}", builder=b, customer=f"c{i % 3}", at=start + timedelta(minutes=7 * i))
+        for i in range(150)
+    ]
+    assert_all(await ingest(stub, events), pb.INGEST_OUTCOME_ACCEPTED)
+    await create_meter(stub, meter(b, "requests", COUNT))
+    usage = await query(stub, b, "requests", start, end, by_customer=True)
+    for row in usage.rows:
+        behind, _ = await list_all(
+            stub, 50, builder_id=b, customer_id=row.customer_id, start_time=ts(start), end_time=ts(end)
+        )
+        assert Decimal(row.value) == row.event_count == len(behind)
+        assert all(e.customer_id == row.customer_id for e in behind)
+    assert sum(r.event_count for r in usage.rows) == len(
+        [e for e in events if from_ts(e.occurred_time) < end]
+    )

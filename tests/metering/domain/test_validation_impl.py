@@ -101,7 +101,8 @@ def test_nul_characters_are_invalid_because_postgres_text_cannot_hold_them() -> 
     assert isinstance(result, Invalid) and result.field == "events[0].tags.workflow"
 
 
-tag_text = st.text(st.characters(exclude_characters="\x00"), max_size=20)
+# Protobuf strings are valid UTF-8: no lone surrogates.
+tag_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
 
 
 @given(tags=st.dictionaries(tag_text.filter(bool), tag_text, max_size=5))
