@@ -71,3 +71,25 @@ async def test_batch_limit_comes_from_settings(tuned_stub):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await ingest(tuned_stub, [event(f"f{i}", builder=b) for i in range(11)])
     assert_invalid_field(caught.value, "events")
+
+
+async def test_a_settled_answer_never_changes_when_late_events_arrive(tuned_stub):
+    import asyncio
+    from decimal import Decimal
+
+    b = new_id()
+    await create_meter(tuned_stub, meter(b, "requests", COUNT))
+    await ingest(tuned_stub, [event(f"on-time-{i}", builder=b) for i in range(5)])
+    await asyncio.sleep(0.05)
+    cutoff = now()
+    await asyncio.sleep(2.2)  # past the 2 s settle period
+    start, end = utc(2026, 1, 1), utc(2026, 2, 1)
+    first = await query(tuned_stub, b, "requests", start, end, ingested_before=cutoff)
+    assert first.cutoff_settled is True
+    assert [Decimal(r.value) for r in first.rows] == [Decimal(5)]
+    await ingest(tuned_stub, [event(f"late-{i}", builder=b) for i in range(3)])
+    again = await query(tuned_stub, b, "requests", start, end, ingested_before=cutoff)
+    assert list(again.rows) == list(first.rows) and again.cutoff_settled is True
+    assert [Decimal(r.value) for r in (await query(tuned_stub, b, "requests", start, end)).rows] == [
+        Decimal(8)
+    ]
