@@ -4,11 +4,26 @@ lost or repeated even when many share the same occurred time."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import grpc
 import pytest
-from metering_kit import assert_all, assert_invalid_field, event, from_ts, ingest, new_id, ts, utc
+from metering_kit import (
+    COUNT,
+    assert_all,
+    assert_invalid_field,
+    create_meter,
+    event,
+    from_ts,
+    ingest,
+    meter,
+    new_id,
+    query,
+    ts,
+    utc,
+)
 
+from common.paging import encode_token
 from tollgate.metering.v1 import metering_pb2 as pb
 
 
@@ -119,7 +134,6 @@ async def test_missing_builder_and_bad_paging_are_invalid_argument(stub):
 
 @pytest.mark.parametrize("cursor", [{}, {"x": 1}, {"t": "yesterday", "s": "zero"}, {"t": None, "s": None}])
 async def test_a_well_formed_token_this_service_never_issued_is_invalid_argument(stub, cursor):
-    from common.paging import encode_token
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ListEvents(
@@ -140,9 +154,6 @@ async def test_negative_page_size_is_invalid_argument(stub):
 
 
 async def test_the_events_behind_a_number_are_exactly_the_ones_it_counted(stub):
-    from decimal import Decimal
-
-    from metering_kit import COUNT, create_meter, meter, query
 
     b = new_id()
     start, end = utc(2026, 1, 5), utc(2026, 1, 6)

@@ -3,8 +3,10 @@ the future tolerance on occurred_time, and the batch size limit."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 
 import grpc
 import pytest
@@ -74,8 +76,6 @@ async def test_batch_limit_comes_from_settings(tuned_stub):
 
 
 async def test_a_settled_answer_never_changes_when_late_events_arrive(tuned_stub):
-    import asyncio
-    from decimal import Decimal
 
     b = new_id()
     await create_meter(tuned_stub, meter(b, "requests", COUNT))

@@ -4,9 +4,27 @@ valid batch-mate in the same batch is still accepted."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
+import grpc
 import pytest
-from metering_kit import ACCEPTED, INVALID, event, event_field_is, ingest, new_id, now
+from google.protobuf.timestamp_pb2 import Timestamp
+from metering_kit import (
+    ACCEPTED,
+    COUNT,
+    INVALID,
+    assert_invalid_field,
+    create_meter,
+    event,
+    event_field_is,
+    ingest,
+    meter,
+    new_id,
+    now,
+    query,
+    ts,
+    utc,
+)
 
 from tollgate.metering.v1 import metering_pb2 as pb
 
@@ -83,7 +101,6 @@ async def test_exact_decimal_quantities_are_accepted_and_kept_exactly(stub, text
     assert (await outcome_of(stub, e, b)).outcome == ACCEPTED
     listed = await stub.ListEvents(pb.ListEventsRequest(builder_id=b, page_size=10), timeout=10)
     stored = next(ev for ev in listed.events if ev.id == e.id)
-    from decimal import Decimal
 
     assert Decimal(stored.quantities["provider_cost"]) == Decimal(text)
 
@@ -226,7 +243,6 @@ async def test_nul_characters_are_invalid_not_an_internal_error(stub, where, fie
 
 
 def _nul_calls(stub, b: str):
-    from metering_kit import COUNT, create_meter, meter, query, ts, utc
 
     jan, feb = utc(2026, 1, 1), utc(2026, 2, 1)
     return {
@@ -291,8 +307,6 @@ NUL_CASES = list(_nul_calls(None, "b"))
 
 @pytest.mark.parametrize("case", NUL_CASES)
 async def test_nul_characters_in_any_request_string_are_invalid_argument_not_internal(stub, case):
-    import grpc
-    from metering_kit import COUNT, assert_invalid_field, create_meter, meter
 
     b = new_id()
     await create_meter(stub, meter(b, "m", COUNT))
@@ -331,8 +345,6 @@ async def test_invalid_timestamp_is_an_invalid_event_and_batch_mates_are_accepte
 async def test_invalid_timestamp_in_query_usage_is_invalid_argument_naming_it(
     stub, which, case, seconds, nanos
 ):
-    import grpc
-    from metering_kit import COUNT, assert_invalid_field, create_meter, meter, ts, utc
 
     b = new_id()
     await create_meter(stub, meter(b, "m", COUNT))
@@ -349,9 +361,6 @@ async def test_invalid_timestamp_in_query_usage_is_invalid_argument_naming_it(
 
 @pytest.mark.parametrize("which", ["start_time", "end_time"])
 async def test_invalid_timestamp_in_list_events_is_invalid_argument_naming_it(stub, which):
-    import grpc
-    from google.protobuf.timestamp_pb2 import Timestamp
-    from metering_kit import assert_invalid_field
 
     request = pb.ListEventsRequest(builder_id=new_id())
     getattr(request, which).CopyFrom(Timestamp(seconds=-(10**12)))
