@@ -9,7 +9,7 @@ import grpc
 from common.errors import InvalidArgument
 from common.money import format_decimal, from_timestamp, to_timestamp
 from common.paging import decode_token, encode_token, page_size
-from metering.domain.events import EventIn
+from metering.domain.events import INVALID_TIME, EventIn
 from metering.domain.meters import Meter
 from metering.domain.usage import UsageQuery
 from metering.service import MeteringService
@@ -44,8 +44,47 @@ def _meter_to_pb(meter: Meter) -> pb.Meter:
     return message
 
 
+# google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+
+
+def _valid_timestamp(ts) -> bool:
+    return _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos <= 999_999_999
+
+
 def _optional_time(message, name: str) -> datetime | None:
-    return from_timestamp(getattr(message, name)) if message.HasField(name) else None
+    if not message.HasField(name):
+        return None
+    ts = getattr(message, name)
+    if not _valid_timestamp(ts):
+        raise InvalidArgument(f"{name} is not a valid timestamp", field=name)
+    return from_timestamp(ts)
+
+
+def _reject_nul(message, prefix: str = "") -> None:
+    """PostgreSQL text cannot hold NUL: name the first request string that has one.
+
+    Every RPC but IngestEvents runs this over its whole request (IngestEvents checks per event, so
+    that one bad event rejects only itself).
+    """
+    for descriptor, value in message.ListFields():
+        path = prefix + descriptor.name
+        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                if "\x00" in key or (isinstance(item, str) and "\x00" in item):
+                    raise InvalidArgument(f"{path} contains a NUL character", field=path)
+        elif descriptor.type == descriptor.TYPE_STRING:
+            items = value if descriptor.is_repeated else (value,)
+            for i, item in enumerate(items):
+                if "\x00" in item:
+                    where = f"{path}[{i}]" if descriptor.is_repeated else path
+                    raise InvalidArgument(f"{where} contains a NUL character", field=where)
+        elif descriptor.type == descriptor.TYPE_MESSAGE:
+            items = value if descriptor.is_repeated else (value,)
+            for i, item in enumerate(items):
+                where = f"{path}[{i}]" if descriptor.is_repeated else path
+                _reject_nul(item, where + ".")
 
 
 class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
@@ -60,7 +99,10 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         for e in request.events:
             if e.HasField("occurred_time"):
                 ts = e.occurred_time
-                occurred_us: int | None = ts.seconds * 1_000_000 + ts.nanos // 1000
+                nanos = ts.nanos
+                occurred_us: int | None = (
+                    ts.seconds * 1_000_000 + nanos // 1000 if 0 <= nanos <= 999_999_999 else INVALID_TIME
+                )
             else:
                 occurred_us = None
             tags = e.tags
@@ -96,6 +138,7 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         return response
 
     async def CreateMeter(self, request: pb.CreateMeterRequest, context: grpc.aio.ServicerContext):
+        _reject_nul(request)
         if not request.HasField("meter"):
             raise InvalidArgument("meter is required", field="meter")
         m = request.meter
@@ -118,10 +161,12 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         return pb.CreateMeterResponse(meter=_meter_to_pb(meter))
 
     async def GetMeter(self, request: pb.GetMeterRequest, context: grpc.aio.ServicerContext):
+        _reject_nul(request)
         meter = await self.service.get_meter(request.builder_id, request.key)
         return pb.GetMeterResponse(meter=_meter_to_pb(meter))
 
     async def ListMeters(self, request: pb.ListMetersRequest, context: grpc.aio.ServicerContext):
+        _reject_nul(request)
         size = page_size(request.page_size)
         cursor = decode_token(request.page_token)
         after_key = None
@@ -136,10 +181,12 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         return pb.ListMetersResponse(meters=[_meter_to_pb(m) for m in found], next_page_token=token)
 
     async def ArchiveMeter(self, request: pb.ArchiveMeterRequest, context: grpc.aio.ServicerContext):
+        _reject_nul(request)
         meter = await self.service.archive_meter(request.request_id, request.builder_id, request.key)
         return pb.ArchiveMeterResponse(meter=_meter_to_pb(meter))
 
     async def QueryUsage(self, request: pb.QueryUsageRequest, context: grpc.aio.ServicerContext):
+        _reject_nul(request)
         answer = await self.service.query_usage(
             UsageQuery(
                 builder_id=request.builder_id,
@@ -175,6 +222,7 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         )
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext):
+        _reject_nul(request)
         size = page_size(request.page_size)
         cursor = decode_token(request.page_token)
         after = None

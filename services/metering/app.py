@@ -44,7 +44,7 @@ async def start(settings: Settings) -> RunningServer:
     running = await start_server(
         address=settings.grpc_address, register=register, metrics_port=settings.metrics_port
     )
-    running.on_stop(engine.dispose)
+    running.on_stop(store.close)
     await running.set_serving()
     log.info("metering.started", port=running.port, metrics_port=running.metrics_port)
     return running

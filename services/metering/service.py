@@ -27,7 +27,14 @@ from metering.domain.events import (
 )
 from metering.domain.meters import Meter, MeterError, MeterSpec
 from metering.domain.usage import QueryError, UsageQuery, UsageRow
-from metering.store import MeteringStore, PartitionMissing, StoredEvent, idempotency_keys, partition_months
+from metering.store import (
+    MeteringStore,
+    PartitionMissing,
+    StoredEvent,
+    idempotency_keys,
+    partition_months,
+    rows_per_month,
+)
 
 log = structlog.get_logger("metering.service")
 
@@ -121,6 +128,8 @@ class MeteringService:
                     await self.store.ensure_partitions(months)
 
         accepted = [e for e in firsts if (e.builder_id, e.id) not in stored] if stored else firsts
+        if accepted:
+            self.store.note_inserted(rows_per_month(e.occurred_us for e in accepted))
         winners: dict[tuple[str, str], str] = {}
         duplicates = conflicts = 0
         for event in firsts:

@@ -34,6 +34,11 @@ _CANONICAL = re.compile(r"(0|[1-9][0-9]{0,28})(\.[0-9]{0,8}[1-9])?")
 _PLAIN_DECIMAL = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _INTEGER_LIMIT = Decimal(10) ** MAX_QUANTITY_INTEGER_DIGITS
 _MICROS_PER_SECOND = 1_000_000
+# occurred_us bounds: google.protobuf.Timestamp's range, 0001-01-01 to 9999-12-31 (UTC).
+MIN_TIME_US = -62_135_596_800 * _MICROS_PER_SECOND
+MAX_TIME_US = 253_402_300_799 * _MICROS_PER_SECOND + 999_999
+# What a decoder passes for a timestamp it could not read (nanos out of range): below MIN_TIME_US.
+INVALID_TIME = MIN_TIME_US - 1
 
 
 class EventStatus(IntEnum):
@@ -167,7 +172,7 @@ def validate_event(
         and len(app_id) <= MAX_REF_LENGTH
         and len(run_id) <= MAX_REF_LENGTH
         and occurred_us is not None
-        and occurred_us <= now_us + future_tolerance_us
+        and MIN_TIME_US <= occurred_us <= now_us + future_tolerance_us
         and status in _STATUSES
         and len(tags) <= MAX_TAGS
         and len(quantities) <= MAX_QUANTITIES
@@ -272,6 +277,10 @@ def _first_problem(index: int, event: EventIn, *, now_us: int, future_tolerance_
             return bad(*problem)
     if event.occurred_us is None:
         return bad("occurred_time is required", "occurred_time")
+    if not MIN_TIME_US <= event.occurred_us <= MAX_TIME_US:
+        return bad(
+            "occurred_time is not a valid timestamp (years 1 to 9999, nanos 0 to 999999999)", "occurred_time"
+        )
     if event.occurred_us > now_us + future_tolerance_us:
         return bad(
             f"occurred_time is more than {future_tolerance_us // _MICROS_PER_SECOND} seconds in the future",
