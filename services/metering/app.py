@@ -26,9 +26,11 @@ async def start(settings: Settings) -> RunningServer:
     url = await resolve_database_url(settings.database_url, settings.data_dir, "metering")
     await upgrade_head_async(MIGRATIONS, url, "alembic_version_metering")
     engine = create_engine(url, pool_size=settings.pool_size, max_overflow=settings.pool_size)
-    # Half the settle period per statement and per idle gap: an event's ingested_time is then
-    # committed (or rolled back) within settle_seconds, which is what makes a cutoff settled.
-    store = MeteringStore(engine, ingest_timeout_seconds=settings.settle_seconds / 2)
+    # After an event's ingested_time is stamped, its transaction has at most what is left of that
+    # statement, one idle gap, the statement reading prior hashes and another idle gap before it
+    # commits or is cut off: four bounded steps. A quarter of the settle period each keeps the
+    # whole within settle_seconds, which is what makes a cutoff that old settled.
+    store = MeteringStore(engine, ingest_timeout_seconds=settings.settle_seconds / 4)
     service = MeteringService(
         store,
         max_batch_size=settings.max_batch_size,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from common import idempotency
-from common.errors import AlreadyExists, InvalidArgument, NotFound
+from common.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from metering.domain import meters as meter_rules
 from metering.domain import usage
 from metering.domain.events import (
@@ -28,6 +28,7 @@ from metering.domain.events import (
 from metering.domain.meters import Meter, MeterError, MeterSpec
 from metering.domain.usage import QueryError, UsageQuery, UsageRow
 from metering.store import (
+    IngestTimedOut,
     MeteringStore,
     PartitionMissing,
     StoredEvent,
@@ -119,6 +120,12 @@ class MeteringService:
                     async with self.store.ingest_transaction() as tx:
                         stored = await tx.ingest(firsts)
                     break
+                except IngestTimedOut:
+                    # Rolled back whole: retrying the same batch is safe and counts nothing twice.
+                    raise Unavailable(
+                        "the batch took longer than the ingest time bound and was not stored; retry it",
+                        field="events",
+                    ) from None
                 except PartitionMissing:
                     # A partition was dropped or detached behind our cache: recreate and retry;
                     # the failed transaction rolled back, registry rows included.

@@ -112,6 +112,10 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class IngestTimedOut(Exception):
+    """An ingest transaction hit its time bound and was rolled back: nothing of it was stored."""
+
+
 class PartitionMissing(Exception):
     """An insert found no partition for a row: the in-process cache went stale."""
 
@@ -277,8 +281,8 @@ _PARTITION_NAME = re.compile(r"^events_p\d{4}_\d{2}$")
 class MeteringStore:
     def __init__(self, engine: AsyncEngine, *, ingest_timeout_seconds: float) -> None:
         self.engine = engine
-        # Each statement and each idle gap of an ingest transaction is bounded by this, so the
-        # time between an event's clock_timestamp() and its commit is bounded by twice it.
+        # Each statement and each idle gap of an ingest transaction is bounded by this (see app.py
+        # for why a quarter of the settle period).
         self._ingest_timeout_ms = max(1, int(ingest_timeout_seconds * 1000))
         self._partitions: set[tuple[int, int]] = set()
         self._partition_lock = asyncio.Lock()
@@ -464,12 +468,15 @@ class MeteringStore:
         async with self.engine.connect() as sa_conn:
             raw = await sa_conn.get_raw_connection()
             conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-            async with conn.transaction():
-                await conn.execute(
-                    f"SET LOCAL statement_timeout = {self._ingest_timeout_ms}; "
-                    f"SET LOCAL idle_in_transaction_session_timeout = {self._ingest_timeout_ms}"
-                )
-                yield IngestTx(conn)
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        f"SET LOCAL statement_timeout = {self._ingest_timeout_ms}; "
+                        f"SET LOCAL idle_in_transaction_session_timeout = {self._ingest_timeout_ms}"
+                    )
+                    yield IngestTx(conn)
+            except asyncpg.QueryCanceledError as exc:
+                raise IngestTimedOut(str(exc)) from exc
 
     # ---- events: read -----------------------------------------------------------------
 
