@@ -56,6 +56,9 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.LargeBinary, nullable=False),
         sa.PrimaryKeyConstraint("builder_id", "event_id", name="pk_event_ids"),
     )
+    # Column order is for QueryUsage's scans: fixed-width columns first (their offsets are cached),
+    # then what filters and aggregates read, then what only ListEvents returns, so a month-wide
+    # scan stops decoding each row at quantities.
     # PostgreSQL 15 has no identity columns on partitioned tables: seq draws from its own sequence.
     # Partitions (events_pYYYY_MM) are created on demand by the store; indexes cascade to them.
     op.execute("CREATE SEQUENCE events_seq_seq AS bigint CACHE 1000")
@@ -63,17 +66,17 @@ def upgrade() -> None:
         """
         CREATE TABLE events (
             seq bigint NOT NULL DEFAULT nextval('events_seq_seq'),
-            builder_id text COLLATE "C" NOT NULL,
-            event_id text COLLATE "C" NOT NULL,
-            type text COLLATE "C" NOT NULL,
             occurred_time timestamptz NOT NULL,
-            app_id text COLLATE "C" NOT NULL DEFAULT '',
-            customer_id text COLLATE "C" NOT NULL,
+            ingested_time timestamptz NOT NULL DEFAULT clock_timestamp(),
             status smallint NOT NULL,
+            builder_id text COLLATE "C" NOT NULL,
+            customer_id text COLLATE "C" NOT NULL,
+            type text COLLATE "C" NOT NULL,
+            quantities jsonb NOT NULL DEFAULT '{}'::jsonb,
+            app_id text COLLATE "C" NOT NULL DEFAULT '',
             run_id text COLLATE "C",
             tags jsonb NOT NULL DEFAULT '{}'::jsonb,
-            quantities jsonb NOT NULL DEFAULT '{}'::jsonb,
-            ingested_time timestamptz NOT NULL DEFAULT clock_timestamp()
+            event_id text COLLATE "C" NOT NULL
         ) PARTITION BY RANGE (occurred_time)
         """
     )
