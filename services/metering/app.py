@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -31,6 +32,7 @@ async def start(settings: Settings) -> RunningServer:
     # commits or is cut off: four bounded steps. A quarter of the settle period each keeps the
     # whole within settle_seconds, which is what makes a cutoff that old settled.
     store = MeteringStore(engine, ingest_timeout_seconds=settings.settle_seconds / 4)
+    await store.prepare_partitions(datetime.now(UTC))
     service = MeteringService(
         store,
         max_batch_size=settings.max_batch_size,

@@ -30,6 +30,7 @@ from metering.domain.usage import QueryError, UsageQuery, UsageRow
 from metering.store import (
     IngestTimedOut,
     MeteringStore,
+    PartitionBusy,
     PartitionMissing,
     StoredEvent,
     idempotency_keys,
@@ -114,7 +115,12 @@ class MeteringService:
         stored: dict[tuple[str, str], str] = {}
         if firsts:
             months = partition_months(e.occurred_us for e in firsts)
-            await self.store.ensure_partitions(months)
+            try:
+                await self.store.ensure_partitions(months)
+            except PartitionBusy:
+                raise Unavailable(
+                    "a new month's storage is being prepared; retry the batch", field="events"
+                ) from None
             for attempt in range(3):
                 try:
                     async with self.store.ingest_transaction() as tx:

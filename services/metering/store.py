@@ -116,6 +116,10 @@ class IngestTimedOut(Exception):
     """An ingest transaction hit its time bound and was rolled back: nothing of it was stored."""
 
 
+class PartitionBusy(Exception):
+    """A needed monthly partition could not be created because the events table stayed locked."""
+
+
 class PartitionMissing(Exception):
     """An insert found no partition for a row: the in-process cache went stale."""
 
@@ -398,21 +402,33 @@ class MeteringStore:
         end = f"{ny:04d}-{nm:02d}-01 00:00:00+00"
         for attempt in range(5):
             try:
-                # Insert-only tables: analyze and vacuum them after 5% new rows rather than 20%, so
-                # the planner knows a filling month is big and index-only scans stay possible.
-                await conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events "
-                    f"FOR VALUES FROM ('{start}') TO ('{end}') WITH ("
-                    "autovacuum_analyze_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05)"
-                )
+                # Creating a partition locks the parent against every ingest and query: wait for
+                # that lock only briefly, and retry, rather than queue behind a long query while
+                # everything else queues behind us.
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL lock_timeout = '2s'")
+                    # Insert-only tables: analyze and vacuum them after 5% new rows rather than
+                    # 20%, so the planner knows a filling month is big.
+                    await conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events "
+                        f"FOR VALUES FROM ('{start}') TO ('{end}') WITH ("
+                        "autovacuum_analyze_scale_factor = 0.05, "
+                        "autovacuum_vacuum_insert_scale_factor = 0.05)"
+                    )
                 log.info("metering.partition.created", partition=name)
                 return
             except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError, asyncpg.DuplicateObjectError):
                 # Another process created it between our check and our CREATE.
                 return
-            except asyncpg.DeadlockDetectedError:
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise RuntimeError(f"could not create partition {name}")
+            except (asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError):
+                await asyncio.sleep(0.1 * (attempt + 1))
+        raise PartitionBusy(f"could not create partition {name}: its parent stayed locked")
+
+    async def prepare_partitions(self, now: datetime) -> None:
+        """Create this month's and next month's partitions ahead of need (at start-up), so live
+        traffic rarely waits for DDL."""
+        following = now.replace(day=28) + timedelta(days=4)
+        await self.ensure_partitions({(now.year, now.month), (following.year, following.month)})
 
     def forget_partitions(self) -> None:
         self._partitions.clear()
