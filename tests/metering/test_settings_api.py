@@ -93,3 +93,36 @@ async def test_a_settled_answer_never_changes_when_late_events_arrive(tuned_stub
     assert [Decimal(r.value) for r in (await query(tuned_stub, b, "requests", start, end)).rows] == [
         Decimal(8)
     ]
+
+
+async def test_a_batch_cut_off_by_the_ingest_time_bound_stores_nothing_and_is_safe_to_retry(make_database):
+    url = await migrated_metering_database(make_database)
+    # A 1 ms statement bound: no 10,000-event batch fits in it.
+    strict = await start(
+        Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, settle_seconds=0.004)
+    )
+    normal = await start(Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None))
+    b = new_id()
+    events = [event(f"e{i}", builder=b, quantities={"pages": "2"}) for i in range(10_000)]
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{strict.port}") as strict_ch,
+            grpc.aio.insecure_channel(f"127.0.0.1:{normal.port}") as normal_ch,
+        ):
+            strict_stub = metering_pb2_grpc.MeteringServiceStub(strict_ch)
+            normal_stub = metering_pb2_grpc.MeteringServiceStub(normal_ch)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await ingest(strict_stub, events)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "retry" in caught.value.details()
+
+            # Nothing half-written: the retry (through a server with the usual bound) accepts every
+            # event, so none of them had been registered or stored by the cut-off attempt.
+            retry = await ingest(normal_stub, events)
+            assert retry.accepted_count == 10_000
+            await create_meter(normal_stub, meter(b, "requests", COUNT))
+            response = await query(normal_stub, b, "requests", utc(2026, 1, 1), utc(2026, 2, 1))
+            assert [Decimal(r.value) for r in response.rows] == [Decimal(10_000)]
+    finally:
+        await strict.stop(0)
+        await normal.stop(0)
