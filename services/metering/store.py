@@ -436,10 +436,10 @@ class MeteringStore:
     # Autovacuum analyzes a partition only after its naptime, and a month filled faster than that
     # keeps the statistics of an empty table: the planner then expects one row and picks a sorted,
     # single-process plan that is several times slower for a month-wide QueryUsage. So the process
-    # that inserts also asks for ANALYZE, in the background, each time a partition has grown by
-    # half since its last analysis (at least ANALYZE_MIN_ROWS rows): a logarithmic number of
+    # that inserts also asks for ANALYZE, in the background, each time a partition has doubled
+    # since its last analysis (at least ANALYZE_MIN_ROWS new rows): a logarithmic number of
     # analyses, each sampling a fixed 30,000 rows whatever the partition's size.
-    ANALYZE_MIN_ROWS = 10_000
+    ANALYZE_MIN_ROWS = 50_000
 
     def note_inserted(self, per_month: Counter[tuple[int, int]]) -> None:
         self._since_analyze.update(per_month)
@@ -448,7 +448,7 @@ class MeteringStore:
         due = [
             month
             for month, n in self._since_analyze.items()
-            if n >= max(self.ANALYZE_MIN_ROWS, self._at_analyze[month] // 2)
+            if n >= max(self.ANALYZE_MIN_ROWS, self._at_analyze[month])
         ]
         if due:
             for month in due:
