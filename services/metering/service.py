@@ -127,9 +127,12 @@ class MeteringService:
                         stored = await tx.ingest(firsts)
                     break
                 except IngestTimedOut:
-                    # Rolled back whole: retrying the same batch is safe and counts nothing twice.
+                    # Not acknowledged, so possibly not stored; dedup makes the retry safe either way.
+                    log.warning("metering.events.ingest_cut_off", events=len(firsts))
                     raise Unavailable(
-                        "the batch took longer than the ingest time bound and was not stored; retry it",
+                        "the batch was cut off by the ingest time bound or a lost database connection "
+                        "and may not have been stored; retry the same batch (events already stored "
+                        "come back as duplicates)",
                         field="events",
                     ) from None
                 except PartitionMissing:

@@ -113,7 +113,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class IngestTimedOut(Exception):
-    """An ingest transaction hit its time bound and was rolled back: nothing of it was stored."""
+    """An ingest transaction hit its time bound or lost its connection before it was acknowledged."""
 
 
 class PartitionBusy(Exception):
@@ -491,7 +491,15 @@ class MeteringStore:
                         f"SET LOCAL idle_in_transaction_session_timeout = {self._ingest_timeout_ms}"
                     )
                     yield IngestTx(conn)
-            except asyncpg.QueryCanceledError as exc:
+            except (
+                asyncpg.QueryCanceledError,
+                asyncpg.IdleInTransactionSessionTimeoutError,
+                asyncpg.ConnectionDoesNotExistError,
+                asyncpg.InterfaceError,
+            ) as exc:
+                # A statement or an idle gap hit its bound (the server then cancels the statement
+                # or ends the session), or the connection was lost. Before COMMIT nothing is
+                # stored; during it the outcome is unknown. Either way a retry is safe.
                 raise IngestTimedOut(str(exc)) from exc
 
     # ---- events: read -----------------------------------------------------------------
