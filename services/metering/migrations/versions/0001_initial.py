@@ -45,20 +45,15 @@ def upgrade() -> None:
         sa.Column("create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.PrimaryKeyConstraint("scope", "request_id", name="pk_idempotency_keys"),
     )
-    # Ids are compared byte-wise (COLLATE "C"): they are identifiers, not words, and memcmp keeps the
-    # registry's and the indexes' comparisons cheap whatever the server's locale.
     # The dedup registry: one row per (builder, event id), forever. Not partitioned, so the primary
     # key alone guarantees an id is accepted once whatever its occurred_time.
     op.create_table(
         "event_ids",
-        sa.Column("builder_id", sa.String(128, collation="C"), nullable=False),
-        sa.Column("event_id", sa.String(128, collation="C"), nullable=False),
+        sa.Column("builder_id", sa.String(128), nullable=False),
+        sa.Column("event_id", sa.String(128), nullable=False),
         sa.Column("content_hash", sa.LargeBinary, nullable=False),
         sa.PrimaryKeyConstraint("builder_id", "event_id", name="pk_event_ids"),
     )
-    # Column order is for QueryUsage's scans: fixed-width columns first (their offsets are cached),
-    # then what filters and aggregates read, then what only ListEvents returns, so a month-wide
-    # scan stops decoding each row at quantities.
     # PostgreSQL 15 has no identity columns on partitioned tables: seq draws from its own sequence.
     # Partitions (events_pYYYY_MM) are created on demand by the store; indexes cascade to them.
     op.execute("CREATE SEQUENCE events_seq_seq AS bigint CACHE 1000")
@@ -66,17 +61,17 @@ def upgrade() -> None:
         """
         CREATE TABLE events (
             seq bigint NOT NULL DEFAULT nextval('events_seq_seq'),
+            builder_id text NOT NULL,
+            event_id text NOT NULL,
+            type text NOT NULL,
             occurred_time timestamptz NOT NULL,
-            ingested_time timestamptz NOT NULL DEFAULT clock_timestamp(),
+            app_id text NOT NULL DEFAULT '',
+            customer_id text NOT NULL,
             status smallint NOT NULL,
-            builder_id text COLLATE "C" NOT NULL,
-            customer_id text COLLATE "C" NOT NULL,
-            type text COLLATE "C" NOT NULL,
-            quantities jsonb NOT NULL DEFAULT '{}'::jsonb,
-            app_id text COLLATE "C" NOT NULL DEFAULT '',
-            run_id text COLLATE "C",
+            run_id text,
             tags jsonb NOT NULL DEFAULT '{}'::jsonb,
-            event_id text COLLATE "C" NOT NULL
+            quantities jsonb NOT NULL DEFAULT '{}'::jsonb,
+            ingested_time timestamptz NOT NULL DEFAULT clock_timestamp()
         ) PARTITION BY RANGE (occurred_time)
         """
     )
