@@ -92,8 +92,9 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         self.service = service
 
     async def IngestEvents(self, request: pb.IngestEventsRequest, context: grpc.aio.ServicerContext):
-        # The hot path: one pass over the decoded batch. Maps are copied with a comprehension, which
-        # is about twice as fast as dict() on a protobuf map.
+        # The hot path: one pass over the decoded batch. The protobuf maps are handed over as they
+        # are (read-only Mappings): validation reads each entry once, so copying them first would
+        # only add work.
         events: list[EventIn] = []
         append = events.append
         for e in request.events:
@@ -105,8 +106,6 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
                 )
             else:
                 occurred_us = None
-            tags = e.tags
-            quantities = e.quantities
             append(
                 EventIn(
                     e.id,
@@ -117,8 +116,8 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
                     e.customer_id,
                     e.status,
                     e.run_id,
-                    {k: tags[k] for k in tags},
-                    {k: quantities[k] for k in quantities},
+                    e.tags,
+                    e.quantities,
                 )
             )
         report = await self.service.ingest_events(events)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
@@ -73,8 +74,9 @@ class EventIn(NamedTuple):
     customer_id: str
     status: int
     run_id: str
-    tags: dict[str, str]
-    quantities: dict[str, str]
+    # Any read-only mapping: the API hands over the request's protobuf maps without copying.
+    tags: Mapping[str, str]
+    quantities: Mapping[str, str]
 
 
 class ValidEvent(NamedTuple):
