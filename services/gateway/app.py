@@ -66,7 +66,7 @@ class GatewayServer:
     """The running gateway: the gRPC server (common RunningServer) plus the HTTP front door."""
 
     grpc: RunningServer
-    http_runner: web.AppRunner
+    http_runner: web.ServerRunner
     http_port: int
     chat: ChatService
     admin: AdminService
@@ -161,7 +161,7 @@ async def start(settings: Settings) -> GatewayServer:
         address=settings.grpc_address, register=register, metrics_port=settings.metrics_port
     )
 
-    runner = web.AppRunner(FrontDoor(chat).app(), access_log=None, handle_signals=False)
+    runner = web.ServerRunner(FrontDoor(chat).server(), handle_signals=False)
     await runner.setup()
     host, port = _split_address(settings.http_address)
     shared = settings.http_workers > 1 or settings.http_worker

@@ -7,6 +7,7 @@ error before that still gets a proper status code.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -22,6 +23,7 @@ from gateway.service import ChatService, Completion, StreamChunk, StreamEnd, Str
 
 log = structlog.get_logger("gateway.http")
 
+_MAX_BODY = 16 * 1024 * 1024
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # OpenAI request fields forwarded to the provider as given (the first five are also validated).
 # Anything else (model, stream, metadata, tollgate extras) is the gateway's and never forwarded as-is.
@@ -178,14 +180,26 @@ class FrontDoor:
     def __init__(self, chat: ChatService) -> None:
         self.chat = chat
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self.chat_completions)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_route("*", "/{tail:.*}", self.unknown)
-        return app
+    def server(self) -> web.Server:
+        """aiohttp's low-level server with one handler: two routes do not need the router, the
+        middleware chain and the per-request match info of web.Application (about 5% of the CPU a
+        request costs)."""
 
-    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
+            return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=_MAX_BODY)
+
+        loop = asyncio.get_running_loop()
+        return web.Server(self.handle, request_factory=request_factory, access_log=None)
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path, method = request.path, request.method
+        if path == "/v1/chat/completions" and method == "POST":
+            return await self.chat_completions(request)
+        if path == "/v1/models" and method in ("GET", "HEAD"):
+            return await self.models(request)
+        return await self.unknown(request)
+
+    async def chat_completions(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             key = self.chat.authenticate(request.headers.get("Authorization"))
             raw = await request.read()
@@ -215,7 +229,7 @@ class FrontDoor:
                 ),
             )
 
-    async def _stream(self, request: web.Request, key: Any, chat: ChatInput) -> web.StreamResponse:
+    async def _stream(self, request: web.BaseRequest, key: Any, chat: ChatInput) -> web.StreamResponse:
         gen = self.chat.stream(key, chat)
         start = await anext(gen)  # errors before any output propagate as ordinary statuses
         assert isinstance(start, StreamStart)
@@ -258,7 +272,7 @@ class FrontDoor:
         await resp.write_eof()
         return resp
 
-    async def unknown(self, request: web.Request) -> web.Response:
+    async def unknown(self, request: web.BaseRequest) -> web.Response:
         return web.Response(
             status=404,
             content_type="application/json",
@@ -271,7 +285,7 @@ class FrontDoor:
             ),
         )
 
-    async def models(self, request: web.Request) -> web.Response:
+    async def models(self, request: web.BaseRequest) -> web.Response:
         try:
             self.chat.authenticate(request.headers.get("Authorization"))
         except errors.ServiceError as exc:
