@@ -691,8 +691,12 @@ def _render_usage(plan: QueryPlan) -> tuple[str, list[Any]]:
         value = f"max((quantities ->> {p(plan.quantity)}::text)::numeric)"
     else:
         q = p(plan.quantity)
+        # Ties on occurred_time go to the event ingested last. ingested_time (clock_timestamp() at
+        # insert) orders events across connections; seq only within one batch, because the sequence
+        # hands each connection its own cached block of values.
         value = (
-            f"(array_agg((quantities ->> {q}::text)::numeric ORDER BY occurred_time DESC, seq DESC) "
+            "(array_agg((quantities ->> "
+            f"{q}::text)::numeric ORDER BY occurred_time DESC, ingested_time DESC, seq DESC) "
             f"FILTER (WHERE quantities ? {q}::text))[1]"
         )
     select_cols.append(f"{value} AS v")
