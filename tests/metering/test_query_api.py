@@ -28,6 +28,7 @@ from metering_kit import (
     from_ts,
     ingest,
     meter,
+    migrated_metering_database,
     new_id,
     now,
     query,
@@ -36,7 +37,10 @@ from metering_kit import (
     values,
 )
 
+from metering.app import start
+from metering.config import Settings
 from tollgate.metering.v1 import metering_pb2 as pb
+from tollgate.metering.v1 import metering_pb2_grpc
 
 JAN, FEB = utc(2026, 1, 1), utc(2026, 2, 1)
 D = Decimal
@@ -636,3 +640,42 @@ async def test_nanosecond_times_never_round_an_event_into_the_next_month(stub):
     assert await total(stub, b, "requests", FEB, utc(2026, 3, 1)) == 0
     monthly = await query(stub, b, "requests", JAN, utc(2026, 3, 1), window=MONTH)
     assert [(from_ts(r.window_start_time), D(r.value)) for r in monthly.rows] == [(JAN, D(1))]
+
+
+async def test_latest_tie_goes_to_the_event_ingested_last_whatever_connection_stored_it(make_database):
+    # Two pooled database connections, both used by concurrent batches first; sequential calls then
+    # take turns on them, so consecutive events are stored through different connections.
+    url = await migrated_metering_database(make_database)
+    running = await start(
+        Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, pool_size=2)
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            own = metering_pb2_grpc.MeteringServiceStub(ch)
+            b = new_id()
+            await create_meter(own, meter(b, "seats", LATEST, quantity="seats"))
+            await asyncio.gather(
+                *(
+                    ingest(own, [event(f"warm-{n}-{i}", builder=new_id()) for i in range(500)])
+                    for n in range(2)
+                )
+            )
+            at = utc(2026, 1, 7, 9)
+            for k in range(12):
+                if k == 6:
+                    # One call in between shifts which connection takes a pair's first event, so
+                    # one half of the pairs goes through the connections in each order.
+                    await ingest(own, [event("spacer", builder=new_id())])
+                # Each pair's second event is ingested strictly after its first, at the same occurred time.
+                first = event(f"first-{k}", builder=b, customer=f"c{k:02d}", at=at, quantities={"seats": "1"})
+                second = event(
+                    f"second-{k}", builder=b, customer=f"c{k:02d}", at=at, quantities={"seats": "2"}
+                )
+                await ingest(own, [first])
+                await ingest(own, [second])
+            response = await query(own, b, "seats", JAN, FEB, by_customer=True)
+            assert {r.customer_id: D(r.value) for r in response.rows} == {
+                f"c{k:02d}": D(2) for k in range(12)
+            }
+    finally:
+        await running.stop(0)
