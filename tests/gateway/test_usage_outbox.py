@@ -212,9 +212,20 @@ async def start_metering(url: str, port: int):
     return await start(Settings(database_url=url, grpc_address=f"127.0.0.1:{port}", metrics_port=None))
 
 
-async def load(http_url: str, secret: str, model: str, n: int, concurrency: int, prefix: str) -> list[str]:
-    """Sends n requests; returns the request ids whose answer reached us with 200."""
-    answered: list[str] = []
+async def load(
+    http_url: str,
+    secret: str,
+    model: str,
+    n: int,
+    concurrency: int,
+    prefix: str,
+    answered: list[str] | None = None,
+) -> list[str]:
+    """Sends n requests; returns the request ids whose answer reached us with 200.
+
+    Pass `answered` to watch progress while the load runs (it is filled in as answers arrive).
+    """
+    answered = [] if answered is None else answered
     ids = iter(range(n))
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -230,7 +241,7 @@ async def load(http_url: str, secret: str, model: str, n: int, concurrency: int,
                     if r.status == 200:
                         answered.append(rid)
             except aiohttp.ClientError:
-                pass
+                return  # the gateway went away (killed): this worker stops sending
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
@@ -317,12 +328,16 @@ async def test_sigkilled_gateway_loses_no_event_whose_answer_reached_the_caller(
 
     proc = await spawn()
     try:
-        task = asyncio.create_task(load(http_url, secret, model, 3000, 16, "k"))
-        await asyncio.sleep(1.5)
+        progress: list[str] = []
+        task = asyncio.create_task(load(http_url, secret, model, 100_000, 16, "k", progress))
+        # Kill on observed progress, not after a fixed sleep: mid-load however fast the gateway is.
+        async with asyncio.timeout(60):
+            while len(progress) < 300:  # noqa: ASYNC110 - polling a plain list the load fills
+                await asyncio.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         answered = await task
         await proc.wait()
-        assert 0 < len(answered) < 3000, "the kill should land mid-load"
+        assert 300 <= len(answered) < 100_000, "the kill should land mid-load"
         proc = await spawn()  # the restarted gateway's relay delivers what the dead one had committed
         events = await wait_for_events(metering_address, builder, len(answered), wait_s=30)
         ids = Counter(e.id for e in events)
