@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from common.db import drop_database, embedded_server_url, ensure_database
+from common.db import async_url, drop_database, ensure_database
 from common.migrations import upgrade_head_async
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,8 +44,14 @@ def pg_server_url() -> str:
         with PostgresContainer("postgres:16-alpine", driver="asyncpg") as pg:
             yield pg.get_connection_url()
         return
+    import pgserver
+
     with tempfile.TemporaryDirectory(prefix="tollgate-pg-") as data_dir:
-        yield embedded_server_url(data_dir)
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        try:
+            yield async_url(server.get_uri())
+        finally:
+            server.cleanup()  # stop it before its data folder is removed
 
 
 MakeDatabase = Callable[[str], Awaitable[str]]

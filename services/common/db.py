@@ -95,7 +95,8 @@ def embedded_server_url(data_dir: str | Path) -> str:
 
     path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(path, cleanup_mode=None)
+    # 'stop': the server stops when the last process using it (service, suite or test run) exits.
+    server = pgserver.get_server(path, cleanup_mode="stop")
     return async_url(server.get_uri())
 
 

@@ -94,6 +94,10 @@ def upgrade() -> None:
         """
     )
     op.execute("DROP TABLE events_0001")
+    # Retyping the id columns and moving the partitions drops their planner statistics; without
+    # them a month-wide QueryUsage picks a sort on disk over a parallel hash (772 ms vs 321 ms).
+    op.execute("ANALYZE event_ids")
+    op.execute("ANALYZE events")
 
 
 def downgrade() -> None:
