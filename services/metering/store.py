@@ -4,7 +4,7 @@ Meters and idempotency keys go through SQLAlchemy Core. Events take the hot path
 asyncpg connection underneath the pool: one statement per step of a batch, arrays in, no per-event
 round trips.
 
-Tables (created by migrations/versions/0001_initial.py, reshaped by 0002):
+Tables (created by migrations/versions/0001_initial.py, reshaped by 0002 and 0003):
 - meters: one row per (builder_id, key).
 - event_ids: the permanent dedup registry, primary key (builder_id, event_id), with the sha256 of the
   event's content. Not partitioned, so uniqueness holds across all time.

@@ -96,6 +96,9 @@ async def test_upgrade_from_0001_keeps_events_ids_and_answers(make_database):
             listed = await stub.ListEvents(pb.ListEventsRequest(builder_id=b, page_size=5), timeout=10)
             assert [e.id for e in listed.events] == [f"old-{i}" for i in range(39, 34, -1)]
             assert dict(listed.events[0].tags) == {"workflow": "intake"}
+            # One run's events through the run index 0003 rebuilt on the moved partition.
+            by_run = await stub.ListEvents(pb.ListEventsRequest(builder_id=b, run_id="run-2"), timeout=10)
+            assert [e.id for e in by_run.events] == ["old-11", "old-10", "old-9", "old-8"]
 
             # The old ids are still taken (the placeholder hash makes them differ in content).
             again = await ingest(stub, [event("old-0", builder=b, at=AUG)])
