@@ -246,18 +246,20 @@ def _event_key(event: ValidEvent) -> tuple[str, str]:
 
 # One round trip per batch: unnest the columns once, register the keys (ON CONFLICT DO NOTHING),
 # insert the events whose key this statement registered, and return the (1-based) positions of
-# the keys registered before, whose stored hashes a second statement then reads.
+# the keys registered before, whose stored hashes a second statement then reads. Tags and
+# quantities arrive as jsonb arrays: parsed once, their elements are already jsonb (json elements
+# would be parsed a second time by a cast).
 _INGEST_SQL = """
 WITH input AS (
     SELECT u.b, u.i, decode(u.h, 'hex') AS h, u.t, u.o::bigint AS o, u.a, u.c, u.s::smallint AS s,
-           nullif(u.r, '') AS r, u.g::jsonb AS g, u.q::jsonb AS q, u.n
+           nullif(u.r, '') AS r, u.g, u.q, u.n
     FROM ROWS FROM (
         json_array_elements_text($1::text::json), json_array_elements_text($2::text::json),
         json_array_elements_text($3::text::json), json_array_elements_text($4::text::json),
         json_array_elements_text($5::text::json), json_array_elements_text($6::text::json),
         json_array_elements_text($7::text::json), json_array_elements_text($8::text::json),
-        json_array_elements_text($9::text::json), json_array_elements($10::text::json),
-        json_array_elements($11::text::json)
+        json_array_elements_text($9::text::json), jsonb_array_elements($10::text::jsonb),
+        jsonb_array_elements($11::text::jsonb)
     ) WITH ORDINALITY AS u(b, i, h, t, o, a, c, s, r, g, q, n)
 ),
 claimed AS (
