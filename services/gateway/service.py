@@ -54,38 +54,28 @@ class ProviderRejected(errors.InvalidArgument):
 
 
 class ProviderNotFound(errors.NotFound):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.http_status = 404
-        self.code = "upstream_not_found"
+    http_status = 404
+    code = "upstream_not_found"
 
 
 class ProviderMisconfigured(errors.FailedPrecondition):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.http_status = 502
-        self.code = "upstream_credentials"
+    http_status = 502
+    code = "upstream_credentials"
 
 
 class AllAttemptsFailed(errors.Unavailable):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.http_status = 502
-        self.code = "upstream_error"
+    http_status = 502
+    code = "upstream_error"
 
 
 class NoRouteAvailable(errors.Unavailable):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.http_status = 503
-        self.code = "no_route"
+    http_status = 503
+    code = "no_route"
 
 
 class StreamInterrupted(errors.Unavailable):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.http_status = 502
-        self.code = "upstream_stream_interrupted"
+    http_status = 502
+    code = "upstream_stream_interrupted"
 
 
 class UsageNotRecorded(errors.Unavailable):
