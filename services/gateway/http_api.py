@@ -246,6 +246,7 @@ class FrontDoor:
             f'{{"id":"{start.id}","object":"chat.completion.chunk","created":{start.created},'
             f'"model":{_dumps(model)},"choices":'
         )
+        tail = b""
         try:
             async for item in gen:
                 if isinstance(item, StreamChunk):
@@ -253,6 +254,7 @@ class FrontDoor:
                         "".join([f"data: {head}{_dumps(choices)}}}\n\n" for choices in item.frames]).encode()
                     )
                 elif isinstance(item, StreamEnd):
+                    tail = b"data: [DONE]\n\n"
                     if chat.include_usage:
                         u = item.usage
                         usage = {
@@ -260,16 +262,16 @@ class FrontDoor:
                             "completion_tokens": u.output_tokens,
                             "total_tokens": u.input_tokens + u.output_tokens,
                         }
-                        await resp.write(f'data: {head}[],"usage":{_dumps(usage)}}}\n\n'.encode())
-                    await resp.write(b"data: [DONE]\n\n")
+                        tail = f'data: {head}[],"usage":{_dumps(usage)}}}\n\n'.encode() + tail
         except errors.ServiceError as exc:
             code = getattr(exc, "code", "upstream_error")
-            await resp.write(b"data: " + _error_body(exc.message, "api_error", None, code) + b"\n\n")
+            tail = b"data: " + _error_body(exc.message, "api_error", None, code) + b"\n\n"
         except ConnectionError:
             return resp  # the caller went away; the service records the partial attempt
         finally:
             await gen.aclose()
-        await resp.write_eof()
+        # The usage frame, [DONE] (or the error frame) and the end of the body go out in one send.
+        await resp.write_eof(tail)
         return resp
 
     async def unknown(self, request: web.BaseRequest) -> web.Response:
