@@ -11,7 +11,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -150,6 +150,86 @@ class StreamEnd:
 
 
 # ---- in-memory state ----
+
+
+class _Attempts:
+    """One request's upstream attempts and the usage event each becomes (id `<request_id>:<n>`)."""
+
+    __slots__ = (
+        "_chat",
+        "_key",
+        "_occurred",
+        "_prompt_tokens",
+        "_request_id",
+        "_t0",
+        "_tags",
+        "created",
+        "events",
+        "last_error",
+        "n",
+        "route",
+        "skipped",
+    )
+
+    def __init__(self, key: ApiKey, chat: ChatInput, request_id: str, tags: dict[str, str]) -> None:
+        self._key = key
+        self._chat = chat
+        self._request_id = request_id
+        self._tags = tags
+        self.created = datetime.now(UTC)
+        self.events: list[UsageRecord] = []
+        self.n = 0  # attempts started
+        self.skipped = 0  # candidates passed over because their breaker was open
+        self.last_error: UpstreamError | None = None
+        self.route: Route
+        self._occurred = self.created
+        self._t0 = 0.0
+        self._prompt_tokens = -1
+
+    def begin(self, route: Route) -> None:
+        self.n += 1
+        self.route = route
+        self._occurred = datetime.now(UTC) if self.n > 1 else self.created
+        self._t0 = time.perf_counter()
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since this attempt began."""
+        return (time.perf_counter() - self._t0) * 1000
+
+    def prompt_tokens_estimate(self) -> int:
+        if self._prompt_tokens < 0:
+            self._prompt_tokens = estimate_tokens(chat_rules.prompt_chars(self._chat.messages))
+        return self._prompt_tokens
+
+    def succeeded(self, tokens: tuple[int, int], estimated: bool, latency_ms: float | None = None) -> None:
+        self._add(True, tokens, estimated, latency_ms, "")
+
+    def failed(self, error: str, tokens: tuple[int, int] = (0, 0), *, estimated: bool = False) -> None:
+        self._add(False, tokens, estimated, None, error)
+
+    def _add(
+        self, ok: bool, tokens: tuple[int, int], estimated: bool, latency_ms: float | None, error: str
+    ) -> None:
+        key = self._key
+        self.events.append(
+            build_event(
+                request_id=self._request_id,
+                attempt=self.n,
+                occurred_time=self._occurred,
+                builder_id=key.builder_id,
+                app_id=key.app_id,
+                customer_id=key.customer_id,
+                route=self.route,
+                succeeded=ok,
+                input_tokens=tokens[0],
+                output_tokens=tokens[1],
+                estimated=estimated,
+                latency_ms=int(self.elapsed_ms() if latency_ms is None else latency_ms),
+                tags=self._tags,
+                units=self._chat.units,
+                error=error,
+            )
+        )
 
 
 class KeyCache:
@@ -352,40 +432,6 @@ class ChatService:
             )
         return chat.request_id or uuid.uuid4().hex, tags, candidates
 
-    def _event(
-        self,
-        key: ApiKey,
-        chat: ChatInput,
-        request_id: str,
-        attempt: int,
-        occurred: datetime,
-        route: Route,
-        tags: dict[str, str],
-        *,
-        ok: bool,
-        tokens: tuple[int, int],
-        estimated: bool,
-        latency_ms: int,
-        error: str = "",
-    ) -> UsageRecord:
-        return build_event(
-            request_id=request_id,
-            attempt=attempt,
-            occurred_time=occurred,
-            builder_id=key.builder_id,
-            app_id=key.app_id,
-            customer_id=key.customer_id,
-            route=route,
-            succeeded=ok,
-            input_tokens=tokens[0],
-            output_tokens=tokens[1],
-            estimated=estimated,
-            latency_ms=latency_ms,
-            tags=tags,
-            units=chat.units,
-            error=error,
-        )
-
     async def _record(self, events: list[UsageRecord]) -> None:
         try:
             await self.outbox.write(events)
@@ -400,122 +446,86 @@ class ChatService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _exhausted(self, tried: int, skipped_open: int, last: UpstreamError | None, models: tuple[str, ...]):
-        if tried == 0:
+    # -- failover, shared by unary and streaming --
+
+    def _admitted(self, candidates: list[Route], att: _Attempts) -> Iterator[RouteHealth]:
+        """The candidates whose breaker admits an attempt, at most max_attempts; each starts an attempt."""
+        for route in candidates:
+            if att.n >= self.s.max_attempts:
+                return
+            h = self.health.get(route)
+            if not h.try_acquire(time.monotonic()):
+                att.skipped += 1
+                continue
+            att.begin(route)
+            yield h
+
+    async def _attempt_failed(self, att: _Attempts, h: RouteHealth, e: UpstreamError) -> None:
+        """Record the failed attempt; a retryable error counts against the offering and the loop goes
+        on, any other is the request's fault and is returned to the caller (raises)."""
+        att.failed(e.reason)
+        if not e.retryable:
+            h.release()
+            await self._record(att.events)
+            raise _rejection(e, att.route) from None
+        h.record_failure(time.monotonic(), time.time(), e.reason)
+        att.last_error = e
+        log.debug("gateway.attempt.failed", attempt=att.n, provider=att.route.provider, reason=e.reason)
+
+    def _attempt_cancelled(
+        self, att: _Attempts, h: RouteHealth, tokens: tuple[int, int] = (0, 0), *, estimated: bool = False
+    ) -> None:
+        """The caller went away: no verdict on the provider; record what was consumed, in the background."""
+        h.release()
+        att.failed("cancelled", tokens, estimated=estimated)
+        self._record_later(att.events)
+
+    async def _give_up(self, att: _Attempts, models: tuple[str, ...]) -> errors.ServiceError:
+        if att.events:
+            await self._record(att.events)
+        if att.n == 0:
             return NoRouteAvailable(
                 f"every offering of {', '.join(models)} is unavailable (circuit open); retry later"
             )
-        reason = last.reason if last else "unknown"
-        return AllAttemptsFailed(f"all {tried} attempts failed; the last failed with {reason}")
+        reason = att.last_error.reason if att.last_error else "unknown"
+        return AllAttemptsFailed(f"all {att.n} attempts failed; the last failed with {reason}")
 
     # -- unary --
 
     async def complete(self, key: ApiKey, chat: ChatInput) -> Completion:
         request_id, tags, candidates = self._plan(key, chat)
         await self.entitlements.check(key.builder_id, key.customer_id)
-        created_dt = datetime.now(UTC)
-        events: list[UsageRecord] = []
-        attempt = 0
-        skipped = 0
-        last: UpstreamError | None = None
-        prompt_tokens_est = -1
-        for route in candidates:
-            if attempt >= self.s.max_attempts:
-                break
-            h = self.health.get(route)
-            if not h.try_acquire(time.monotonic()):
-                skipped += 1
-                continue
-            attempt += 1
-            occurred = datetime.now(UTC) if attempt > 1 else created_dt
-            t0 = time.perf_counter()
+        att = _Attempts(key, chat, request_id, tags)
+        for h in self._admitted(candidates, att):
+            route = att.route
             try:
                 doc = await self.upstream.complete(route, _upstream_body(route, chat, False))
             except UpstreamError as e:
-                ms = int((time.perf_counter() - t0) * 1000)
-                events.append(
-                    self._event(
-                        key,
-                        chat,
-                        request_id,
-                        attempt,
-                        occurred,
-                        route,
-                        tags,
-                        ok=False,
-                        tokens=(0, 0),
-                        estimated=False,
-                        latency_ms=ms,
-                        error=e.reason,
-                    )
-                )
-                if not e.retryable:
-                    h.release()
-                    await self._record(events)
-                    raise _rejection(e, route) from None
-                h.record_failure(time.monotonic(), time.time(), e.reason)
-                last = e
-                log.debug("gateway.attempt.failed", attempt=attempt, provider=route.provider, reason=e.reason)
+                await self._attempt_failed(att, h, e)
                 continue
             except asyncio.CancelledError:
-                h.release()
-                ms = int((time.perf_counter() - t0) * 1000)
-                events.append(
-                    self._event(
-                        key,
-                        chat,
-                        request_id,
-                        attempt,
-                        occurred,
-                        route,
-                        tags,
-                        ok=False,
-                        tokens=(0, 0),
-                        estimated=False,
-                        latency_ms=ms,
-                        error="cancelled",
-                    )
-                )
-                self._record_later(events)
+                self._attempt_cancelled(att, h)
                 raise
-            ms_f = (time.perf_counter() - t0) * 1000
-            h.record_success(ms_f)
+            ms = att.elapsed_ms()
+            h.record_success(ms)
             choices = doc["choices"]
             usage = _usage_of(doc)
             estimated = usage is None
             if usage is None:
-                if prompt_tokens_est < 0:
-                    prompt_tokens_est = estimate_tokens(chat_rules.prompt_chars(chat.messages))
-                usage = (prompt_tokens_est, estimate_tokens(_completion_chars(choices)))
-            events.append(
-                self._event(
-                    key,
-                    chat,
-                    request_id,
-                    attempt,
-                    occurred,
-                    route,
-                    tags,
-                    ok=True,
-                    tokens=usage,
-                    estimated=estimated,
-                    latency_ms=int(ms_f),
-                )
-            )
-            await self._record(events)
+                usage = (att.prompt_tokens_estimate(), estimate_tokens(_completion_chars(choices)))
+            att.succeeded(usage, estimated, ms)
+            await self._record(att.events)
             self.limiter.charge_tokens(key, usage[0] + usage[1])
             return Completion(
                 id=f"chatcmpl-{request_id}",
                 request_id=request_id,
-                created=int(created_dt.timestamp()),
+                created=int(att.created.timestamp()),
                 choices=choices,
                 usage=Usage(usage[0], usage[1], estimated),
-                served=Served(route, attempt),
-                create_time=created_dt,
+                served=Served(route, att.n),
+                create_time=att.created,
             )
-        if events:
-            await self._record(events)
-        raise self._exhausted(attempt, skipped, last, chat.models)
+        raise await self._give_up(att, chat.models)
 
     # -- streaming --
 
@@ -525,82 +535,25 @@ class ChatService:
         """StreamStart, StreamChunk..., StreamEnd; errors before StreamStart are ordinary errors."""
         request_id, tags, candidates = self._plan(key, chat)
         await self.entitlements.check(key.builder_id, key.customer_id)
-        created_dt = datetime.now(UTC)
-        events: list[UsageRecord] = []
-        attempt = 0
-        skipped = 0
-        last: UpstreamError | None = None
+        att = _Attempts(key, chat, request_id, tags)
         opened: UpstreamStream | None = None
-        route: Route | None = None
-        h: RouteHealth | None = None
-        t0 = 0.0
-        occurred = created_dt
-        for route in candidates:
-            if attempt >= self.s.max_attempts:
-                break
-            h = self.health.get(route)
-            if not h.try_acquire(time.monotonic()):
-                skipped += 1
-                continue
-            attempt += 1
-            occurred = datetime.now(UTC) if attempt > 1 else created_dt
-            t0 = time.perf_counter()
+        health: RouteHealth | None = None
+        for h in self._admitted(candidates, att):
             try:
-                opened = await self.upstream.open_stream(route, _upstream_body(route, chat, True))
-                break
+                opened = await self.upstream.open_stream(att.route, _upstream_body(att.route, chat, True))
             except UpstreamError as e:
-                ms = int((time.perf_counter() - t0) * 1000)
-                events.append(
-                    self._event(
-                        key,
-                        chat,
-                        request_id,
-                        attempt,
-                        occurred,
-                        route,
-                        tags,
-                        ok=False,
-                        tokens=(0, 0),
-                        estimated=False,
-                        latency_ms=ms,
-                        error=e.reason,
-                    )
-                )
-                if not e.retryable:
-                    h.release()
-                    await self._record(events)
-                    raise _rejection(e, route) from None
-                h.record_failure(time.monotonic(), time.time(), e.reason)
-                last = e
+                await self._attempt_failed(att, h, e)
                 continue
             except asyncio.CancelledError:
-                h.release()
-                ms = int((time.perf_counter() - t0) * 1000)
-                events.append(
-                    self._event(
-                        key,
-                        chat,
-                        request_id,
-                        attempt,
-                        occurred,
-                        route,
-                        tags,
-                        ok=False,
-                        tokens=(0, 0),
-                        estimated=False,
-                        latency_ms=ms,
-                        error="cancelled",
-                    )
-                )
-                self._record_later(events)
+                self._attempt_cancelled(att, h)
                 raise
-        if opened is None or route is None or h is None:
-            if events:
-                await self._record(events)
-            raise self._exhausted(attempt, skipped, last, chat.models)
+            health = h
+            break
+        if opened is None or health is None:
+            raise await self._give_up(att, chat.models)
 
-        ttft_ms = (time.perf_counter() - t0) * 1000
-        served = Served(route, attempt)
+        ttft_ms = att.elapsed_ms()
+        served = Served(att.route, att.n)
         out_chars = 0
         usage: tuple[int, int] | None = None
         recorded = False
@@ -608,7 +561,7 @@ class ChatService:
             yield StreamStart(
                 id=f"chatcmpl-{request_id}",
                 request_id=request_id,
-                created=int(created_dt.timestamp()),
+                created=int(att.created.timestamp()),
                 served=served,
             )
             batch = opened.first
@@ -629,55 +582,21 @@ class ChatService:
                     batch = await anext(rest)
                 except StopAsyncIteration:
                     break
-            ms = int((time.perf_counter() - t0) * 1000)
-            h.record_success(ttft_ms)
+            health.record_success(ttft_ms)
             estimated = usage is None
             if usage is None:
-                usage = (estimate_tokens(chat_rules.prompt_chars(chat.messages)), estimate_tokens(out_chars))
-            events.append(
-                self._event(
-                    key,
-                    chat,
-                    request_id,
-                    attempt,
-                    occurred,
-                    route,
-                    tags,
-                    ok=True,
-                    tokens=usage,
-                    estimated=estimated,
-                    latency_ms=ms,
-                )
-            )
+                usage = (att.prompt_tokens_estimate(), estimate_tokens(out_chars))
+            att.succeeded(usage, estimated)
             recorded = True
-            await self._record(events)
+            await self._record(att.events)
             self.limiter.charge_tokens(key, usage[0] + usage[1])
         except UpstreamError as e:
             # Output already reached the caller: no switch. Record the partial usage, then fail the stream.
-            ms = int((time.perf_counter() - t0) * 1000)
-            h.record_failure(time.monotonic(), time.time(), e.reason)
-            partial = usage or (
-                estimate_tokens(chat_rules.prompt_chars(chat.messages)),
-                estimate_tokens(out_chars),
-            )
-            events.append(
-                self._event(
-                    key,
-                    chat,
-                    request_id,
-                    attempt,
-                    occurred,
-                    route,
-                    tags,
-                    ok=False,
-                    tokens=partial,
-                    estimated=usage is None,
-                    latency_ms=ms,
-                    error="stream interrupted",
-                )
-            )
+            health.record_failure(time.monotonic(), time.time(), e.reason)
+            partial = usage or (att.prompt_tokens_estimate(), estimate_tokens(out_chars))
+            att.failed("stream interrupted", partial, estimated=usage is None)
             recorded = True
-            await self._record(events)
+            await self._record(att.events)
             self.limiter.charge_tokens(key, partial[0] + partial[1])
             raise StreamInterrupted(
                 f"the provider's stream broke after output was sent ({e.reason}); partial usage was recorded"
@@ -685,29 +604,8 @@ class ChatService:
         finally:
             opened.close()
             if not recorded:
-                # The caller went away mid-stream: no verdict on the provider; record what was consumed.
-                h.release()
-                partial = usage or (
-                    estimate_tokens(chat_rules.prompt_chars(chat.messages)),
-                    estimate_tokens(out_chars),
-                )
-                events.append(
-                    self._event(
-                        key,
-                        chat,
-                        request_id,
-                        attempt,
-                        occurred,
-                        route,
-                        tags,
-                        ok=False,
-                        tokens=partial,
-                        estimated=usage is None,
-                        latency_ms=int((time.perf_counter() - t0) * 1000),
-                        error="cancelled",
-                    )
-                )
-                self._record_later(events)
+                partial = usage or (att.prompt_tokens_estimate(), estimate_tokens(out_chars))
+                self._attempt_cancelled(att, health, partial, estimated=usage is None)
         yield StreamEnd(Usage(usage[0], usage[1], estimated), served)
 
     async def close(self) -> None:
