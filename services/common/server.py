@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 
 import grpc
 import structlog
+import uvloop
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -33,6 +35,7 @@ from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram, start_http_server
 
 from common import errors
+from common.logging import configure_logging
 
 log = structlog.get_logger("common.server")
 
@@ -269,3 +272,19 @@ async def serve_until_signal(running: RunningServer, grace: float) -> None:
     log.info("server.stopping", grace_seconds=grace)
     await running.stop(grace)
     log.info("server.stopped")
+
+
+def quiet_gc(young_threshold: int) -> None:
+    """After start-up: freeze what start-up built (it lives as long as the process) and run the cyclic
+    collector's young generation every `young_threshold` allocations instead of every 700. Request
+    paths allocate many short-lived objects and no cycles that must be freed promptly; reference
+    counting frees them, and a collection every few requests cost 15 to 25% of a request's CPU."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(young_threshold, 50, 100)
+
+
+def run(service: str, log_level: str, main: Callable[[], Awaitable[None]]) -> None:
+    """The body of `python -m <service>`: structured logs, then `main()` on uvloop."""
+    configure_logging(service, log_level)
+    uvloop.run(main())

@@ -51,3 +51,15 @@ class Env:
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise SettingsError(f"{self._key(name)} must be true or false, got {raw!r}")
+
+    def optional_port(self, name: str, default: int | None) -> int | None:
+        """A TCP port for an optional listener: unset gives the default; `off`, `none` or 0 turn it off."""
+        raw = self.str(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("off", "none"):
+            return None
+        port = self.int(name, 0)
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"{self._key(name)} must be a port (1 to 65535) or off, got {raw!r}")
+        return port or None

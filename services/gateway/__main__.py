@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import sys
 
 import structlog
-import uvloop
 
-from common.logging import configure_logging
+from common.server import quiet_gc, run
 from gateway.app import start
 from gateway.config import Settings
 
@@ -50,14 +48,8 @@ async def _spawn_workers(settings: Settings, http_port: int) -> list[asyncio.sub
 
 async def _main(settings: Settings) -> None:
     gw = await start(settings)
-    # Everything allocated so far lives as long as the process: keep the collector from rescanning it
-    # on every young-generation pass of the request path.
-    gc.collect()
-    gc.freeze()
-    # A request allocates a few hundred short-lived objects: with the default young threshold (700)
-    # the collector ran every couple of requests. Nothing on the request path builds reference
-    # cycles that must be freed promptly, so collect rarely.
-    gc.set_threshold(20_000, 50, 100)
+    # A request allocates a few hundred short-lived objects: collect young objects rarely.
+    quiet_gc(20_000)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,8 +77,7 @@ async def _main(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings.from_env()
-    configure_logging("gateway", settings.log_level)
-    uvloop.run(_main(settings))
+    run("gateway", settings.log_level, lambda: _main(settings))
 
 
 if __name__ == "__main__":

@@ -90,13 +90,12 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = Env("GATEWAY", environ)
         d = cls()
-        metrics = env.int("METRICS_PORT", d.metrics_port or 0)
         return cls(
             database_url=env.str("DATABASE_URL"),
             data_dir=env.str("DATA_DIR", d.data_dir) or d.data_dir,
             grpc_address=env.str("GRPC_ADDRESS", d.grpc_address) or d.grpc_address,
             http_address=env.str("HTTP_ADDRESS", d.http_address) or d.http_address,
-            metrics_port=metrics or None,
+            metrics_port=env.optional_port("METRICS_PORT", d.metrics_port),
             log_level=env.str("LOG_LEVEL", d.log_level) or d.log_level,
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds),
             metering_address=env.str("METERING_ADDRESS", d.metering_address) or d.metering_address,

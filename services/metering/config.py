@@ -31,18 +31,11 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = Env("METERING", environ)
-        metrics_raw = env.str("METRICS_PORT")
-        if metrics_raw is None:
-            metrics_port: int | None = cls.metrics_port
-        elif metrics_raw.lower() in ("off", "none"):
-            metrics_port = None
-        else:
-            metrics_port = env.int("METRICS_PORT", 0)
         settings = cls(
             database_url=env.str("DATABASE_URL"),
             data_dir=env.str("DATA_DIR", cls.data_dir) or cls.data_dir,
             grpc_address=env.str("GRPC_ADDRESS", cls.grpc_address) or cls.grpc_address,
-            metrics_port=metrics_port,
+            metrics_port=env.optional_port("METRICS_PORT", cls.metrics_port),
             log_level=env.str("LOG_LEVEL", cls.log_level) or cls.log_level,
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             max_batch_size=env.int("MAX_BATCH_SIZE", cls.max_batch_size),

@@ -52,7 +52,7 @@ def test_metering_variables_are_read():
     assert s.settle_seconds == 4.0
 
 
-@pytest.mark.parametrize("value", ["off", "none", "OFF"])
+@pytest.mark.parametrize("value", ["off", "none", "OFF", "0"])
 def test_metrics_port_off_disables_metrics(value):
     assert Settings.from_env({"METERING_METRICS_PORT": value}).metrics_port is None
 
@@ -64,6 +64,7 @@ def test_metrics_port_off_disables_metrics(value):
         ("METERING_MAX_BATCH_SIZE", "0"),
         ("METERING_SETTLE_SECONDS", "-1"),
         ("METERING_METRICS_PORT", "ninety"),
+        ("METERING_METRICS_PORT", "70000"),
         ("METERING_SHUTDOWN_GRACE_SECONDS", "soon"),
     ],
 )
