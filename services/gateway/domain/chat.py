@@ -124,7 +124,7 @@ def apply_extras(base: ChatInput, extras: dict[str, str]) -> ChatInput:
 
 def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
     """Check the request; return the merged usage tags (key defaults, request tags win)."""
-    if c.request_id and not _REQUEST_ID.match(c.request_id):
+    if c.request_id and not _REQUEST_ID.fullmatch(c.request_id):
         raise InvalidArgument(
             "request_id must be 1 to 100 characters of [A-Za-z0-9_.:@/-]", field="request_id"
         )

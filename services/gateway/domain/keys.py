@@ -57,7 +57,7 @@ def validate_tags(tags: dict[str, str], field_name: str) -> dict[str, str]:
     if len(tags) > MAX_TAGS:
         raise InvalidArgument(f"{field_name} has more than {MAX_TAGS} tags", field=field_name)
     for k, v in tags.items():
-        if not _TAG_KEY.match(k):
+        if not _TAG_KEY.fullmatch(k):
             raise InvalidArgument(
                 f"{field_name} key {k!r} must be 1 to 64 characters of [a-z0-9_.-]", field=f"{field_name}.{k}"
             )
