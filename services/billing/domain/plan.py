@@ -169,7 +169,7 @@ def _validate_price(model: PriceModel, path: str) -> None:
 
 def validate_charge(charge: Charge, currency: str, path: str) -> None:
     """Validate one charge; `path` is its field path, e.g. "charges[1]"."""
-    if not isinstance(charge.key, str) or not KEY_PATTERN.match(charge.key):
+    if not isinstance(charge.key, str) or not KEY_PATTERN.fullmatch(charge.key):
         raise InvalidArgument(
             f"must be 1 to 64 characters of lower-case letters, digits, '_', '-' or '.'; got {charge.key!r}",
             field=f"{path}.key",
@@ -492,7 +492,7 @@ def parse_plan_file(text: str) -> PlanFile:
     raw = _load_yaml(text)
     m = _map(raw, "", _FILE_FIELDS)
     key = _str(m.get("key"), "key", optional=True)
-    if key is not None and not KEY_PATTERN.match(key):
+    if key is not None and not KEY_PATTERN.fullmatch(key):
         raise InvalidArgument(f"must be 1 to 64 characters of [a-z0-9_.-]; got {key!r}", field="key")
     name = _str(m.get("display_name"), "display_name", optional=True)
     spec = plan_from_dict({k: v for k, v in m.items() if k not in ("key", "display_name")})

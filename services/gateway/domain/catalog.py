@@ -74,12 +74,12 @@ def _check_url(url: str, field: str) -> str:
 
 
 def validate_provider(p: Provider) -> Provider:
-    if not _NAME.match(p.name):
+    if not _NAME.fullmatch(p.name):
         raise InvalidArgument(
             "provider.name must be 1 to 64 characters of [a-z0-9_.-]", field="provider.name"
         )
     base_url = _check_url(p.base_url, "provider.base_url")
-    if p.credential_env and not _ENV.match(p.credential_env):
+    if p.credential_env and not _ENV.fullmatch(p.credential_env):
         raise InvalidArgument(
             "provider.credential_env must be an environment variable name", field="provider.credential_env"
         )
@@ -96,7 +96,7 @@ def parse_price(text: str, field: str) -> Decimal:
 
 
 def validate_model(m: Model, known_providers: set[str]) -> Model:
-    if not _MODEL.match(m.name):
+    if not _MODEL.fullmatch(m.name):
         raise InvalidArgument(
             "model.name must be 1 to 128 characters of [A-Za-z0-9_.:/-]", field="model.name"
         )
@@ -109,7 +109,7 @@ def validate_model(m: Model, known_providers: set[str]) -> Model:
     for i, o in enumerate(m.offerings):
         f = f"model.offerings[{i}]"
         oid = o.id or o.provider
-        if not _NAME.match(oid):
+        if not _NAME.fullmatch(oid):
             raise InvalidArgument(f"{f}.id must be 1 to 64 characters of [a-z0-9_.-]", field=f"{f}.id")
         if oid in seen:
             raise InvalidArgument(f"{f}.id {oid!r} is used twice in this model", field=f"{f}.id")
@@ -123,7 +123,7 @@ def validate_model(m: Model, known_providers: set[str]) -> Model:
                 f"{f}.upstream_model is required (at most 256 characters)", field=f"{f}.upstream_model"
             )
         base_url = _check_url(o.base_url, f"{f}.base_url") if o.base_url else ""
-        if o.credential_env and not _ENV.match(o.credential_env):
+        if o.credential_env and not _ENV.fullmatch(o.credential_env):
             raise InvalidArgument(
                 f"{f}.credential_env must be an environment variable name", field=f"{f}.credential_env"
             )

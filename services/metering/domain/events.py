@@ -118,7 +118,7 @@ def normalise_quantity(text: str) -> str:
     body = s[1:] if s[0] in "+-" else s
     if body.lower() in ("inf", "infinity", "nan", "snan"):
         raise ValueError("is not finite")
-    if not _PLAIN_DECIMAL.match(body):
+    if not _PLAIN_DECIMAL.fullmatch(body):
         raise ValueError(f"{text!r} is not a decimal number")
     value = Decimal(body)
     if value == 0:

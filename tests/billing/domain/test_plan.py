@@ -179,6 +179,12 @@ def _charge_yaml(body: str) -> str:
             "64 characters",
         ),
         (
+            'currency: USD\ncharges:\n  - key: "a\\n"\n    meter_key: m\n    display_name: A\n'
+            "    per_unit: {unit_price: 1}\n",
+            "charges[0].key",
+            "64 characters",
+        ),
+        (
             "currency: USD\ncharges:\n  - key: a\n    display_name: A\n    per_unit: {unit_price: 1}\n",
             "charges[0].meter_key",
             "is required",

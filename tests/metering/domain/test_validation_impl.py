@@ -40,7 +40,15 @@ def _check(event: EventIn) -> ValidEvent | Invalid:
 
 @pytest.mark.parametrize(
     ("text", "canonical"),
-    [("0", "0"), ("007.50", "7.5"), (".5", "0.5"), ("1.", "1"), ("-0", "0"), ("0.000000001", "0.000000001")],
+    [
+        ("0", "0"),
+        ("007.50", "7.5"),
+        (".5", "0.5"),
+        ("1.", "1"),
+        ("-0", "0"),
+        ("0.000000001", "0.000000001"),
+        (" 2\n", "2"),
+    ],
 )
 def test_equal_quantities_normalise_to_one_literal(text: str, canonical: str) -> None:
     assert normalise_quantity(text) == canonical
