@@ -43,7 +43,7 @@ def provider_cost(route: Route, input_tokens: int, output_tokens: int) -> Decima
         MONEY_CONTEXT.multiply(Decimal(input_tokens), route.input_price_per_mtok),
         MONEY_CONTEXT.multiply(Decimal(output_tokens), route.output_price_per_mtok),
     )
-    return MONEY_CONTEXT.divide(raw, MILLION).quantize(NANO, rounding=ROUND_HALF_EVEN)
+    return MONEY_CONTEXT.divide(raw, MILLION).quantize(NANO, rounding=ROUND_HALF_EVEN, context=MONEY_CONTEXT)
 
 
 def event_id(request_id: str, attempt: int) -> str:
