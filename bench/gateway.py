@@ -222,6 +222,54 @@ async def _lat_worker(url: str, secret: str, kind: str, concurrency: int, total:
     return {"samples": samples, "errors": errors}
 
 
+async def _grpc_lat_worker(
+    address: str, secret: str, kind: str, concurrency: int, total: int
+) -> dict[str, Any]:
+    """The same measurement through the generated gRPC stubs (grpc.aio), one channel per worker."""
+    import grpc
+
+    from tollgate.gateway.v1 import inference_pb2 as pb
+    from tollgate.gateway.v1 import inference_pb2_grpc
+
+    fields = {"model": MODEL, "messages": [pb.ChatMessage(role="user", content="say hello in a few words")]}
+    metadata = (("authorization", f"Bearer {secret}"),)
+    channels = [grpc.aio.insecure_channel(address) for _ in range(concurrency)]
+    stubs = [inference_pb2_grpc.InferenceServiceStub(ch) for ch in channels]
+
+    async def one(stub: Any) -> None:
+        if kind == "stream":
+            async for _ in stub.StreamChatCompletion(
+                pb.StreamChatCompletionRequest(**fields), metadata=metadata
+            ):
+                pass
+        else:
+            await stub.CreateChatCompletion(pb.CreateChatCompletionRequest(**fields), metadata=metadata)
+
+    for stub in stubs:  # warm-up
+        for _ in range(max(1, 100 // concurrency)):
+            await one(stub)
+    samples: list[float] = []
+    errors = 0
+    remaining = iter(range(total))
+    clock = time.perf_counter
+
+    async def worker(stub: Any) -> None:
+        nonlocal errors
+        for _ in remaining:
+            t0 = clock()
+            try:
+                await one(stub)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            samples.append((clock() - t0) * 1000)
+
+    await asyncio.gather(*(worker(stub) for stub in stubs))
+    for ch in channels:
+        await ch.close()
+    return {"samples": samples, "errors": errors}
+
+
 async def _load_worker(url: str, secret: str, concurrency: int, seconds: float) -> dict[str, int]:
     """Requests/s: `concurrency` connections, each sending requests back to back for `seconds`."""
     host, port, data = _request_bytes(url, secret, BODY)
@@ -442,6 +490,16 @@ async def main() -> None:
                     (direct_url, UPSTREAM_KEY),
                     (gw_url, secret),
                 )
+        # The gRPC door at c=1, against the same direct HTTP baseline (the provider speaks HTTP only).
+        for kind in ("unary", "stream"):
+            await _paired(
+                f"gateway.grpc.{kind}",
+                kind,
+                1,
+                C1_REQUESTS,
+                (direct_url, UPSTREAM_KEY),
+                (f"grpc://{grpc_address}", secret),
+            )
         await _throughput("gateway.http.direct_rps", direct_url, UPSTREAM_KEY, 64, RPS_SECONDS, LOAD_PROCS)
         await _throughput("gateway.http.rps", gw_url, secret, 64, RPS_SECONDS, LOAD_PROCS)
         for p in procs:
@@ -455,8 +513,12 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] in ("lat", "load
     import uvloop
 
     a = sys.argv
-    if a[1] == "lat":
-        result: dict[str, Any] = uvloop.run(_lat_worker(a[2], a[3], a[4], int(a[5]), int(a[6])))
+    if a[1] == "lat" and a[2].startswith("grpc://"):
+        result: dict[str, Any] = uvloop.run(
+            _grpc_lat_worker(a[2].removeprefix("grpc://"), a[3], a[4], int(a[5]), int(a[6]))
+        )
+    elif a[1] == "lat":
+        result = uvloop.run(_lat_worker(a[2], a[3], a[4], int(a[5]), int(a[6])))
     else:
         result = uvloop.run(_load_worker(a[2], a[3], int(a[4]), float(a[5])))
     print(json.dumps(result), flush=True)
