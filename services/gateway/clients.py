@@ -13,22 +13,46 @@ from typing import Protocol
 import grpc
 
 from common.settings import SettingsError
-from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
+from tollgate.metering.v1 import metering_pb2
 
 
 @dataclass(frozen=True, slots=True)
-class IngestResult:
+class Rejected:
+    """An event metering did not take (conflict or invalid): its position in the batch and why."""
+
+    index: int
     event_id: str
-    outcome: str  # accepted | duplicate | conflict | invalid
+    outcome: str  # conflict | invalid
     reason: str
 
 
 _OUTCOMES = {
-    metering_pb2.INGEST_OUTCOME_ACCEPTED: "accepted",
-    metering_pb2.INGEST_OUTCOME_DUPLICATE: "duplicate",
     metering_pb2.INGEST_OUTCOME_CONFLICT: "conflict",
     metering_pb2.INGEST_OUTCOME_INVALID: "invalid",
 }
+_TAKEN = (metering_pb2.INGEST_OUTCOME_ACCEPTED, metering_pb2.INGEST_OUTCOME_DUPLICATE)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def ingest_request_bytes(batch_id: str, payloads: list[bytes]) -> bytes:
+    """IngestEventsRequest in wire form, framed around events that are already serialized.
+
+    A repeated message field is the concatenation of (tag, length, bytes) records, so the outbox's
+    stored UsageEvent bytes go out as they are, without a parse and a re-serialization per event.
+    """
+    rid = batch_id.encode()
+    parts = [b"\x0a", _varint(len(rid)), rid]  # field 1, request_id
+    for p in payloads:
+        parts += (b"\x12", _varint(len(p)), p)  # field 2, events
+    return b"".join(parts)
 
 
 class MeteringClient:
@@ -46,19 +70,26 @@ class MeteringClient:
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ],
         )
-        self._stub = metering_pb2_grpc.MeteringServiceStub(self._channel)
+        # The generated stub's method, but taking the request already in wire form.
+        self._ingest = self._channel.unary_unary(
+            "/tollgate.metering.v1.MeteringService/IngestEvents",
+            request_serializer=None,
+            response_deserializer=metering_pb2.IngestEventsResponse.FromString,
+        )
         self._deadline = deadline_seconds
 
-    async def ingest(self, batch_id: str, payloads: list[bytes]) -> list[IngestResult]:
-        """Send serialized UsageEvents; raises grpc.aio.AioRpcError when metering is unreachable."""
-        request = metering_pb2.IngestEventsRequest(
-            request_id=batch_id, events=[metering_pb2.UsageEvent.FromString(p) for p in payloads]
-        )
-        reply = await self._stub.IngestEvents(request, timeout=self._deadline)
+    async def ingest(self, batch_id: str, payloads: list[bytes]) -> list[Rejected]:
+        """Send serialized UsageEvents; returns the events metering did not take (accepted and
+        duplicate both mean stored). Raises grpc.aio.AioRpcError when metering is unreachable."""
+        reply = await self._ingest(ingest_request_bytes(batch_id, payloads), timeout=self._deadline)
         if len(reply.results) != len(payloads):
             raise RuntimeError(f"metering answered {len(reply.results)} results for {len(payloads)} events")
+        if reply.accepted_count + reply.duplicate_count == len(payloads):
+            return []
         return [
-            IngestResult(r.event_id, _OUTCOMES.get(r.outcome, "invalid"), r.reason) for r in reply.results
+            Rejected(i, r.event_id, _OUTCOMES.get(r.outcome, "invalid"), r.reason)
+            for i, r in enumerate(reply.results)
+            if r.outcome not in _TAKEN
         ]
 
     async def close(self) -> None:

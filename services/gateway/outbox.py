@@ -228,30 +228,28 @@ class Relay:
     async def deliver_once(self) -> int:
         """Deliver one batch; returns how many rows it settled. Raises when metering is unreachable."""
         async with self._store.pool.acquire() as conn, conn.transaction():
-            rows = await self._store.claim_pending(conn, self._batch)
-            if not rows:
+            seqs, payloads = await self._store.claim_pending(conn, self._batch)
+            if not seqs:
                 return 0
-            results = await self._metering.ingest(uuid.uuid4().hex, [r.payload for r in rows])
-            done, parked = [], []
-            for row, res in zip(rows, results, strict=True):
-                if res.outcome in ("accepted", "duplicate"):
-                    done.append(row.seq)
-                else:
-                    parked.append((row.seq, f"{res.outcome}: {res.reason}"[:1000]))
-                    log.warning(
-                        "gateway.outbox.event_parked",
-                        event_id=row.event_id,
-                        outcome=res.outcome,
-                        reason=res.reason,
-                    )
-            await self._store.mark_delivered(conn, done)
-            await self._store.park(conn, parked)
-        self.delivered += len(done)
+            rejected = await self._metering.ingest(uuid.uuid4().hex, payloads)
+            parked = []
+            for r in rejected:
+                parked.append((seqs[r.index], f"{r.outcome}: {r.reason}"[:1000]))
+                log.warning(
+                    "gateway.outbox.event_parked", event_id=r.event_id, outcome=r.outcome, reason=r.reason
+                )
+            if parked:
+                gone = {seq for seq, _ in parked}
+                await self._store.mark_delivered(conn, [s for s in seqs if s not in gone])
+                await self._store.park(conn, parked)
+            else:
+                await self._store.mark_delivered(conn, seqs)
+        self.delivered += len(seqs) - len(parked)
         self.parked += len(parked)
-        _metric("delivered").inc(len(done))  # type: ignore[attr-defined]
+        _metric("delivered").inc(len(seqs) - len(parked))  # type: ignore[attr-defined]
         _metric("parked").inc(len(parked))  # type: ignore[attr-defined]
-        _metric("lag").set(len(rows))  # type: ignore[attr-defined]
-        return len(rows)
+        _metric("lag").set(len(seqs))  # type: ignore[attr-defined]
+        return len(seqs)
 
     async def _run(self) -> None:
         failures = 0

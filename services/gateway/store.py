@@ -7,7 +7,6 @@ relay use raw asyncpg through a small pool of their own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -135,13 +134,6 @@ def _key_from_row(r: Any) -> ApiKey:
         create_time=r.create_time,
         revoke_time=r.revoke_time,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    seq: int
-    event_id: str
-    payload: bytes
 
 
 class Store:
@@ -324,15 +316,17 @@ class Store:
             payloads,
         )
 
-    async def claim_pending(self, conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
-        """Lock the oldest undelivered rows (others' locked rows skipped); call inside a transaction."""
-        rows = await conn.fetch(
-            "SELECT seq, event_id, payload FROM usage_outbox "
+    async def claim_pending(self, conn: asyncpg.Connection, limit: int) -> tuple[list[int], list[bytes]]:
+        """Lock the oldest undelivered rows (others' locked rows skipped); call inside a transaction.
+        Returns their sequence numbers and payloads, oldest first (two arrays: one row, one decode)."""
+        row = await conn.fetchrow(
+            "SELECT coalesce(array_agg(seq ORDER BY seq), '{}'), "
+            "coalesce(array_agg(payload ORDER BY seq), '{}') FROM (SELECT seq, payload FROM usage_outbox "
             "WHERE delivered_time IS NULL AND parked_reason IS NULL "
-            "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) AS claimed",
             limit,
         )
-        return [OutboxRow(r["seq"], r["event_id"], r["payload"]) for r in rows]
+        return row[0], row[1]
 
     async def mark_delivered(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
         if seqs:

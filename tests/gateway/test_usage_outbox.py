@@ -10,13 +10,17 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import grpc
 import pytest
 
+from common.money import to_timestamp
+from gateway.clients import ingest_request_bytes
 from tests.conftest import free_port, migrated_database
 from tests.gateway.conftest import PRICES, bearer, chat_request, stream_request
 from tollgate.gateway.v1 import inference_pb2
@@ -130,6 +134,77 @@ async def test_retry_with_the_same_request_id_counts_once(stack, metering_addres
     events = await wait_for_events(metering_address, builder, 1)
     assert [e.id for e in events] == [f"{rid}:1"]
     assert Decimal(events[0].quantities["provider_cost"]) == cost("provider_c", 2, 8)
+
+
+def test_the_relay_frames_stored_events_into_the_same_request_the_stub_would_send():
+    events = [
+        metering_pb2.UsageEvent(id=f"r-{i}:1", type="ai.request", builder_id="b", quantities={"x": "1" * i})
+        for i in range(1, 300, 37)  # lengths across the one- and two-byte varint boundary
+    ]
+    framed = ingest_request_bytes("batch-7", [e.SerializeToString() for e in events])
+    expected = metering_pb2.IngestEventsRequest(request_id="batch-7", events=events)
+    assert metering_pb2.IngestEventsRequest.FromString(framed) == expected
+    assert framed == expected.SerializeToString()
+
+
+async def test_an_event_metering_rejects_is_parked_with_its_reason_and_the_rest_delivered(
+    stack, metering_address
+):
+    builder = f"b-{uuid.uuid4().hex[:8]}"
+    secret, _ = await stack.create_key(builder_id=builder)
+    model = await stack.upsert_model([{"provider": "provider_c"}])
+    taken = f"req-{uuid.uuid4().hex}"
+    # Metering already holds an event with the id the gateway will use, with other content.
+    async with grpc.aio.insecure_channel(metering_address) as ch:
+        first = await metering_pb2_grpc.MeteringServiceStub(ch).IngestEvents(
+            metering_pb2.IngestEventsRequest(
+                request_id=uuid.uuid4().hex,
+                events=[
+                    metering_pb2.UsageEvent(
+                        id=f"{taken}:1",
+                        type="ai.request",
+                        occurred_time=to_timestamp(datetime.now(UTC)),
+                        builder_id=builder,
+                        app_id="app-1",
+                        customer_id="cust-1",
+                        status=metering_pb2.EVENT_STATUS_SUCCEEDED,
+                        quantities={"input_tokens": "999"},
+                    )
+                ],
+            ),
+            timeout=10,
+        )
+    assert first.accepted_count == 1
+    rids = [f"ok-{uuid.uuid4().hex}", taken, f"ok-{uuid.uuid4().hex}"]
+    for rid in rids:
+        await stack.inference.CreateChatCompletion(
+            chat_request(model, request_id=rid), metadata=bearer(secret), timeout=10
+        )
+
+    conn = await asyncpg.connect(stack.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            rows = await conn.fetch(
+                "SELECT event_id, delivered_time IS NOT NULL AS delivered, parked_reason FROM usage_outbox "
+                "WHERE event_id = ANY($1::text[])",
+                [f"{rid}:1" for rid in rids],
+            )
+            if len(rows) == 3 and all(r["delivered"] or r["parked_reason"] for r in rows):
+                break
+            assert time.monotonic() < deadline, rows
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    by_id = {r["event_id"]: r for r in rows}
+    parked = by_id[f"{taken}:1"]
+    assert not parked["delivered"]
+    assert parked["parked_reason"].startswith("conflict: ")
+    for rid in rids[::2]:
+        assert by_id[f"{rid}:1"]["delivered"] and by_id[f"{rid}:1"]["parked_reason"] is None
+    events = {e.id: e for e in await wait_for_events(metering_address, builder, 3)}
+    assert sorted(events) == sorted(f"{rid}:1" for rid in rids)
+    assert events[f"{taken}:1"].quantities["input_tokens"] == "999"  # metering kept the first version
 
 
 async def test_tags_and_units_from_grpc_fields_and_openai_metadata(stack, metering_address):
