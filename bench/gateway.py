@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,38 +195,48 @@ async def _connect(host: str, port: int) -> _Conn:
     return conn
 
 
-async def _lat_worker(url: str, secret: str, kind: str, concurrency: int, total: int) -> dict[str, Any]:
-    """Latency of `total` requests over `concurrency` connections, each sending back to back."""
-    host, port, data = _request_bytes(url, secret, STREAM_BODY if kind == "stream" else BODY)
-    conns = [await _connect(host, port) for _ in range(concurrency)]
-    for c in conns:  # warm-up
-        for _ in range(max(1, 100 // concurrency)):
-            await c.request(data)
+async def _timed(clients: list[Any], total: int, one: Callable[[Any], Awaitable[bool]]) -> dict[str, Any]:
+    """Warm each client up, then time `total` calls of `one(client)` (True = success) spread over the
+    clients, each sending back to back."""
+    for c in clients:
+        for _ in range(max(1, 100 // len(clients))):
+            await one(c)
     samples: list[float] = []
     errors = 0
     remaining = iter(range(total))
     clock = time.perf_counter
 
-    async def worker(c: _Conn) -> None:
+    async def worker(c: Any) -> None:
         nonlocal errors
         for _ in remaining:
             t0 = clock()
-            status = await c.request(data)
-            if status == 200:
+            if await one(c):
                 samples.append((clock() - t0) * 1000)
             else:
                 errors += 1
 
-    await asyncio.gather(*(worker(c) for c in conns))
+    await asyncio.gather(*(worker(c) for c in clients))
+    return {"samples": samples, "errors": errors}
+
+
+async def _lat_worker(url: str, secret: str, kind: str, concurrency: int, total: int) -> dict[str, Any]:
+    """Latency of `total` requests over `concurrency` keep-alive connections."""
+    host, port, data = _request_bytes(url, secret, STREAM_BODY if kind == "stream" else BODY)
+    conns = [await _connect(host, port) for _ in range(concurrency)]
+
+    async def one(c: _Conn) -> bool:
+        return await c.request(data) == 200
+
+    result = await _timed(conns, total, one)
     for c in conns:
         c.transport.close()  # type: ignore[union-attr]
-    return {"samples": samples, "errors": errors}
+    return result
 
 
 async def _grpc_lat_worker(
     address: str, secret: str, kind: str, concurrency: int, total: int
 ) -> dict[str, Any]:
-    """The same measurement through the generated gRPC stubs (grpc.aio), one channel per worker."""
+    """The same measurement through the generated gRPC stubs (grpc.aio), one channel per client."""
     import grpc
 
     from tollgate.gateway.v1 import inference_pb2 as pb
@@ -236,38 +247,23 @@ async def _grpc_lat_worker(
     channels = [grpc.aio.insecure_channel(address) for _ in range(concurrency)]
     stubs = [inference_pb2_grpc.InferenceServiceStub(ch) for ch in channels]
 
-    async def one(stub: Any) -> None:
-        if kind == "stream":
-            async for _ in stub.StreamChatCompletion(
-                pb.StreamChatCompletionRequest(**fields), metadata=metadata
-            ):
-                pass
-        else:
-            await stub.CreateChatCompletion(pb.CreateChatCompletionRequest(**fields), metadata=metadata)
+    async def one(stub: Any) -> bool:
+        try:
+            if kind == "stream":
+                async for _ in stub.StreamChatCompletion(
+                    pb.StreamChatCompletionRequest(**fields), metadata=metadata
+                ):
+                    pass
+            else:
+                await stub.CreateChatCompletion(pb.CreateChatCompletionRequest(**fields), metadata=metadata)
+        except grpc.aio.AioRpcError:
+            return False
+        return True
 
-    for stub in stubs:  # warm-up
-        for _ in range(max(1, 100 // concurrency)):
-            await one(stub)
-    samples: list[float] = []
-    errors = 0
-    remaining = iter(range(total))
-    clock = time.perf_counter
-
-    async def worker(stub: Any) -> None:
-        nonlocal errors
-        for _ in remaining:
-            t0 = clock()
-            try:
-                await one(stub)
-            except grpc.aio.AioRpcError:
-                errors += 1
-                continue
-            samples.append((clock() - t0) * 1000)
-
-    await asyncio.gather(*(worker(stub) for stub in stubs))
+    result = await _timed(stubs, total, one)
     for ch in channels:
         await ch.close()
-    return {"samples": samples, "errors": errors}
+    return result
 
 
 async def _load_worker(url: str, secret: str, concurrency: int, seconds: float) -> dict[str, int]:
