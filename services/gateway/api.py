@@ -133,6 +133,29 @@ def _completion(c: Completion) -> inference_pb2.CreateChatCompletionResponse:
     )
 
 
+def _merged_deltas(frames: list[list[dict[str, Any]]]) -> list[inference_pb2.ChatDelta]:
+    """Provider chunks that arrived together, as one delta per choice: the pieces of content joined
+    in order, the role of the first, the finish reason of the last. A gRPC message costs far more
+    than the bytes it carries, and the caller gets the same text at the same moment."""
+    out: list[inference_pb2.ChatDelta] = []
+    open_: dict[int, inference_pb2.ChatDelta] = {}  # choice index -> its delta still taking content
+    for choices in frames:
+        for ch in choices:
+            index = int(ch.get("index", 0))
+            d = ch.get("delta") or {}
+            delta = open_.get(index)
+            if delta is None:
+                delta = open_[index] = inference_pb2.ChatDelta(index=index, role=d.get("role") or "")
+                out.append(delta)
+            if not delta.role and d.get("role"):
+                delta.role = d["role"]
+            delta.content += d.get("content") or ""
+            if ch.get("finish_reason"):
+                delta.finish_reason = ch["finish_reason"]
+                del open_[index]
+    return out
+
+
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self, chat: ChatService) -> None:
         self.chat = chat
@@ -149,19 +172,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         cid = rid = ""
         async for item in self.chat.stream(key, decode_chat(request, pairs)):
             if isinstance(item, StreamChunk):
-                for choices in item.frames:
-                    for ch in choices:
-                        d = ch.get("delta") or {}
-                        yield inference_pb2.StreamChatCompletionResponse(
-                            id=cid,
-                            request_id=rid,
-                            delta=inference_pb2.ChatDelta(
-                                index=int(ch.get("index", 0)),
-                                role=d.get("role") or "",
-                                content=d.get("content") or "",
-                                finish_reason=ch.get("finish_reason") or "",
-                            ),
-                        )
+                for delta in _merged_deltas(item.frames):
+                    yield inference_pb2.StreamChatCompletionResponse(id=cid, request_id=rid, delta=delta)
             elif isinstance(item, StreamStart):
                 cid, rid = item.id, item.request_id
             elif isinstance(item, StreamEnd):
