@@ -1,6 +1,6 @@
 """The OpenAI-compatible HTTP front door (aiohttp): decode, call the chat service, encode.
 
-POST /v1/chat/completions (JSON or SSE), GET /v1/models. Errors are OpenAI's error JSON with the
+POST /v1/chat/completions (JSON or SSE), GET /v1/models, GET /healthz. Errors are OpenAI's error JSON with the
 matching status. An SSE response starts only once the first upstream chunk arrived, so every
 error before that still gets a proper status code.
 """
@@ -197,6 +197,9 @@ class FrontDoor:
             return await self.chat_completions(request)
         if path == "/v1/models" and method in ("GET", "HEAD"):
             return await self.models(request)
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            # Liveness for load balancers and compose: no key needed, nothing behind it is called.
+            return web.Response(body=b'{"status":"ok"}', content_type="application/json")
         return await self.unknown(request)
 
     async def chat_completions(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -280,7 +283,7 @@ class FrontDoor:
             content_type="application/json",
             body=_error_body(
                 f"no route {request.method} {request.path}; this gateway serves "
-                "POST /v1/chat/completions and GET /v1/models",
+                "POST /v1/chat/completions, GET /v1/models and GET /healthz",
                 "invalid_request_error",
                 None,
                 "unknown_url",

@@ -124,3 +124,14 @@ async def test_tollgate_metadata_field_is_accepted(stack, secret, model):
         model=model, messages=MESSAGES, metadata={"tollgate_run_id": "run-1", "tollgate_tag_client": "acme"}
     )
     assert reply.choices[0].message.content
+
+
+async def test_healthz_answers_without_a_key_and_unknown_paths_are_openai_404s(stack):
+    async with stack.http.get(f"{stack.http_url}/healthz") as r:
+        assert (r.status, await r.json()) == (200, {"status": "ok"})
+    async with stack.http.get(f"{stack.http_url}/v1/embeddings") as r:
+        body = await r.json()
+        assert r.status == 404
+        assert body["error"]["code"] == "unknown_url"
+        assert "GET /v1/embeddings" in body["error"]["message"]
+        assert "POST /v1/chat/completions" in body["error"]["message"]
