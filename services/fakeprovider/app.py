@@ -300,6 +300,7 @@ class _Handlers:
             "stream": stream,
             "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
             "x_request_id": request.headers.get("x-request-id"),
+            "fields": sorted(body),
         }
         failure = s.pick_failure()
         s.in_flight += 1

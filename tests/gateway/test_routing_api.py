@@ -198,3 +198,26 @@ async def test_http_front_door_accepts_fallback_models_and_provider_preferences(
     assert status == 200, body
     assert headers.get("x-tollgate-provider") == "provider_a"
     assert stack.providers["provider_c"].stats()["by_outcome"] == {"error_500": 1}
+
+
+async def test_callers_cannot_supply_a_base_url_or_provider_credentials(stack, secret):
+    model = await stack.upsert_model([{"provider": "provider_a"}])
+    status, headers, body = await stack.post_chat(
+        secret,
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": "hi"}],
+            "base_url": "http://127.0.0.1:1/v1",
+            "api_base": "http://127.0.0.1:1/v1",
+            "api_key": "sk-caller",
+            "provider": {"order": ["provider_a"]},
+            "extra_headers": {"Authorization": "Bearer sk-caller"},
+        },
+        headers={"x-tollgate-base-url": "http://127.0.0.1:1/v1", "x-api-key": "sk-caller"},
+    )
+    # Served by the catalog's offering with the catalog's credential (the stand-in answers 401 to any
+    # other key), and none of the caller's routing fields reached the provider.
+    assert status == 200, body
+    assert headers["x-tollgate-provider"] == "provider_a"
+    sent = stack.providers["provider_a"].stats()["last_request"]["fields"]
+    assert sent == ["messages", "model"], sent
