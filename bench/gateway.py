@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -376,6 +377,45 @@ async def _create_key(grpc_address: str, admin_token: str) -> str:
     return resp.secret
 
 
+def _auth_timing(rounds: int = 200_000) -> None:
+    """KeyCache.authenticate per kind of caller, in-process: the rejection paths should cost what an
+    accepted key costs (no timing oracle). Interleaved so drift hits every kind alike."""
+    from common import errors
+    from gateway.domain.keys import ApiKey, hash_secret, new_key_id, new_secret
+    from gateway.service import KeyCache
+
+    cache = KeyCache()
+    secrets_ = [new_secret() for _ in range(10_000)]
+    rows = [(hash_secret(s), ApiKey(new_key_id(), "b", "a", "c", "")) for s in secrets_]
+    cache.replace(rows)
+    revoked = new_secret()
+    cache.put(hash_secret(revoked), ApiKey(new_key_id(), "b", "a", "c", "", revoke_time=datetime.now(UTC)))
+    kinds = {
+        "valid": f"Bearer {secrets_[1234]}",
+        "unknown": f"Bearer {new_secret()}",
+        "revoked": f"Bearer {revoked}",
+        "malformed": "Bearer x",
+        "missing": None,
+    }
+    totals = dict.fromkeys(kinds, 0.0)
+    clock = time.perf_counter_ns
+    for _ in range(rounds // 1000):
+        for name, header in kinds.items():
+            t0 = clock()
+            for _ in range(1000):
+                try:
+                    cache.authenticate(header)
+                except errors.Unauthenticated:
+                    pass
+            totals[name] += clock() - t0
+    per = {k: v / rounds for k, v in totals.items()}
+    print(
+        "gateway.auth " + " ".join(f"{k}_ns={v:.0f}" for k, v in per.items()) + f" keys=10000 rounds={rounds}"
+        " (every kind hashes once and compares once; a rejection also raises and catches one exception)",
+        flush=True,
+    )
+
+
 async def main() -> None:
     if not _present("gateway.app"):
         print("gateway.skipped reason=services/gateway/app.py not present", flush=True)
@@ -496,6 +536,7 @@ async def main() -> None:
                 (direct_url, UPSTREAM_KEY),
                 (f"grpc://{grpc_address}", secret),
             )
+        _auth_timing()
         await _throughput("gateway.http.direct_rps", direct_url, UPSTREAM_KEY, 64, RPS_SECONDS, LOAD_PROCS)
         await _throughput("gateway.http.rps", gw_url, secret, 64, RPS_SECONDS, LOAD_PROCS)
         for p in procs:
