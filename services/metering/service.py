@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -63,6 +64,13 @@ class UsageAnswer:
 class EventPage:
     events: list[StoredEvent]
     next_cursor: tuple[datetime, int] | None
+
+
+def idempotency_scope(rpc: str, builder_id: str) -> str:
+    """The idempotency scope of a mutation: the RPC and the builder, so one builder's request id never
+    answers (or blocks) another builder's request. The builder is hashed because its id runs to 128
+    characters and the scope column holds 64; 128 bits of SHA-256 put a collision out of reach."""
+    return f"{rpc}:{hashlib.sha256(builder_id.encode()).hexdigest()[:32]}"
 
 
 def _require_request_id(request_id: str) -> None:
@@ -187,9 +195,10 @@ class MeteringService:
         except MeterError as exc:
             raise InvalidArgument(exc.message, field=exc.field) from None
         body = {"op": "create_meter", **meter_rules.spec_fingerprint_body(spec)}
+        scope = idempotency_scope("create_meter", spec.builder_id)
         async with self.store.begin() as conn:
             prior = await idempotency.claim(
-                conn, idempotency_keys, "create_meter", request_id, idempotency.fingerprint(body)
+                conn, idempotency_keys, scope, request_id, idempotency.fingerprint(body)
             )
             if prior is not None:
                 return meter_rules.from_json(prior)
@@ -198,9 +207,7 @@ class MeteringService:
                 raise AlreadyExists(
                     f"builder {spec.builder_id} already has a meter with key {spec.key}", field="meter.key"
                 )
-            await idempotency.complete(
-                conn, idempotency_keys, "create_meter", request_id, meter_rules.to_json(meter)
-            )
+            await idempotency.complete(conn, idempotency_keys, scope, request_id, meter_rules.to_json(meter))
         log.info("metering.meter.created", meter_id=meter.id, builder_id=spec.builder_id, key=spec.key)
         return meter
 
@@ -230,9 +237,10 @@ class MeteringService:
         _require_request_id(request_id)
         _check_meter_ref(builder_id, key)
         body = {"op": "archive_meter", "builder_id": builder_id, "key": key}
+        scope = idempotency_scope("archive_meter", builder_id)
         async with self.store.begin() as conn:
             prior = await idempotency.claim(
-                conn, idempotency_keys, "archive_meter", request_id, idempotency.fingerprint(body)
+                conn, idempotency_keys, scope, request_id, idempotency.fingerprint(body)
             )
             if prior is not None:
                 return meter_rules.from_json(prior)
@@ -242,9 +250,7 @@ class MeteringService:
             if meter.state is not meter_rules.MeterState.ARCHIVED:
                 meter = await self.store.archive_meter(conn, meter)
                 log.info("metering.meter.archived", meter_id=meter.id, builder_id=builder_id, key=key)
-            await idempotency.complete(
-                conn, idempotency_keys, "archive_meter", request_id, meter_rules.to_json(meter)
-            )
+            await idempotency.complete(conn, idempotency_keys, scope, request_id, meter_rules.to_json(meter))
         self._meters[(builder_id, key)] = meter
         return meter
 
