@@ -18,6 +18,7 @@ from metering.domain.events import (
     ACCEPTED,
     CONFLICT,
     DUPLICATE,
+    MIN_TIME_US,
     BatchResult,
     EventIn,
     Invalid,
@@ -35,6 +36,7 @@ from metering.store import (
     PartitionMissing,
     StoredEvent,
     idempotency_keys,
+    month_of_us,
     partition_months,
     rows_per_month,
 )
@@ -90,10 +92,14 @@ class MeteringService:
         max_batch_size: int,
         future_tolerance_seconds: int,
         settle_seconds: float,
+        max_event_age_days: int = 400,
+        max_new_partitions_per_batch: int = 4,
     ) -> None:
         self.store = store
         self.max_batch_size = max_batch_size
         self.future_tolerance_us = future_tolerance_seconds * 1_000_000
+        self.max_event_age_us = max_event_age_days * 86_400_000_000
+        self.max_new_partitions = max_new_partitions_per_batch
         self.settle = timedelta(seconds=settle_seconds)
         # Meters never change apart from archiving, which QueryUsage ignores: safe to cache.
         self._meters: dict[tuple[str, str], Meter] = {}
@@ -108,27 +114,54 @@ class MeteringService:
                 f"events holds {len(events)} events, more than {self.max_batch_size}", field="events"
             )
         now_us = time.time_ns() // 1000
+        oldest_us = max(MIN_TIME_US, now_us - self.max_event_age_us)
+        tolerance_us = self.future_tolerance_us
         results: list[BatchResult | None] = [None] * len(events)
         valid: list[ValidEvent] = []
         invalid = 0
         for i, event in enumerate(events):
-            checked = validate_event(i, event, now_us=now_us, future_tolerance_us=self.future_tolerance_us)
+            checked = validate_event(
+                i, event, now_us=now_us, future_tolerance_us=tolerance_us, oldest_us=oldest_us
+            )
             if type(checked) is Invalid:
                 results[i] = BatchResult(Outcome.INVALID, checked.reason, checked.field)
                 invalid += 1
             else:
                 valid.append(checked)  # type: ignore[arg-type]
 
-        firsts, repeats = split_batch(valid)
-        stored: dict[tuple[str, str], str] = {}
-        if firsts:
-            months = partition_months(e.occurred_us for e in firsts)
+        months: set[tuple[int, int]] = set()
+        if valid:
+            months = partition_months(e.occurred_us for e in valid)
             try:
-                await self.store.ensure_partitions(months)
+                refused = await self.store.ensure_partitions(months, max_new=self.max_new_partitions)
             except PartitionBusy:
                 raise Unavailable(
                     "a new month's storage is being prepared; retry the batch", field="events"
                 ) from None
+            if refused:
+                # Rejected per event, never the batch: the rest is stored, and the refused months'
+                # events are stored when resent (their partitions then count against a new batch).
+                months -= refused
+                kept: list[ValidEvent] = []
+                for e in valid:
+                    month = month_of_us(e.occurred_us)
+                    if month in refused:
+                        results[e.index] = BatchResult(
+                            Outcome.INVALID,
+                            f"this batch needs more than {self.max_new_partitions} new monthly partitions; "
+                            f"events of {month[0]:04d}-{month[1]:02d} were not stored, send them again "
+                            "in another batch",
+                            f"events[{e.index}].occurred_time",
+                        )
+                        invalid += 1
+                    else:
+                        kept.append(e)
+                valid = kept
+                log.warning("metering.events.partitions_capped", refused_months=len(refused))
+
+        firsts, repeats = split_batch(valid)
+        stored: dict[tuple[str, str], str] = {}
+        if firsts:
             for attempt in range(3):
                 try:
                     async with self.store.ingest_transaction() as tx:

@@ -23,25 +23,18 @@ from metering_kit import (
     new_id,
     now,
     query,
+    server_settings,
     utc,
 )
 
 from metering.app import start
-from metering.config import Settings
 from tollgate.metering.v1 import metering_pb2_grpc
 
 
 @pytest.fixture(scope="module")
 async def tuned_stub(make_database) -> AsyncIterator[metering_pb2_grpc.MeteringServiceStub]:
     url = await migrated_metering_database(make_database)
-    settings = Settings(
-        database_url=url,
-        grpc_address="127.0.0.1:0",
-        metrics_port=None,
-        settle_seconds=2.0,
-        future_tolerance_seconds=60,
-        max_batch_size=10,
-    )
+    settings = server_settings(url, settle_seconds=2.0, future_tolerance_seconds=60, max_batch_size=10)
     running = await start(settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
         yield metering_pb2_grpc.MeteringServiceStub(ch)
@@ -98,10 +91,8 @@ async def test_a_settled_answer_never_changes_when_late_events_arrive(tuned_stub
 async def test_a_batch_cut_off_by_the_ingest_time_bound_stores_nothing_and_is_safe_to_retry(make_database):
     url = await migrated_metering_database(make_database)
     # A 1 ms statement bound: no 10,000-event batch fits in it.
-    strict = await start(
-        Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, settle_seconds=0.004)
-    )
-    normal = await start(Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None))
+    strict = await start(server_settings(url, settle_seconds=0.004))
+    normal = await start(server_settings(url))
     b = new_id()
     events = [event(f"e{i}", builder=b, quantities={"pages": "2"}) for i in range(10_000)]
     try:
