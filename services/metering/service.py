@@ -24,6 +24,7 @@ from metering.domain.events import (
     Invalid,
     Outcome,
     ValidEvent,
+    quoted,
     split_batch,
     validate_event,
 )
@@ -238,7 +239,8 @@ class MeteringService:
             meter = await self.store.insert_meter(conn, uuid.uuid4().hex, spec)
             if meter is None:
                 raise AlreadyExists(
-                    f"builder {spec.builder_id} already has a meter with key {spec.key}", field="meter.key"
+                    f"builder {quoted(spec.builder_id)} already has a meter with key {quoted(spec.key)}",
+                    field="meter.key",
                 )
             await idempotency.complete(conn, idempotency_keys, scope, request_id, meter_rules.to_json(meter))
         log.info("metering.meter.created", meter_id=meter.id, builder_id=spec.builder_id, key=spec.key)
@@ -249,7 +251,7 @@ class MeteringService:
         async with self.store.begin() as conn:
             meter = await self.store.get_meter(conn, builder_id, key)
         if meter is None:
-            raise NotFound(f"builder {builder_id} has no meter with key {key}", field="key")
+            raise NotFound(f"builder {quoted(builder_id)} has no meter with key {quoted(key)}", field="key")
         return meter
 
     async def list_meters(
@@ -279,7 +281,9 @@ class MeteringService:
                 return meter_rules.from_json(prior)
             meter = await self.store.get_meter(conn, builder_id, key, for_update=True)
             if meter is None:
-                raise NotFound(f"builder {builder_id} has no meter with key {key}", field="key")
+                raise NotFound(
+                    f"builder {quoted(builder_id)} has no meter with key {quoted(key)}", field="key"
+                )
             if meter.state is not meter_rules.MeterState.ARCHIVED:
                 meter = await self.store.archive_meter(conn, meter)
                 log.info("metering.meter.archived", meter_id=meter.id, builder_id=builder_id, key=key)
@@ -296,7 +300,9 @@ class MeteringService:
         async with self.store.begin() as conn:
             meter = await self.store.get_meter(conn, builder_id, key)
         if meter is None:
-            raise NotFound(f"builder {builder_id} has no meter with key {key}", field="meter_key")
+            raise NotFound(
+                f"builder {quoted(builder_id)} has no meter with key {quoted(key)}", field="meter_key"
+            )
         self._meters[(builder_id, key)] = meter
         return meter
 

@@ -108,6 +108,14 @@ class Invalid:
     field: str
 
 
+def quoted(value: str, limit: int = 64) -> str:
+    """User input as it may appear in an error message: repr'd and cut to `limit` characters, so a
+    megabyte-long or control-character-laden value never travels back in full (nor into a log)."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit]) + f"... ({len(value)} characters)"
+
+
 def normalise_quantity(text: str) -> str:
     """The canonical literal of a quantity ("007.50" -> "7.5"); raises ValueError with a reason."""
     if _CANONICAL.fullmatch(text):
@@ -120,7 +128,7 @@ def normalise_quantity(text: str) -> str:
     if body.lower() in ("inf", "infinity", "nan", "snan"):
         raise ValueError("is not finite")
     if not _PLAIN_DECIMAL.fullmatch(body):
-        raise ValueError(f"{text!r} is not a decimal number")
+        raise ValueError(f"{quoted(text)} is not a decimal number")
     value = Decimal(body)
     if value == 0:
         return "0"
