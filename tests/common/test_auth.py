@@ -341,3 +341,28 @@ def test_issuer_refuses_an_unknown_kind_or_an_empty_name(tmp_path):
         issuer.mint("root", "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         issuer.mint("operator", "")
+
+
+# ---- the operator's commands ----------------------------------------------------------------------
+
+
+def test_the_credentials_command_mints_a_builder_credential_services_accept(tmp_path, capsys):
+    from common.credentials import main
+
+    folder = tmp_path / "creds"
+    assert main(["init", str(folder)]) == 0
+    assert main(["mint", str(folder), "builder", "acme", "--days", "30"]) == 0
+    minted = capsys.readouterr().out.strip().splitlines()[-1]
+    verifier = Verifier(TrustStore(folder / "trust.json", check_interval=0))
+    principal = verifier.verify(minted)
+    assert (principal.kind, principal.builder_id) == ("builder", "acme")
+    assert main(["revoke", str(folder), principal.token_id]) == 0
+    with pytest.raises(errors.Unauthenticated):
+        verifier.verify(minted)
+
+
+async def test_the_container_health_probe_answers_without_a_credential(metering_address):
+    from common.healthcheck import probe
+
+    assert await probe("metering", metering_address) is True
+    assert await probe("metering", "127.0.0.1:1", wait_seconds=0.5) is False
