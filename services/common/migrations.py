@@ -52,7 +52,7 @@ def run_env(target_metadata: MetaData | None, default_version_table: str) -> Non
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine = create_async_engine(url, poolclass=pool.NullPool, hide_parameters=True)
         try:
             async with engine.connect() as conn:
                 await conn.run_sync(do_run)
