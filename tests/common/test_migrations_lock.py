@@ -13,7 +13,7 @@ import pytest
 from common.db import libpq_url
 from tests.conftest import REPO
 
-MIGRATE = "import sys; from common.migrations import upgrade_head; upgrade_head(sys.argv[1], sys.argv[2], sys.argv[3])"
+MIGRATE = "import sys; from common.migrations import upgrade_head; upgrade_head(*sys.argv[1:4])"
 
 
 @pytest.mark.parametrize("context", ["metering", "billing", "gateway"])
