@@ -7,6 +7,7 @@ stored as the idempotency reply, so a retry returns exactly the first reply, and
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,13 @@ def _s(value: Decimal | None) -> str | None:
 
 def _t(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def idempotency_scope(rpc: str, builder_id: str) -> str:
+    """The idempotency scope of a mutation: the RPC and the builder, so one builder's request id never
+    answers (or blocks) another builder's request. The builder is hashed because ids run to 128
+    characters and the scope column holds 64; 128 bits of SHA-256 make a collision out of reach."""
+    return f"{rpc}:{hashlib.sha256(builder_id.encode()).hexdigest()[:32]}"
 
 
 def _new_id(prefix: str) -> str:
@@ -363,9 +371,15 @@ class BillingService:
         self.clock = clock
 
     async def _idempotent(
-        self, scope: str, request_id: str, body: Any, work: Callable[[AsyncConnection], Awaitable[dict]]
+        self,
+        rpc: str,
+        builder_id: str,
+        request_id: str,
+        body: Any,
+        work: Callable[[AsyncConnection], Awaitable[dict]],
     ) -> dict[str, Any]:
         _require(request_id, "request_id")
+        scope = idempotency_scope(rpc, builder_id)
         async with self.engine.begin() as conn:
             prior = await claim(conn, store.idempotency_keys, scope, request_id, fingerprint(body))
             if prior is not None:
@@ -399,7 +413,7 @@ class BillingService:
             log.info("billing.customer.created", builder_id=c["builder_id"], customer_id=c["id"])
             return customer_view(row)
 
-        return await self._idempotent("CreateCustomer", request_id, c, work)
+        return await self._idempotent("CreateCustomer", c["builder_id"], request_id, c, work)
 
     async def get_customer(self, builder_id: str, customer_id: str) -> dict[str, Any]:
         _require(builder_id, "builder_id")
@@ -434,7 +448,7 @@ class BillingService:
                 raise AlreadyExists(f"plan {p['key']!r} already exists", field="plan.key")
             return plan_view(row, [])
 
-        return await self._idempotent("CreatePlan", request_id, p, work)
+        return await self._idempotent("CreatePlan", p["builder_id"], request_id, p, work)
 
     async def get_plan(self, builder_id: str, plan_id: str) -> dict[str, Any]:
         _require(builder_id, "builder_id")
@@ -491,7 +505,7 @@ class BillingService:
             return version_view(await self._publish(conn, plan, spec))
 
         body = {"builder_id": builder_id, "plan_id": plan_id, "spec": spec_dict}
-        return await self._idempotent("PublishPlanVersion", request_id, body, work)
+        return await self._idempotent("PublishPlanVersion", builder_id, request_id, body, work)
 
     async def apply_plan_yaml(
         self, request_id: str, builder_id: str, plan_key: str, display_name: str, text: str
@@ -537,7 +551,7 @@ class BillingService:
             }
 
         body = {"builder_id": builder_id, "plan_key": plan_key, "display_name": display_name, "yaml": text}
-        return await self._idempotent("ApplyPlanYaml", request_id, body, work)
+        return await self._idempotent("ApplyPlanYaml", builder_id, request_id, body, work)
 
     async def _version(
         self, conn: AsyncConnection, builder_id: str, plan_id: str, version: int, currency: str
@@ -614,7 +628,7 @@ class BillingService:
             "version": version,
             "start": _t(start),
         }
-        return await self._idempotent("Subscribe", request_id, body, work)
+        return await self._idempotent("Subscribe", builder_id, request_id, body, work)
 
     async def change_plan(
         self, request_id: str, builder_id: str, customer_id: str, plan_id: str, version: int
@@ -652,7 +666,7 @@ class BillingService:
             return subscription_view(sub)
 
         body = {"builder_id": builder_id, "customer_id": customer_id, "plan_id": plan_id, "version": version}
-        return await self._idempotent("ChangePlan", request_id, body, work)
+        return await self._idempotent("ChangePlan", builder_id, request_id, body, work)
 
     async def set_platform_fee(
         self, request_id: str, builder_id: str, percent_of_line: str, percent_of_margin: str
@@ -673,7 +687,7 @@ class BillingService:
             return fee_view(row)
 
         body = {"builder_id": builder_id, "line": percent_of_line, "margin": percent_of_margin}
-        return await self._idempotent("SetPlatformFee", request_id, body, work)
+        return await self._idempotent("SetPlatformFee", builder_id, request_id, body, work)
 
     # ---- pricing ----------------------------------------------------------------------------------
 
@@ -797,7 +811,7 @@ class BillingService:
 
         body = {"builder_id": builder_id, "period_end": _t(period_end)}
         try:
-            return await self._idempotent("ClosePeriod", request_id, body, work)
+            return await self._idempotent("ClosePeriod", builder_id, request_id, body, work)
         except ServiceError:
             raise
 
@@ -1062,7 +1076,7 @@ class BillingService:
             "currency": currency,
             "reference": reference,
         }
-        return await self._idempotent("RecordPayment", request_id, body, work)
+        return await self._idempotent("RecordPayment", builder_id, request_id, body, work)
 
     async def issue_credit_note(
         self, request_id: str, builder_id: str, invoice_id: str, amount: Decimal, currency: str, reason: str
@@ -1125,7 +1139,7 @@ class BillingService:
             "currency": currency,
             "reason": reason,
         }
-        return await self._idempotent("IssueCreditNote", request_id, body, work)
+        return await self._idempotent("IssueCreditNote", builder_id, request_id, body, work)
 
     async def void_invoice(
         self, request_id: str, builder_id: str, invoice_id: str, reason: str
@@ -1169,7 +1183,7 @@ class BillingService:
             return await self._invoice_view(conn, inv)
 
         body = {"builder_id": builder_id, "invoice_id": invoice_id, "reason": reason}
-        return await self._idempotent("VoidInvoice", request_id, body, work)
+        return await self._idempotent("VoidInvoice", builder_id, request_id, body, work)
 
     # ---- wallets and earnings ---------------------------------------------------------------------
 
@@ -1196,7 +1210,7 @@ class BillingService:
             "amount": _s(amount),
             "currency": currency,
         }
-        return await self._idempotent("TopUpWallet", request_id, body, work)
+        return await self._idempotent("TopUpWallet", builder_id, request_id, body, work)
 
     async def _wallet(
         self, conn: AsyncConnection, builder_id: str, customer: dict[str, Any]
