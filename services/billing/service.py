@@ -7,10 +7,11 @@ stored as the idempotency reply, so a retry returns exactly the first reply, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,6 +47,7 @@ from billing.domain import (
 )
 from billing.domain.money import has_at_most_places
 from billing.usage import (
+    PeriodUsage,
     charge_usage,
     meter_needs,
     query_period,
@@ -53,12 +55,12 @@ from billing.usage import (
     usage_from_json,
     usage_to_json,
 )
+from billing.validation import quote
 from common.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    ServiceError,
     Unavailable,
 )
 from common.idempotency import claim, complete, fingerprint
@@ -354,6 +356,21 @@ def _earnings_rows(entries: Any, source_id: str, line_positions: dict[int, int] 
     ]
 
 
+class _StaleCloseInputs(Exception):
+    """The customers to invoice need plan versions the close did not read usage for: read again."""
+
+
+@dataclass(frozen=True)
+class _CloseUsage:
+    """What phase 1 of a close read from metering, and for which plan versions."""
+
+    keys: frozenset[tuple[str, int]]
+    prev_keys: frozenset[tuple[str, int]]
+    cutoff: datetime
+    usage: PeriodUsage
+    prev_usage: PeriodUsage | None
+
+
 class BillingService:
     def __init__(
         self,
@@ -363,8 +380,13 @@ class BillingService:
         settle_timeout_seconds: float = 60.0,
         cutoff_lag_seconds: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        close_concurrency: int = 2,
     ) -> None:
         self.engine = engine
+        # Closes of one builder run one after another in this process, queued without a connection.
+        self._close_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        # At most this many closes hold a database connection at once, whatever the number waiting.
+        self._close_slots = asyncio.Semaphore(close_concurrency)
         self.metering = metering
         self.settle_timeout_seconds = settle_timeout_seconds
         self.cutoff_lag = timedelta(seconds=cutoff_lag_seconds)
@@ -795,7 +817,21 @@ class BillingService:
         return cutoff
 
     async def close_period(self, request_id: str, builder_id: str, period_end: datetime) -> dict[str, Any]:
+        """Close a builder's period in two phases, so that waiting on metering holds no connection.
+
+        1. Without a transaction (short reads only): which plan versions the customers still to
+           invoice are on; then wait for metering's cutoff to settle and read the usage, holding NO
+           database connection (the settle wait lasts seconds; many closes waiting at once must not
+           starve other calls of connections).
+        2. One short transaction: claim the request id, take the builder's advisory lock, re-read who
+           is still to invoice and finalize them with the usage read in phase 1. If a customer on a
+           plan version phase 1 did not read appeared meanwhile, the transaction rolls back and
+           phase 1 runs again.
+        Closes of one builder are also serialized in this process (no connection held while
+        queued), and at most `close_concurrency` closes hold a connection at once.
+        """
         _require(builder_id, "builder_id")
+        _require(request_id, "request_id")
         period = period_containing(period_end - EPSILON)
         if period.end != period_end:
             raise InvalidArgument(
@@ -805,17 +841,91 @@ class BillingService:
             raise FailedPrecondition(
                 f"the period ending {_t(period_end)} has not ended yet", field="period_end_time"
             )
-
-        async def work(conn: AsyncConnection) -> dict:
-            return await self._close(conn, builder_id, period)
-
         body = {"builder_id": builder_id, "period_end": _t(period_end)}
-        try:
-            return await self._idempotent("ClosePeriod", builder_id, request_id, body, work)
-        except ServiceError:
-            raise
+        scope = idempotency_scope("ClosePeriod", builder_id)
+        async with self._builder_close_lock(builder_id):
+            for _ in range(3):
+                async with self._close_slots, self.engine.connect() as conn:
+                    prior = await store.peek_idempotency(conn, scope, request_id)
+                    if prior is not None:
+                        if prior["fingerprint"] != fingerprint(body):
+                            raise AlreadyExists(
+                                f"request_id {quote(request_id)} was already used with a different request",
+                                field="request_id",
+                            )
+                        if prior["reply"] is not None:
+                            return prior["reply"]
+                    inputs = await self._close_inputs(conn, builder_id, period)
+                fetched = await self._read_close_usage(builder_id, period, inputs) if inputs else None
 
-    async def _close(self, conn: AsyncConnection, builder_id: str, period: Any) -> dict[str, Any]:
+                async def work(conn: AsyncConnection, fetched: _CloseUsage | None = fetched) -> dict:
+                    return await self._close(conn, builder_id, period, fetched)
+
+                try:
+                    async with self._close_slots:
+                        return await self._idempotent("ClosePeriod", builder_id, request_id, body, work)
+                except _StaleCloseInputs:
+                    log.info(
+                        "billing.period.close_inputs_changed", builder_id=builder_id, period=period.label
+                    )
+        raise Unavailable("the builder's subscriptions kept changing during the close; retry it")
+
+    @contextlib.asynccontextmanager
+    async def _builder_close_lock(self, builder_id: str) -> AsyncIterator[None]:
+        entry = self._close_locks.setdefault(builder_id, (asyncio.Lock(), [0]))
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if entry[1][0] == 0:
+                self._close_locks.pop(builder_id, None)
+
+    async def _close_inputs(
+        self, conn: AsyncConnection, builder_id: str, period: Any
+    ) -> dict[str, Any] | None:
+        """Phase 1's short reads: the plan versions in force for the customers still to invoice, and
+        those of the previous period's billed usage (for late usage). None when nobody is left."""
+        done = await store.invoiced_customers(conn, builder_id, period.start)
+        todo = [
+            c
+            for c in await store.billable_customers(conn, builder_id, period.end)
+            if c["customer_id"] not in done
+        ]
+        if not todo:
+            return None
+        prev = period_containing(period.start - EPSILON)
+        keys = {self._in_force(c, period.start) for c in todo}
+        billed = await store.billed_usage(conn, builder_id, prev.start)
+        prev_keys = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
+        raw_specs = await store.plan_specs(conn, list(keys | prev_keys))
+        return {"keys": keys, "prev_keys": prev_keys, "specs": raw_specs}
+
+    async def _read_close_usage(self, builder_id: str, period: Any, inputs: dict[str, Any]) -> _CloseUsage:
+        """The settled cutoff and every meter's usage for the close; holds no database connection."""
+        prev = period_containing(period.start - EPSILON)
+        specs = {k: plan_from_dict(v) for k, v in inputs["specs"].items()}
+        needs = meter_needs([specs[k] for k in inputs["keys"]])
+        prev_needs = meter_needs([specs[k] for k in inputs["prev_keys"]])
+        first_meter = next(iter(sorted(needs)), None) or next(iter(sorted(prev_needs)), None)
+        if first_meter is None:
+            cutoff = self.clock()
+        else:
+            cutoff = await self._settled_cutoff(builder_id, first_meter, period.start, period.end)
+        usage, prev_usage = await asyncio.gather(
+            query_period(self.metering, builder_id, needs, period.start, period.end, cutoff),
+            query_period(self.metering, builder_id, prev_needs, prev.start, prev.end, cutoff)
+            if prev_needs
+            else asyncio.sleep(0, None),
+        )
+        return _CloseUsage(
+            frozenset(inputs["keys"]), frozenset(inputs["prev_keys"]), cutoff, usage, prev_usage
+        )
+
+    async def _close(
+        self, conn: AsyncConnection, builder_id: str, period: Any, fetched: _CloseUsage | None
+    ) -> dict[str, Any]:
         started = self.clock()
         await store.lock_builder(conn, builder_id)
         done = await store.invoiced_customers(conn, builder_id, period.start)
@@ -827,7 +937,9 @@ class BillingService:
         cutoff: datetime | None = None
         finalized = 0
         if todo:
-            cutoff, finalized = await self._finalize(conn, builder_id, period, todo)
+            if fetched is None:
+                raise _StaleCloseInputs()
+            cutoff, finalized = await self._finalize(conn, builder_id, period, todo, fetched)
         summary = await store.period_summary(conn, builder_id, period.start)
         if cutoff is None:
             cutoff_row = await store.period_invoices(conn, builder_id, period.start)
@@ -848,29 +960,24 @@ class BillingService:
         }
 
     async def _finalize(
-        self, conn: AsyncConnection, builder_id: str, period: Any, todo: list[dict[str, Any]]
+        self,
+        conn: AsyncConnection,
+        builder_id: str,
+        period: Any,
+        todo: list[dict[str, Any]],
+        fetched: _CloseUsage,
     ) -> tuple[datetime, int]:
         prev = period_containing(period.start - EPSILON)
         in_force = {c["customer_id"]: self._in_force(c, period.start) for c in todo}
         billed = await store.billed_usage(conn, builder_id, prev.start)
         prev_versions = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
+        if not (set(in_force.values()) <= fetched.keys and prev_versions <= fetched.prev_keys):
+            # A subscription or plan change landed between the phases: read again.
+            raise _StaleCloseInputs()
         raw_specs = await store.plan_specs(conn, list(in_force.values()) + list(prev_versions))
         specs = {k: plan_from_dict(v) for k, v in raw_specs.items()}
         fee = await self._fee_rule(conn, builder_id)
-
-        needs = meter_needs([specs[k] for k in set(in_force.values())])
-        prev_needs = meter_needs([specs[k] for k in prev_versions])
-        first_meter = next(iter(sorted(needs)), None) or next(iter(sorted(prev_needs)), None)
-        if first_meter is None:
-            cutoff = self.clock()
-        else:
-            cutoff = await self._settled_cutoff(builder_id, first_meter, period.start, period.end)
-        usage, prev_usage = await asyncio.gather(
-            query_period(self.metering, builder_id, needs, period.start, period.end, cutoff),
-            query_period(self.metering, builder_id, prev_needs, prev.start, prev.end, cutoff)
-            if prev_needs
-            else asyncio.sleep(0, None),
-        )
+        cutoff, usage, prev_usage = fetched.cutoff, fetched.usage, fetched.prev_usage
         todo_ids = [c["customer_id"] for c in todo]
         balances = await store.lock_wallets(conn, builder_id, todo_ids)
         first_number = await store.take_invoice_numbers(conn, builder_id, len(todo))
