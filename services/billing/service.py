@@ -46,6 +46,7 @@ from billing.domain import (
     void_allocation,
 )
 from billing.domain.money import has_at_most_places
+from billing.domain.text import quote
 from billing.usage import (
     PeriodUsage,
     charge_usage,
@@ -55,7 +56,6 @@ from billing.usage import (
     usage_from_json,
     usage_to_json,
 )
-from billing.validation import quote
 from common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -70,6 +70,9 @@ log = structlog.get_logger("billing.service")
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 ZERO = Decimal(0)
+# The most a prepaid wallet may hold (whole units of its currency), far below NUMERIC(38, 9)'s 10^29:
+# a top-up that would pass it is FAILED_PRECONDITION (stated in the proto's TopUpWalletRequest).
+MAX_WALLET_BALANCE = Decimal(10) ** 15
 EPSILON = timedelta(microseconds=1)
 # A customer id no event carries: the cutoff probe asks metering for its clock, not for data.
 PROBE_CUSTOMER = "billing.cutoff-probe"
@@ -93,6 +96,33 @@ def idempotency_scope(rpc: str, builder_id: str) -> str:
     answers (or blocks) another builder's request. The builder is hashed because ids run to 128
     characters and the scope column holds 64; 128 bits of SHA-256 make a collision out of reach."""
     return f"{rpc}:{hashlib.sha256(builder_id.encode()).hexdigest()[:32]}"
+
+
+_MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+_MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+_CURSOR_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+
+
+def _not_our_token() -> InvalidArgument:
+    return InvalidArgument("page_token is not a token this service issued", field="page_token")
+
+
+def _cursor(token: str, shape: dict[str, type]) -> dict[str, Any] | None:
+    """Decode a page token and check it has exactly the keys and types billing writes into it, so a
+    well-formed token billing did not issue is INVALID_ARGUMENT, never a bad query."""
+    cursor = decode_token(token)
+    if cursor is None:
+        return None
+    if set(cursor) != set(shape):
+        raise _not_our_token()
+    for key, kind in shape.items():
+        value = cursor[key]
+        if kind is int:
+            if type(value) is not int or not 0 <= value < 2**63:
+                raise _not_our_token()
+        elif not isinstance(value, str) or not _CURSOR_TEXT.fullmatch(value):
+            raise _not_our_token()
+    return cursor
 
 
 def _new_id(prefix: str) -> str:
@@ -431,7 +461,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             row = await store.insert_customer(conn, c)
             if row is None:
-                raise AlreadyExists(f"customer {c['id']!r} already exists", field="customer.id")
+                raise AlreadyExists(f"customer {quote(c['id'])} already exists", field="customer.id")
             log.info("billing.customer.created", builder_id=c["builder_id"], customer_id=c["id"])
             return customer_view(row)
 
@@ -443,13 +473,13 @@ class BillingService:
         async with self.engine.connect() as conn:
             row = await store.get_customer(conn, builder_id, customer_id)
         if row is None:
-            raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+            raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
         return customer_view(row)
 
     async def list_customers(self, builder_id: str, size: int, token: str) -> tuple[list[dict], str]:
         _require(builder_id, "builder_id")
         limit = page_size(size)
-        cursor = decode_token(token)
+        cursor = _cursor(token, {"id": str})
         async with self.engine.connect() as conn:
             rows = await store.list_customers(conn, builder_id, cursor["id"] if cursor else None, limit + 1)
         more = len(rows) > limit
@@ -467,7 +497,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             row = await store.insert_plan(conn, {**p, "id": _new_id("plan")})
             if row is None:
-                raise AlreadyExists(f"plan {p['key']!r} already exists", field="plan.key")
+                raise AlreadyExists(f"plan {quote(p['key'])} already exists", field="plan.key")
             return plan_view(row, [])
 
         return await self._idempotent("CreatePlan", p["builder_id"], request_id, p, work)
@@ -478,14 +508,14 @@ class BillingService:
         async with self.engine.connect() as conn:
             row = await store.get_plan(conn, builder_id, plan_id)
             if row is None:
-                raise NotFound(f"plan {plan_id!r} not found", field="plan_id")
+                raise NotFound(f"plan {quote(plan_id)} not found", field="plan_id")
             versions = await store.plan_versions_of(conn, [plan_id])
         return plan_view(row, versions[plan_id])
 
     async def list_plans(self, builder_id: str, size: int, token: str) -> tuple[list[dict], str]:
         _require(builder_id, "builder_id")
         limit = page_size(size)
-        cursor = decode_token(token)
+        cursor = _cursor(token, {"key": str})
         async with self.engine.connect() as conn:
             rows = await store.list_plans(conn, builder_id, cursor["key"] if cursor else None, limit + 1)
             more = len(rows) > limit
@@ -519,7 +549,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             plan = await store.get_plan(conn, builder_id, plan_id)
             if plan is None:
-                raise NotFound(f"plan {plan_id!r} not found", field="version.plan_id")
+                raise NotFound(f"plan {quote(plan_id)} not found", field="version.plan_id")
             if spec.currency != plan["currency_code"]:
                 raise InvalidArgument(
                     f"the plan is priced in {plan['currency_code']}", field="version.currency_code"
@@ -536,7 +566,9 @@ class BillingService:
         if not KEY.match(plan_key):
             raise InvalidArgument("plan_key must be 1 to 64 characters of [a-z0-9_.-]", field="plan_key")
         try:
-            spec = parse_plan_yaml(text)
+            # Off the event loop: parsing up to 64 KiB of YAML in pure Python takes milliseconds that
+            # every other call on this process would otherwise wait for.
+            spec = await asyncio.to_thread(parse_plan_yaml, text)
         except InvalidArgument as exc:
             raise InvalidArgument(
                 exc.message, field=f"yaml.{exc.field}" if exc.field and exc.field != "yaml" else "yaml"
@@ -557,7 +589,7 @@ class BillingService:
                 )
                 if plan is None:
                     raise AlreadyExists(
-                        f"plan {plan_key!r} was created concurrently; retry", field="plan_key"
+                        f"plan {quote(plan_key)} was created concurrently; retry", field="plan_key"
                     )
             if spec.currency != plan["currency_code"]:
                 raise InvalidArgument(f"the plan is priced in {plan['currency_code']}", field="yaml.currency")
@@ -580,7 +612,7 @@ class BillingService:
     ) -> dict[str, Any]:
         plan = await store.get_plan(conn, builder_id, plan_id)
         if plan is None:
-            raise NotFound(f"plan {plan_id!r} not found", field="plan_id")
+            raise NotFound(f"plan {quote(plan_id)} not found", field="plan_id")
         if version < 0:
             raise InvalidArgument("plan_version must not be negative", field="plan_version")
         row = await (
@@ -590,8 +622,8 @@ class BillingService:
         )
         if row is None:
             if version == 0:
-                raise FailedPrecondition(f"plan {plan_id!r} has no published version", field="plan_id")
-            raise NotFound(f"plan {plan_id!r} has no version {version}", field="plan_version")
+                raise FailedPrecondition(f"plan {quote(plan_id)} has no published version", field="plan_id")
+            raise NotFound(f"plan {quote(plan_id)} has no version {version}", field="plan_version")
         if plan["currency_code"] != currency:
             raise FailedPrecondition(
                 f"plan is priced in {plan['currency_code']} but the customer pays in {currency}",
@@ -617,7 +649,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             row = await self._version(conn, builder_id, plan_id, version, customer["currency_code"])
             sub = await store.insert_subscription(
                 conn,
@@ -632,7 +664,8 @@ class BillingService:
             )
             if sub is None:
                 raise AlreadyExists(
-                    f"customer {customer_id!r} is already subscribed; use ChangePlan", field="customer_id"
+                    f"customer {quote(customer_id)} is already subscribed; use ChangePlan",
+                    field="customer_id",
                 )
             log.info(
                 "billing.subscription.created",
@@ -662,7 +695,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             sub = await store.get_subscription(conn, builder_id, customer_id, for_update=True)
             if sub is None:
-                raise NotFound(f"customer {customer_id!r} has no subscription", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} has no subscription", field="customer_id")
             customer = await store.get_customer(conn, builder_id, customer_id)
             assert customer is not None
             row = await self._version(conn, builder_id, plan_id, version, customer["currency_code"])
@@ -700,7 +733,7 @@ class BillingService:
                 values[name] = Decimal(raw or "0")
             except ArithmeticError:
                 raise InvalidArgument(
-                    f"{raw!r} is not a decimal number", field=f"platform_fee.{name}"
+                    f"{quote(raw)} is not a decimal number", field=f"platform_fee.{name}"
                 ) from None
         rule = PlatformFeeRule(**values).validate(prefix="platform_fee")
 
@@ -735,10 +768,12 @@ class BillingService:
         async with self.engine.connect() as conn:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             sub = await store.get_subscription(conn, builder_id, customer_id)
             if sub is None:
-                raise FailedPrecondition(f"customer {customer_id!r} has no subscription", field="customer_id")
+                raise FailedPrecondition(
+                    f"customer {quote(customer_id)} has no subscription", field="customer_id"
+                )
             plan_id, version = self._in_force(sub, period.start)
             spec = plan_from_dict((await store.get_plan_version(conn, plan_id, version))["spec"])
             fee = await self._fee_rule(conn, builder_id)
@@ -1064,7 +1099,7 @@ class BillingService:
         _require(invoice_id, "invoice_id", max_len=64)
         inv = await store.get_invoice(conn, builder_id, invoice_id, for_update=for_update)
         if inv is None:
-            raise NotFound(f"invoice {invoice_id!r} not found", field="invoice_id")
+            raise NotFound(f"invoice {quote(invoice_id)} not found", field="invoice_id")
         return inv
 
     async def _invoice_view(self, conn: AsyncConnection, inv: dict[str, Any]) -> dict[str, Any]:
@@ -1080,15 +1115,16 @@ class BillingService:
     ) -> tuple[list[dict], str]:
         _require(builder_id, "builder_id")
         limit = page_size(size)
-        cursor = decode_token(token)
+        cursor = _cursor(token, {"p": str, "n": int})
         after = None
         if cursor:
             try:
-                after = (datetime.fromisoformat(cursor["p"]), int(cursor["n"]))
-            except (KeyError, ValueError, TypeError):
-                raise InvalidArgument(
-                    "page_token is not a token this service issued", field="page_token"
-                ) from None
+                start = datetime.fromisoformat(cursor["p"])
+            except ValueError:
+                raise _not_our_token() from None
+            if start.tzinfo is None or not _MIN_TIME <= start < _MAX_TIME:
+                raise _not_our_token()
+            after = (start, cursor["n"])
         async with self.engine.connect() as conn:
             rows = await store.list_invoices(conn, builder_id, customer_id or None, status, after, limit + 1)
             more = len(rows) > limit
@@ -1141,7 +1177,7 @@ class BillingService:
             if prior is not None:
                 if prior["invoice_id"] != invoice_id or prior["amount"] != amount:
                     raise AlreadyExists(
-                        f"external_reference {reference!r} was recorded for another payment",
+                        f"external_reference {quote(reference)} was recorded for another payment",
                         field="external_reference",
                     )
                 return {
@@ -1151,7 +1187,7 @@ class BillingService:
             _money_amount(amount, currency, inv["currency_code"], "amount")
             if inv["status"] == "void":
                 raise FailedPrecondition(
-                    f"invoice {invoice_id!r} is void; nothing can be paid", field="invoice_id"
+                    f"invoice {quote(invoice_id)} is void; nothing can be paid", field="invoice_id"
                 )
             due = amount_due(inv)
             if amount > due:
@@ -1194,7 +1230,7 @@ class BillingService:
             inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
             _money_amount(amount, currency, inv["currency_code"], "amount")
             if inv["status"] == "void":
-                raise FailedPrecondition(f"invoice {invoice_id!r} is void", field="invoice_id")
+                raise FailedPrecondition(f"invoice {quote(invoice_id)} is void", field="invoice_id")
             line_rows = (await store.lines_of(conn, [invoice_id]))[invoice_id]
             lines = [_stored_line(r) for r in line_rows]
             credited = await self._credited_splits(conn, invoice_id, len(lines))
@@ -1256,11 +1292,11 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
             if inv["status"] == "void":
-                raise FailedPrecondition(f"invoice {invoice_id!r} is already void", field="invoice_id")
+                raise FailedPrecondition(f"invoice {quote(invoice_id)} is already void", field="invoice_id")
             remaining = inv["total"] - inv["credited"]
             if inv["amount_paid"] > 0 and remaining > 0:
                 raise FailedPrecondition(
-                    f"invoice {invoice_id!r} has payments; issue a credit note for the remaining "
+                    f"invoice {quote(invoice_id)} has payments; issue a credit note for the remaining "
                     f"{_s(remaining)} {inv['currency_code']} before voiding it",
                     field="invoice_id",
                 )
@@ -1303,9 +1339,16 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             _money_amount(amount, currency, customer["currency_code"], "amount")
-            await store.add_to_wallet(conn, _new_id("wtx"), builder_id, customer_id, amount, None)
+            balance = await store.add_to_wallet(conn, _new_id("wtx"), builder_id, customer_id, amount, None)
+            if balance > MAX_WALLET_BALANCE:
+                # Raised inside the transaction: the top-up and its wallet row roll back together.
+                raise FailedPrecondition(
+                    f"the top-up would take the wallet to {_s(balance)}, above the maximum balance of "
+                    f"{MAX_WALLET_BALANCE:,}",
+                    field="amount",
+                )
             log.info(
                 "billing.wallet.topped_up", builder_id=builder_id, customer_id=customer_id, amount=_s(amount)
             )
@@ -1345,20 +1388,13 @@ class BillingService:
         async with self.engine.connect() as conn:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             return await self._wallet(conn, builder_id, customer)
 
     async def list_earnings(self, builder_id: str, size: int, token: str) -> tuple[list[dict], str]:
         limit = page_size(size)
-        cursor = decode_token(token)
-        after = 0
-        if cursor:
-            try:
-                after = int(cursor["s"])
-            except (KeyError, ValueError, TypeError):
-                raise InvalidArgument(
-                    "page_token is not a token this service issued", field="page_token"
-                ) from None
+        cursor = _cursor(token, {"s": int})
+        after = cursor["s"] if cursor else 0
         async with self.engine.connect() as conn:
             rows = await store.list_earnings(conn, builder_id or None, after, limit)
         last = rows[-1]["sequence"] if rows else after

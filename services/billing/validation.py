@@ -32,6 +32,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from billing.domain.text import quote
 from common.errors import InvalidArgument
 from tollgate.billing.v1 import billing_pb2 as pb
 
@@ -44,18 +45,9 @@ MAX_TIME_SECONDS = 4_102_444_800  # 2100-01-01T00:00:00Z, exclusive
 MAX_AMOUNT_UNITS = 10**15
 MAX_PLAN_YAML_CHARS = 64 * 1024
 MAX_PAGE_TOKEN_CHARS = 512
-MAX_QUOTE_CHARS = 40
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_SPACING = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def quote(value: object, limit: int = MAX_QUOTE_CHARS) -> str:
-    """A caller's value for an error message: repr'd, and cut to `limit` characters with an ellipsis."""
-    text = str(value)
-    if len(text) > limit:
-        return repr(text[:limit]) + "..."
-    return repr(text)
 
 
 # ---- rule kinds ---------------------------------------------------------------------------------------
