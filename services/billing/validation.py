@@ -62,6 +62,7 @@ class Text:
     pattern: re.Pattern[str] | None = None
     shape: str = ""  # how the pattern reads in an error
     free_text: bool = False  # tab, newline and return allowed
+    echo: bool = True  # quote the (truncated) value in the error
 
     def check(self, value: str, path: str) -> None:
         if not value:
@@ -75,7 +76,8 @@ class Text:
         if len(value) > self.max_len:
             raise InvalidArgument(f"{path} must be at most {self.max_len} characters", field=path)
         if self.pattern is not None and not self.pattern.fullmatch(value):
-            raise InvalidArgument(f"{path} must be {self.shape}; got {quote(value)}", field=path)
+            got = f"; got {quote(value)}" if self.echo else ""
+            raise InvalidArgument(f"{path} must be {self.shape}{got}", field=path)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,12 @@ DECIMAL = Text(
     40, pattern=re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)"), shape="a plain decimal number such as 12.50"
 )
 BUCKET = Text(64)
-PAGE_TOKEN = Text(MAX_PAGE_TOKEN_CHARS, pattern=re.compile(r"[A-Za-z0-9_-]+"), shape="a page token")
+PAGE_TOKEN = Text(
+    MAX_PAGE_TOKEN_CHARS,
+    pattern=re.compile(r"[A-Za-z0-9_-]+"),
+    shape="a token this service issued",
+    echo=False,
+)
 PAGE_SIZE = Int(0, 1000)
 PLAN_VERSION = Int(0, 2**31 - 1)
 YAML = Text(MAX_PLAN_YAML_CHARS, required=True, free_text=True)
