@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from common.auth import Access
 from common.money import format_decimal, to_timestamp
 from common.paging import encode_token
 from metering import edge
@@ -40,6 +41,20 @@ def _meter_to_pb(meter: Meter) -> pb.Meter:
     if meter.archive_time is not None:
         message.archive_time.CopyFrom(to_timestamp(meter.archive_time))
     return message
+
+
+# Who may call what (common/auth.py): operators everything; a builder its own usage and meters; the
+# gateway delivers usage events, billing and payouts read usage.
+_READERS = ("billing", "payouts")
+ACCESS = {
+    "IngestEvents": Access.for_builder("events[].builder_id", services=("gateway",)),
+    "CreateMeter": Access.for_builder("meter.builder_id"),
+    "GetMeter": Access.for_builder("builder_id", services=_READERS),
+    "ListMeters": Access.for_builder("builder_id", services=_READERS),
+    "ArchiveMeter": Access.for_builder("builder_id"),
+    "QueryUsage": Access.for_builder("builder_id", services=_READERS),
+    "ListEvents": Access.for_builder("builder_id", services=_READERS),
+}
 
 
 class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):

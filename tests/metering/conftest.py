@@ -17,6 +17,7 @@ if _HERE not in sys.path:
 
 from metering_kit import migrated_metering_database, server_settings  # noqa: E402
 
+from tests.conftest import auth_channel  # noqa: E402
 from tollgate.metering.v1 import metering_pb2_grpc  # noqa: E402
 
 
@@ -34,7 +35,7 @@ async def metering_address(make_database) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def channel(metering_address: str) -> AsyncIterator[grpc.aio.Channel]:
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-    async with grpc.aio.insecure_channel(metering_address, options=options) as ch:
+    async with auth_channel(metering_address, options=options) as ch:
         yield ch
 
 

@@ -255,13 +255,16 @@ TEST_MAX_EVENT_AGE_DAYS = 36_600
 
 
 def server_settings(database_url: str, **overrides):
-    """Settings for a test server on a free loopback port with the tests' retention window."""
+    """Settings for a test server on a free loopback port, with the tests' credentials and retention
+    window."""
     from metering.config import Settings
+    from tests.conftest import security
 
     values = {
         "database_url": database_url,
         "grpc_address": "127.0.0.1:0",
         "metrics_port": None,
+        "security": security("metering"),
         "max_event_age_days": TEST_MAX_EVENT_AGE_DAYS,
         **overrides,
     }

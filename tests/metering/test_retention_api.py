@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import grpc
 import pytest
 from metering_kit import (
     ACCEPTED,
@@ -28,6 +27,7 @@ from metering_kit import (
 
 from metering.app import start
 from metering.config import Settings
+from tests.conftest import auth_channel, security
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -35,8 +35,12 @@ from tollgate.metering.v1 import metering_pb2_grpc
 @pytest.fixture(scope="module")
 async def stub(make_database) -> AsyncIterator[metering_pb2_grpc.MeteringServiceStub]:
     url = await migrated_metering_database(make_database)
-    running = await start(Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    running = await start(
+        Settings(
+            database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, security=security("metering")
+        )
+    )
+    async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         yield metering_pb2_grpc.MeteringServiceStub(ch)
     await running.stop(0)
 
