@@ -180,8 +180,11 @@ class MeteringService:
                 except PartitionMissing:
                     # A partition was dropped or detached behind our cache: recreate and retry;
                     # the failed transaction rolled back, registry rows included.
+                    log.warning("metering.partition.missing", attempt=attempt + 1)
                     if attempt == 2:
-                        raise
+                        raise Unavailable(
+                            "a month's storage is being changed; retry the same batch", field="events"
+                        ) from None
                     self.store.forget_partitions()
                     await self.store.ensure_partitions(months)
 

@@ -229,7 +229,9 @@ class IngestTx:
             )
         except asyncpg.CheckViolationError as exc:
             if "no partition" in str(exc):
-                raise PartitionMissing(str(exc)) from exc
+                # Neither the text nor the chained error: its detail quotes the row's occurred_time,
+                # and whatever logs this exception must not log a caller's values.
+                raise PartitionMissing(f"no partition for a row (SQLSTATE {exc.sqlstate})") from None
             raise
         if not unclaimed:
             return {}
@@ -491,9 +493,14 @@ class MeteringStore:
                     log.info("metering.partition.analyzed", partition=name)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # Statistics are an optimisation: a failure costs plan quality, never data.
-            log.warning("metering.partition.analyze_failed", exc_info=True)
+            # By type and SQLSTATE only: a database error's text can quote values.
+            log.warning(
+                "metering.partition.analyze_failed",
+                error_type=type(exc).__name__,
+                sqlstate=getattr(exc, "sqlstate", None),
+            )
 
     async def close(self) -> None:
         if self._analyze_task is not None and not self._analyze_task.done():
@@ -525,7 +532,9 @@ class MeteringStore:
                 # A statement or an idle gap hit its bound (the server then cancels the statement
                 # or ends the session), or the connection was lost. Before COMMIT nothing is
                 # stored; during it the outcome is unknown. Either way a retry is safe.
-                raise IngestTimedOut(str(exc)) from exc
+                raise IngestTimedOut(
+                    f"{type(exc).__name__} (SQLSTATE {getattr(exc, 'sqlstate', None)})"
+                ) from None
 
     # ---- events: read -----------------------------------------------------------------
 
