@@ -50,20 +50,28 @@ _NOT_ISSUED = "page_token is not a token this service issued"
 
 
 def _text(
-    value: str, field: str, *, max_length: int, required: bool = False, pattern: re.Pattern[str] | None = None
+    value: str,
+    field: str,
+    *,
+    max_length: int,
+    required: bool = False,
+    pattern: re.Pattern[str] | None = None,
+    label: str | None = None,
 ) -> None:
+    """One string field; `label` names it in the message when it differs from the path (map keys)."""
+    name = label or field
     if not value:
         if required:
-            raise InvalidArgument(f"{field} is required", field=field)
+            raise InvalidArgument(f"{name} is required", field=field)
         return
     if "\x00" in value:
-        raise InvalidArgument(f"{field} contains a NUL character", field=field)
+        raise InvalidArgument(f"{name} contains a NUL character", field=field)
     if len(value) > max_length:
-        raise InvalidArgument(f"{field} is longer than {max_length} characters", field=field)
+        raise InvalidArgument(f"{name} is longer than {max_length} characters", field=field)
     if pattern is not None and pattern.fullmatch(value) is None:
         alphabet = pattern.pattern.split("{")[0]
         raise InvalidArgument(
-            f"{field} {quoted(value)} must be 1 to {max_length} characters of {alphabet}", field=field
+            f"{name} {quoted(value)} must be 1 to {max_length} characters of {alphabet}", field=field
         )
 
 
@@ -75,7 +83,7 @@ def _count(items: Any, field: str, maximum: int) -> None:
 def _string_map(items: Any, field: str, *, max_entries: int, key_length: int, value_length: int) -> None:
     _count(items, field, max_entries)
     for key, value in items.items():
-        _text(key, f"{field} key", max_length=key_length, required=True)
+        _text(key, field, max_length=key_length, required=True, label=f"a {field} key")
         _text(value, f"{field}[{quoted(key)}]", max_length=value_length)
 
 
