@@ -223,12 +223,6 @@ async def test_user_input_quoted_in_an_error_is_cut_to_64_characters(stub):
     assert len(result.reason) < 200 and "100000 characters" in result.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpc answers UNKNOWN when the generated request deserializer raises DecodeError, before any "
-    "interceptor or handler runs; the fix belongs in common/server.py (a deserializer that catches "
-    "DecodeError, and the interceptor answering INVALID_ARGUMENT), reported to the lead",
-)
 @pytest.mark.parametrize("body", [b"\x0a\x03\xff\xfe\xfd", b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f"])
 async def test_bytes_that_are_not_a_valid_request_are_invalid_argument(channel, body):
     # Invalid UTF-8 in a string field, and wire data that is not protobuf at all.
