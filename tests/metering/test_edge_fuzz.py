@@ -8,7 +8,8 @@ touching this file: strings from NUL characters, unicode, newlines after valid k
 far beyond year 9999 with negative and oversized nanos; repeated fields and maps up to thousands of
 entries; page tokens that are base64 JSON the service never issued (wrong types, huge numbers,
 naive or overflowing times). Valid-looking values are mixed in so that requests get past the first
-check and reach the database.
+check and reach the database. A second property sends raw bytes (not protobuf, strings that are not
+UTF-8) to every RPC.
 """
 
 from __future__ import annotations
@@ -368,6 +369,28 @@ async def test_no_request_to_any_rpc_gives_internal_or_unknown_and_the_server_st
                 assert len(r.reason) <= MAX_DETAILS, r.reason[:100]
                 if r.outcome == pb.INGEST_OUTCOME_INVALID:
                     assert r.field and r.reason, r
+    health = health_pb2_grpc.HealthStub(channel)
+    answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(list(SERVICE.methods)),
+    body=st.one_of(
+        st.binary(max_size=200),
+        # A valid-looking field header followed by bytes that are not UTF-8 or run past the end.
+        st.tuples(
+            st.sampled_from([b"\x0a", b"\x12", b"\x1a", b"\x22"]), st.binary(min_size=1, max_size=50)
+        ).map(lambda t: t[0] + bytes([len(t[1])]) + t[1]),
+    ),
+)
+async def test_raw_bytes_to_any_rpc_never_give_internal_or_unknown(channel, method, body):
+    raw = channel.unary_unary(f"/{SERVICE.full_name}/{method.name}")
+    try:
+        await raw(body, timeout=30)
+    except grpc.aio.AioRpcError as error:
+        assert error.code() not in FORBIDDEN, (method.name, body, error.code(), error.details())
     health = health_pb2_grpc.HealthStub(channel)
     answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
