@@ -83,7 +83,7 @@ async def test_a_batch_needing_six_new_months_stores_the_newest_four_and_the_res
     this_month = month_start(now())
     # Months 2 to 7 before this one: nothing in this module's database has opened them.
     old_months = [add_months(this_month, -k) + timedelta(days=9) for k in range(2, 8)]
-    events = [event("current", builder=b, at=now() - timedelta(minutes=1))] + [
+    events = [event("current", builder=b, at=now())] + [
         event(f"m{k}-{n}", builder=b, at=at + timedelta(hours=n))
         for k, at in zip(range(2, 8), old_months, strict=True)
         for n in range(2)
