@@ -1,5 +1,6 @@
 """A server started with non-default settings honours them: the settle period behind cutoff_settled,
-the future tolerance on occurred_time, and the batch size limit."""
+the future tolerance on occurred_time, the batch size limit, the partition cap and the retention
+window."""
 
 from __future__ import annotations
 
@@ -35,7 +36,13 @@ from tollgate.metering.v1 import metering_pb2_grpc
 @pytest.fixture(scope="module")
 async def tuned_stub(make_database) -> AsyncIterator[metering_pb2_grpc.MeteringServiceStub]:
     url = await migrated_metering_database(make_database)
-    settings = server_settings(url, settle_seconds=2.0, future_tolerance_seconds=60, max_batch_size=10)
+    settings = server_settings(
+        url,
+        settle_seconds=2.0,
+        future_tolerance_seconds=60,
+        max_batch_size=10,
+        max_new_partitions_per_batch=1,
+    )
     running = await start(settings)
     async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         yield metering_pb2_grpc.MeteringServiceStub(ch)
@@ -67,6 +74,26 @@ async def test_batch_limit_comes_from_settings(tuned_stub):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await ingest(tuned_stub, [event(f"f{i}", builder=b) for i in range(11)])
     assert_invalid_field(caught.value, "events")
+
+
+async def test_partition_cap_and_retention_window_come_from_settings(tuned_stub):
+    b = new_id()
+    # Two months nobody has written, in one batch: with a cap of 1 only the newer one opens.
+    response = await ingest(
+        tuned_stub,
+        [
+            event("march", builder=b, at=utc(2018, 3, 10)),
+            event("april", builder=b, at=utc(2018, 4, 10)),
+            event("ancient", builder=b, at=utc(1900, 1, 1)),
+        ],
+    )
+    assert [r.outcome for r in response.results] == [INVALID, ACCEPTED, INVALID]
+    assert "more than 1 new monthly partitions" in response.results[0].reason
+    # The tests' servers keep 36,600 days (metering_kit); 1900 is older than that.
+    assert "36600 days in the past" in response.results[2].reason
+    assert (await ingest(tuned_stub, [event("march", builder=b, at=utc(2018, 3, 10))])).results[
+        0
+    ].outcome == ACCEPTED
 
 
 async def test_a_settled_answer_never_changes_when_late_events_arrive(tuned_stub):
