@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 import time
 import traceback
 import uuid
@@ -41,6 +42,7 @@ from sqlalchemy import exc as sqlalchemy_exc
 from common import auth, errors
 from common.logging import configure_logging
 from common.security import ServerTLS
+from common.settings import SettingsError
 
 log = structlog.get_logger("common.server")
 
@@ -191,8 +193,10 @@ class _Guard:
         self, rule: auth.Access | None, request: Any, context: grpc.aio.ServicerContext
     ) -> auth.Principal | None:
         if rule is not None and rule.api_key:
+            _refuse_undecodable(request)
             return None
         principal = self.verifier.verify(auth.bearer(context.invocation_metadata()))
+        _refuse_undecodable(request)  # after the credential: a stranger learns nothing, not even this
         if rule is not None:  # None: reflection, open to any authenticated caller
             auth.authorize(principal, rule, request)
         return principal
@@ -254,7 +258,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
-                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     return await inner_uu(request, context)
                 except asyncio.CancelledError:
@@ -276,7 +279,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
-                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     async for item in inner_us(request, context):
                         yield item
@@ -435,4 +437,8 @@ def quiet_gc(young_threshold: int) -> None:
 def run(service: str, log_level: str, main: Callable[[], Awaitable[None]]) -> None:
     """The body of `python -m <service>`: structured logs, then `main()` on uvloop."""
     configure_logging(service, log_level)
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except SettingsError as exc:  # a setting that cannot work: one line, not a traceback
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
