@@ -11,7 +11,7 @@ import structlog
 from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
 from common.server import RunningServer, start_server
-from metering.api import MeteringServicer
+from metering.api import ACCESS, MeteringServicer
 from metering.config import Settings
 from metering.service import MeteringService
 from metering.store import MeteringStore
@@ -24,6 +24,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 async def start(settings: Settings) -> RunningServer:
     """Start metering; health turns SERVING only after migrations have run."""
+    # Credentials first: a service that may not start should say so before it touches its database.
+    verifier = settings.security.verifier(settings.grpc_address)
     url = await resolve_database_url(settings.database_url, settings.data_dir, "metering")
     await upgrade_head_async(MIGRATIONS, url, "alembic_version_metering")
     engine = create_engine(url, pool_size=settings.pool_size, max_overflow=settings.pool_size)
@@ -46,7 +48,12 @@ async def start(settings: Settings) -> RunningServer:
         return [metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name]
 
     running = await start_server(
-        address=settings.grpc_address, register=register, metrics_port=settings.metrics_port
+        address=settings.grpc_address,
+        register=register,
+        verifier=verifier,
+        access={metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name: ACCESS},
+        tls=settings.security.server_tls(),
+        metrics_port=settings.metrics_port,
     )
     running.on_stop(store.close)
     await running.set_serving()

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import grpc
 import pytest
 from billing_kit import at, create_meters, dec, event, ingest, rid, ts
 
 from common.db import libpq_url
 from common.migrations import upgrade_head_async
+from tests.conftest import auth_channel, security
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.billing.v1 import billing_pb2_grpc
 
@@ -60,6 +60,7 @@ async def slow_stack(make_database) -> AsyncIterator[tuple[billing_pb2_grpc.Bill
             grpc_address="127.0.0.1:0",
             metrics_port=None,
             settle_seconds=SETTLE_SECONDS,
+            security=security("metering"),
         )
     )
     url = await make_database("billing")
@@ -72,11 +73,12 @@ async def slow_stack(make_database) -> AsyncIterator[tuple[billing_pb2_grpc.Bill
             metering_address=f"127.0.0.1:{metering.port}",
             metering_retry_seconds=30,
             pool_size=2,
+            security=security("billing"),
         )
     )
     async with (
-        grpc.aio.insecure_channel(f"127.0.0.1:{billing.port}") as bch,
-        grpc.aio.insecure_channel(f"127.0.0.1:{metering.port}") as mch,
+        auth_channel(f"127.0.0.1:{billing.port}") as bch,
+        auth_channel(f"127.0.0.1:{metering.port}") as mch,
     ):
         yield billing_pb2_grpc.BillingServiceStub(bch), metering_pb2_grpc.MeteringServiceStub(mch), url
     await billing.stop(0)
