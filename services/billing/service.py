@@ -522,7 +522,7 @@ class BillingService:
 
     async def create_plan(self, request_id: str, p: dict[str, Any]) -> dict[str, Any]:
         _require(p["builder_id"], "plan.builder_id")
-        if not KEY.match(p["key"]):
+        if not KEY.fullmatch(p["key"]):
             raise InvalidArgument("plan.key must be 1 to 64 characters of [a-z0-9_.-]", field="plan.key")
         minor_units(p["currency_code"], field="plan.currency_code")
 
@@ -595,7 +595,7 @@ class BillingService:
         self, request_id: str, builder_id: str, plan_key: str, display_name: str, text: str
     ) -> dict[str, Any]:
         _require(builder_id, "builder_id")
-        if not KEY.match(plan_key):
+        if not KEY.fullmatch(plan_key):
             raise InvalidArgument("plan_key must be 1 to 64 characters of [a-z0-9_.-]", field="plan_key")
         try:
             # Off the event loop: parsing up to 64 KiB of YAML in pure Python takes milliseconds that

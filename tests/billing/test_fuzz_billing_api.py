@@ -292,7 +292,8 @@ async def _invariants(database_url: str) -> None:
         await conn.close()
 
 
-@pytest.mark.parametrize("rpc", [m.name for m in SERVICE.methods])
+# VoidInvoice last: once it voids the seeded invoice, credits and payments can only be refused.
+@pytest.mark.parametrize("rpc", sorted((m.name for m in SERVICE.methods), key=lambda n: n == "VoidInvoice"))
 async def test_strange_requests_never_get_internal_and_leave_nothing_half_written(stack, seeded, rpc) -> None:
     method = SERVICE.methods_by_name[rpc]
     request_class = getattr(bpb, method.input_type.name)
