@@ -274,7 +274,8 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PreviewInvoice(self, request, context):
-        """PreviewInvoice prices a customer's current period from live usage; nothing is stored.
+        """PreviewInvoice prices a customer's current period from live usage; nothing is stored. A draft
+        beyond 10^18 on a line or in total is FAILED_PRECONDITION, as for ClosePeriod.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,7 +285,9 @@ class BillingServiceServicer:
         """ClosePeriod finalizes the invoice of every customer of a builder whose period ends at
         period_end_time. Idempotent by request_id and by (customer, period): concurrent or repeated closes
         yield exactly one invoice per customer and period. Fails UNAVAILABLE, finalizing nothing, when
-        metering cannot be reached.
+        metering cannot be reached, and FAILED_PRECONDITION naming the customer, finalizing nothing, when
+        an invoice would carry 10^18 or more on a line or in total (or 10^28 units of usage). Waiting for
+        metering's cutoff holds no database connection: concurrent closes never starve other calls.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
