@@ -61,8 +61,10 @@ def validate_tags(tags: dict[str, str], field_name: str) -> dict[str, str]:
         raise InvalidArgument(f"{field_name} has more than {MAX_TAGS} tags", field=field_name)
     for k, v in tags.items():
         if not _TAG_KEY.fullmatch(k):
+            shown = k[:64]  # the caller's text, quoted in the error: bounded
             raise InvalidArgument(
-                f"{field_name} key {k!r} must be 1 to 64 characters of [a-z0-9_.-]", field=f"{field_name}.{k}"
+                f"{field_name} key {shown!r} must be 1 to 64 characters of [a-z0-9_.-]",
+                field=f"{field_name}.{shown}",
             )
         if not isinstance(v, str):
             raise InvalidArgument(f"{field_name}.{k} must be a string", field=f"{field_name}.{k}")
