@@ -19,6 +19,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from common import errors
 from gateway.domain import chat as chat_rules
+from gateway.domain import limits
 from gateway.domain.chat import BusinessUnits, ChatInput
 from gateway.domain.routing import ProviderPreferences
 from gateway.service import (
@@ -184,8 +185,10 @@ def decode_chat(body: Any, headers: Any) -> ChatInput:
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise errors.InvalidArgument("tags must be an object of strings", field="tags")
     metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise errors.InvalidArgument("metadata must be an object", field="metadata")
+    if not isinstance(metadata, dict) or len(metadata) > limits.MAX_METADATA_ENTRIES:
+        raise errors.InvalidArgument(
+            f"metadata must be an object of at most {limits.MAX_METADATA_ENTRIES} entries", field="metadata"
+        )
     stream_options = body.get("stream_options") or {}
     route = body.get("route") or ""
     chat = ChatInput(

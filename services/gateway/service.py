@@ -21,11 +21,11 @@ import structlog
 
 from common import errors
 from common.idempotency import builder_scope, claim, complete, fingerprint
-from common.paging import decode_token, encode_token, page_size
+from common.paging import encode_token, page_size
 from gateway.clients import Entitlements
 from gateway.config import Settings
 from gateway.domain import chat as chat_rules
-from gateway.domain import routing
+from gateway.domain import limits, routing
 from gateway.domain.catalog import Model, Provider, Route, resolve_routes, validate_model, validate_provider
 from gateway.domain.chat import ChatInput
 from gateway.domain.health import BreakerPolicy, RouteHealth
@@ -453,7 +453,7 @@ class ChatService:
             routes = self.catalog.routes.get(name)
             if routes is None:
                 field = "model" if i == 0 else "models"
-                raise errors.NotFound(f"model {name!r} is not in the catalog", field=field)
+                raise errors.NotFound(f"model {limits.shown(name)!r} is not in the catalog", field=field)
             model_routes.append(routes)
         self.limiter.admit(key)
         est_in = estimate_tokens(chat_rules.prompt_chars(chat.messages))
@@ -736,8 +736,7 @@ def model_from_reply(d: dict[str, Any]) -> tuple[Model, datetime]:
 
 
 def _require_request_id(request_id: str) -> None:
-    if not request_id or len(request_id) > 128:
-        raise errors.InvalidArgument("request_id is required (at most 128 characters)", field="request_id")
+    limits.check_request_id(request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -871,15 +870,7 @@ class AdminService:
         self, builder_id: str, customer_id: str, include_revoked: bool, size: int, token: str
     ) -> tuple[list[ApiKey], str]:
         n = page_size(size)
-        cursor = decode_token(token)
-        after = None
-        if cursor is not None:
-            try:
-                after = (datetime.fromisoformat(cursor["t"]), str(cursor["id"]))
-            except (KeyError, ValueError, TypeError):
-                raise errors.InvalidArgument(
-                    "page_token is not a token this service issued", field="page_token"
-                ) from None
+        after = limits.key_cursor(token)
         rows = await self.store.list_keys(builder_id, customer_id, include_revoked, n + 1, after)
         nxt = ""
         if len(rows) > n:
@@ -931,8 +922,7 @@ class AdminService:
 
     def list_models(self, size: int, token: str) -> tuple[list[tuple[Model, datetime | None]], str]:
         n = page_size(size)
-        cursor = decode_token(token)
-        after = str(cursor.get("name", "")) if cursor else ""
+        after = limits.name_cursor(token, "name")
         names = [name for name in sorted(self.catalog.models) if name > after]
         page = names[:n]
         nxt = encode_token({"name": page[-1]}) if len(names) > n else ""
@@ -940,7 +930,7 @@ class AdminService:
 
     def route_health(self, model: str) -> list[RouteHealthView]:
         if model and model not in self.catalog.models:
-            raise errors.NotFound(f"model {model!r} is not in the catalog", field="model")
+            raise errors.NotFound(f"model {limits.shown(model)!r} is not in the catalog", field="model")
         now = time.monotonic()
         out = []
         for name in sorted(self.catalog.models):

@@ -175,6 +175,8 @@ def validate_provider(p: Provider, allowed_hosts: tuple[str, ...] = (), prefix: 
 def parse_price(text: str, field: str) -> Decimal:
     if text is None or str(text).strip() == "":
         raise InvalidArgument(f"{field} is required", field=field)
+    if len(str(text)) > 64:
+        raise InvalidArgument(f"{field} is longer than 64 characters", field=field)
     try:
         return parse_decimal(str(text), allow_negative=False, max_places=9)
     except DecimalFormatError as exc:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import InvalidArgument
-from gateway.domain import recording
+from gateway.domain import limits, recording
 from gateway.domain.keys import validate_tags
 from gateway.domain.routing import CHEAPEST, FIXED, LATENCY, NO_PREFERENCES, ProviderPreferences
 
@@ -132,6 +132,16 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
         raise InvalidArgument("model is required", field="model")
     if len(c.models) > 8:
         raise InvalidArgument("at most 7 fallback models", field="models")
+    for i, name in enumerate(c.models):
+        field_name = "model" if i == 0 else f"models[{i - 1}]"
+        limits.check_text(name, field_name, limits.MAX_MODEL_NAME_LENGTH)
+    for name, values in (("order", c.prefs.order), ("only", c.prefs.only), ("ignore", c.prefs.ignore)):
+        limits.check_names(
+            values,
+            f"provider_preferences.{name}",
+            limits.MAX_PREFERENCE_ITEMS,
+            limits.MAX_PROVIDER_NAME_LENGTH,
+        )
     if not isinstance(c.messages, list) or not c.messages:
         raise InvalidArgument("messages must have at least one message", field="messages")
     for i, m in enumerate(c.messages):
@@ -160,6 +170,17 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
         or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
     ):
         raise InvalidArgument("stop must be a string or up to 4 strings", field="stop")
+    if stop is not None:
+        for s in [stop] if isinstance(stop, str) else stop:
+            if len(s) > limits.MAX_STOP_LENGTH:
+                raise InvalidArgument(
+                    f"a stop sequence is longer than {limits.MAX_STOP_LENGTH} characters", field="stop"
+                )
+    user = p.get("user")
+    if user is not None and (not isinstance(user, str) or len(user) > limits.MAX_USER_LENGTH):
+        raise InvalidArgument(
+            f"user must be a string of at most {limits.MAX_USER_LENGTH} characters", field="user"
+        )
     if c.strategy and c.strategy not in STRATEGIES:
         raise InvalidArgument("routing strategy must be cheapest, latency or fixed", field="routing_strategy")
     u = c.units
