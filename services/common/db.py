@@ -47,6 +47,9 @@ def create_engine(
         max_overflow=max_overflow,
         pool_pre_ping=True,
         echo=echo,
+        # A database error's text must never quote the statement's parameters (user input, secrets'
+        # hashes) into logs or INTERNAL details: SQLAlchemy otherwise appends them to the message.
+        hide_parameters=True,
         # asyncpg's statement cache is per connection and safe here: the schema only changes through
         # migrations, which run before the pool opens.
         connect_args={"server_settings": {"application_name": "tollgate"}},

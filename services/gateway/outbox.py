@@ -21,6 +21,7 @@ import time
 import uuid
 
 import asyncpg
+import grpc
 import structlog
 from prometheus_client import Counter, Gauge
 
@@ -130,7 +131,7 @@ class OutboxWriter:
                 log.warning("gateway.outbox.commit_failed", attempt=attempt + 1, error=type(exc).__name__)
                 await _close(state)
                 if attempt == 5:
-                    raise OutboxUnavailable(str(exc)) from exc
+                    raise OutboxUnavailable(type(exc).__name__) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -277,7 +278,8 @@ class Relay:
                         failures=failures,
                         retry_in_seconds=round(delay, 3),
                         error=type(exc).__name__,
-                        detail=str(exc)[:200],
+                        # metering's status text; never a database error's text, which can quote rows
+                        detail=exc.details()[:200] if isinstance(exc, grpc.aio.AioRpcError) else "",
                     )
                 await asyncio.sleep(delay)
                 continue

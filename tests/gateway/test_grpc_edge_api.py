@@ -253,3 +253,15 @@ async def test_a_page_token_the_gateway_did_not_issue_is_invalid_argument(stack,
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_token" in err.value.details()
+
+
+async def test_a_database_error_never_quotes_the_statements_parameters(stack):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    marker = "PARAM-" + uuid.uuid4().hex
+    with pytest.raises(DBAPIError) as err:
+        async with stack.running.store.engine.connect() as conn:
+            await conn.execute(text("SELECT CAST(:v AS text), 1 / 0"), {"v": marker})
+    assert "division by zero" in str(err.value)
+    assert marker not in str(err.value)  # what a log line or an INTERNAL detail would carry
