@@ -133,9 +133,18 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
     if len(c.models) > 8:
         raise InvalidArgument("at most 7 fallback models", field="models")
     for i, name in enumerate(c.models):
-        field_name = "model" if i == 0 else f"models[{i - 1}]"
-        limits.check_text(name, field_name, limits.MAX_MODEL_NAME_LENGTH)
-    for name, values in (("order", c.prefs.order), ("only", c.prefs.only), ("ignore", c.prefs.ignore)):
+        if len(name) > limits.MAX_MODEL_NAME_LENGTH or "\x00" in name:
+            limits.check_text(name, "model" if i == 0 else f"models[{i - 1}]", limits.MAX_MODEL_NAME_LENGTH)
+    prefs = c.prefs
+    for name, values in (
+        ()
+        if not (prefs.order or prefs.only or prefs.ignore)
+        else (
+            ("order", prefs.order),
+            ("only", prefs.only),
+            ("ignore", prefs.ignore),
+        )
+    ):
         limits.check_names(
             values,
             f"provider_preferences.{name}",
@@ -184,21 +193,23 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
     if c.strategy and c.strategy not in STRATEGIES:
         raise InvalidArgument("routing strategy must be cheapest, latency or fixed", field="routing_strategy")
     u = c.units
-    problem = recording.ref_problem(u.run_id)
-    if problem:
-        raise InvalidArgument(f"run_id {problem}", field="business_units.run_id")
-    unit_tags = {}
-    for name in recording.UNIT_TAG_KEYS:
-        value = getattr(u, name)
-        if value:
-            reason, _ = recording.tag_problem(name, value)
-            if reason:
-                raise InvalidArgument(f"{name} {reason}", field=f"business_units.{name}")
-            unit_tags[name] = value
-    if not 0 <= u.page_count <= recording.MAX_PAGE_COUNT:
-        raise InvalidArgument(
-            f"page_count must be between 0 and {recording.MAX_PAGE_COUNT}", field="business_units.page_count"
-        )
+    unit_tags: dict[str, str] = {}
+    if u != NO_UNITS:  # most requests declare none: skip the checks
+        problem = recording.ref_problem(u.run_id)
+        if problem:
+            raise InvalidArgument(f"run_id {problem}", field="business_units.run_id")
+        for name in recording.UNIT_TAG_KEYS:
+            value = getattr(u, name)
+            if value:
+                reason, _ = recording.tag_problem(name, value)
+                if reason:
+                    raise InvalidArgument(f"{name} {reason}", field=f"business_units.{name}")
+                unit_tags[name] = value
+        if not 0 <= u.page_count <= recording.MAX_PAGE_COUNT:
+            raise InvalidArgument(
+                f"page_count must be between 0 and {recording.MAX_PAGE_COUNT}",
+                field="business_units.page_count",
+            )
     validate_tags(c.tags, "tags")
     merged = {**key_tags, **c.tags} if c.tags else key_tags
     if recording.event_tag_keys(merged, unit_tags) > recording.MAX_TAGS:
