@@ -97,7 +97,12 @@ WORST_ROUTE = Route(
 
 @SETTINGS
 @given(
-    key_tags=st.dictionaries(st.from_regex(r"[a-z0-9_.-]{1,64}", fullmatch=True), text, max_size=16),
+    # A key's default tags passed CreateApiKey's rules (keys.validate_tags) when it was created.
+    key_tags=st.dictionaries(
+        st.from_regex(r"[a-z0-9_.-]{1,64}", fullmatch=True),
+        st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=256),
+        max_size=16,
+    ),
     request_tags=tags_st,
     run_id=st.one_of(text, st.just("")),
     document_id=st.one_of(text, st.just("")),
