@@ -47,8 +47,7 @@ def create_engine(
         max_overflow=max_overflow,
         pool_pre_ping=True,
         echo=echo,
-        # A database error's text must never quote the statement's parameters (user input, secrets'
-        # hashes) into logs or INTERNAL details: SQLAlchemy otherwise appends them to the message.
+        # Request values (ids, tags, amounts) never reach a log line through a database error's text.
         hide_parameters=True,
         # asyncpg's statement cache is per connection and safe here: the schema only changes through
         # migrations, which run before the pool opens.

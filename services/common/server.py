@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,10 +37,12 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram, start_http_server
+from sqlalchemy import exc as sqlalchemy_exc
 
 from common import auth, errors
 from common.logging import configure_logging
 from common.security import ServerTLS
+from common.settings import SettingsError
 
 log = structlog.get_logger("common.server")
 
@@ -112,6 +116,26 @@ def _request_id(request: Any, metadata: Iterable[tuple[str, Any]] | None) -> str
     return (rid if isinstance(rid, str) else "")[:_MAX_LOGGED_ID] or uuid.uuid4().hex
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlalchemy_exc.DBAPIError) or type(exc).__module__.startswith("asyncpg")
+
+
+def loggable_error(exc: BaseException) -> dict[str, Any]:
+    """What an unexpected error logs. A database error's text can quote the values a caller sent (asyncpg
+    names the offending argument's value), so for those only the type, the SQLSTATE and the stack are
+    logged, never the message; anything else is logged with its traceback."""
+    if not _is_database_error(exc):
+        return {"exc_info": exc}
+    orig = getattr(exc, "orig", None) or exc
+    cause = getattr(orig, "__cause__", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    return {
+        "error_type": f"{type(exc).__module__}.{type(exc).__name__}",
+        "sqlstate": sqlstate,
+        "stack": "".join(traceback.format_tb(exc.__traceback__)),
+    }
+
+
 class _CallScope:
     """Everything the interceptor does around one call, shared by unary and streaming handlers."""
 
@@ -144,7 +168,7 @@ class _CallScope:
             log.info("rpc.rejected", code=code.name, reason=exc.message, field=exc.field)
             await context.abort(code, exc.message, rpc_status.to_status(status).trailing_metadata)
         error_id = uuid.uuid4().hex[:16]
-        log.error("rpc.internal_error", error_id=error_id, exc_info=exc)
+        log.error("rpc.internal_error", error_id=error_id, **loggable_error(exc))
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")
 
     def finish(self, context: grpc.aio.ServicerContext) -> None:
@@ -169,11 +193,44 @@ class _Guard:
         self, rule: auth.Access | None, request: Any, context: grpc.aio.ServicerContext
     ) -> auth.Principal | None:
         if rule is not None and rule.api_key:
+            _refuse_undecodable(request)
             return None
         principal = self.verifier.verify(auth.bearer(context.invocation_metadata()))
+        _refuse_undecodable(request)  # after the credential: a stranger learns nothing, not even this
         if rule is not None:  # None: reflection, open to any authenticated caller
             auth.authorize(principal, rule, request)
         return principal
+
+
+class _Undecodable:
+    """A request body that is not the RPC's message (not protobuf, or a string field that is not UTF-8)."""
+
+    request_id = ""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers UNKNOWN when a deserializer raises, before any interceptor runs; this one hands the
+    failure to the handler wrapper instead, which answers INVALID_ARGUMENT like any other bad input."""
+    if deserialize is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return tolerant
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise errors.InvalidArgument(
+            "the request body is not a valid message of this method (protobuf, strings in UTF-8)"
+        )
 
 
 _HEALTH_PREFIX = "/grpc.health."
@@ -213,7 +270,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
+                unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
@@ -235,7 +292,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
+                unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         return handler
 
@@ -380,4 +437,8 @@ def quiet_gc(young_threshold: int) -> None:
 def run(service: str, log_level: str, main: Callable[[], Awaitable[None]]) -> None:
     """The body of `python -m <service>`: structured logs, then `main()` on uvloop."""
     configure_logging(service, log_level)
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except SettingsError as exc:  # a setting that cannot work: one line, not a traceback
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

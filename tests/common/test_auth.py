@@ -341,3 +341,49 @@ def test_issuer_refuses_an_unknown_kind_or_an_empty_name(tmp_path):
         issuer.mint("root", "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         issuer.mint("operator", "")
+
+
+# ---- the operator's commands ----------------------------------------------------------------------
+
+
+def test_the_credentials_command_mints_a_builder_credential_services_accept(tmp_path, capsys):
+    from common.credentials import main
+
+    folder = tmp_path / "creds"
+    assert main(["init", str(folder)]) == 0
+    assert main(["mint", str(folder), "builder", "acme", "--days", "30"]) == 0
+    minted = capsys.readouterr().out.strip().splitlines()[-1]
+    verifier = Verifier(TrustStore(folder / "trust.json", check_interval=0))
+    principal = verifier.verify(minted)
+    assert (principal.kind, principal.builder_id) == ("builder", "acme")
+    assert main(["revoke", str(folder), principal.token_id]) == 0
+    with pytest.raises(errors.Unauthenticated):
+        verifier.verify(minted)
+
+
+async def test_the_container_health_probe_answers_without_a_credential(metering_address):
+    from common.healthcheck import probe
+
+    assert await probe("metering", metering_address) is True
+    assert await probe("metering", "127.0.0.1:1", wait_seconds=0.5) is False
+
+
+@pytest.mark.parametrize("service", ["metering", "billing", "gateway"])
+def test_a_service_process_bound_beyond_loopback_without_credentials_exits_naming_it(service, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("METERING_", "BILLING_", "GATEWAY_"))},
+        f"{service.upper()}_GRPC_ADDRESS": "0.0.0.0:0",
+        f"{service.upper()}_CREDENTIALS_DIR": str(tmp_path / "none"),
+        f"{service.upper()}_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/unused",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", service], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert f"{service.upper()}_AUTH_TRUST_FILE" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "none").exists(), "nothing is generated for a service bound beyond loopback"
