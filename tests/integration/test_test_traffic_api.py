@@ -14,6 +14,7 @@ Prices are chosen so every amount is whole cents by hand: 10,000 USD per million
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,7 +24,11 @@ import pytest
 
 from common.migrations import upgrade_head_async
 from common.money import from_money, to_money, to_timestamp
-from tests.conftest import auth_channel, security
+from gateway.domain.catalog import Route
+from gateway.domain.chat import BusinessUnits
+from gateway.domain.usage import build_event
+from gateway.outbox import encode
+from tests.conftest import auth_channel, migrated_database, security
 from tests.gateway.conftest import make_stack  # noqa: F401  (the gateway fixture, reused here)
 from tests.gateway.test_usage_outbox import wait_for_events
 from tollgate.billing.v1 import billing_pb2 as bpb
@@ -36,7 +41,16 @@ REPO = Path(__file__).resolve().parents[2]
 BUILDER = f"studio-{uuid.uuid4().hex[:6]}"
 CUSTOMER = "acme"
 APP = "app1"
+METERING_SETTLE_SECONDS = 0.5  # metering reports a cutoff settled once this old; a close waits for it
 INPUT_PRICE, OUTPUT_PRICE = Decimal("10000"), Decimal("20000")  # USD per million tokens
+
+
+def month_start(months_back: int = 0) -> datetime:
+    now = datetime.now(UTC)
+    y, m = now.year, now.month - months_back
+    while m <= 0:
+        y, m = y - 1, m + 12
+    return datetime(y, m, 1, tzinfo=UTC)
 
 
 def rid() -> str:
@@ -46,6 +60,26 @@ def rid() -> str:
 def token_cost(input_tokens: int, output_tokens: int) -> Decimal:
     """$0.01 an input token, $0.02 an output token: exact cents."""
     return Decimal(input_tokens) * Decimal("0.01") + Decimal(output_tokens) * Decimal("0.02")
+
+
+@pytest.fixture(scope="module")
+async def metering_address(make_database):
+    """A real metering server with a short settle window, so a close does not wait the production 30 s."""
+    from metering.app import start
+    from metering.config import Settings
+
+    url = await migrated_database(make_database, "metering")
+    running = await start(
+        Settings(
+            database_url=url,
+            grpc_address="127.0.0.1:0",
+            metrics_port=None,
+            security=security("metering"),
+            settle_seconds=METERING_SETTLE_SECONDS,
+        )
+    )
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(0)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +114,7 @@ async def services(billing_address, metering_address):
         yield billing_pb2_grpc.BillingServiceStub(bch), metering_pb2_grpc.MeteringServiceStub(mch)
 
 
-async def set_up_builder(billing, metering) -> None:
+async def set_up_builder(billing, metering, builder: str = BUILDER, start: datetime | None = None) -> None:
     meters = [
         # the billing meters: statuses unset, so succeeded only (metering's default)
         mpb.Meter(
@@ -106,14 +140,14 @@ async def set_up_builder(billing, metering) -> None:
         ),
     ]
     for meter in meters:
-        meter.builder_id = BUILDER
+        meter.builder_id = builder
         meter.display_name = meter.key
         await metering.CreateMeter(mpb.CreateMeterRequest(request_id=rid(), meter=meter), timeout=10)
     await billing.CreateCustomer(
         bpb.CreateCustomerRequest(
             request_id=rid(),
             customer=bpb.Customer(
-                id=CUSTOMER, builder_id=BUILDER, app_id=APP, currency_code="USD", display_name="Acme"
+                id=CUSTOMER, builder_id=builder, app_id=APP, currency_code="USD", display_name="Acme"
             ),
         ),
         timeout=10,
@@ -121,14 +155,14 @@ async def set_up_builder(billing, metering) -> None:
     plan = await billing.CreatePlan(
         bpb.CreatePlanRequest(
             request_id=rid(),
-            plan=bpb.Plan(builder_id=BUILDER, key="pro", display_name="Pro", currency_code="USD"),
+            plan=bpb.Plan(builder_id=builder, key="pro", display_name="Pro", currency_code="USD"),
         ),
         timeout=10,
     )
     await billing.PublishPlanVersion(
         bpb.PublishPlanVersionRequest(
             request_id=rid(),
-            builder_id=BUILDER,
+            builder_id=builder,
             version=bpb.PlanVersion(
                 plan_id=plan.plan.id,
                 base_fee=to_money(Decimal("20.00"), "USD"),
@@ -150,14 +184,13 @@ async def set_up_builder(billing, metering) -> None:
         ),
         timeout=10,
     )
-    month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     await billing.Subscribe(
         bpb.SubscribeRequest(
             request_id=rid(),
-            builder_id=BUILDER,
+            builder_id=builder,
             customer_id=CUSTOMER,
             plan_id=plan.plan.id,
-            start_time=to_timestamp(month_start),
+            start_time=to_timestamp(start or month_start()),
         ),
         timeout=10,
     )
@@ -219,20 +252,98 @@ async def test_test_traffic_is_not_invoiced_and_its_provider_cost_is_the_builder
     assert from_money(invoice.total) == Decimal("20.00") + live_cost * 2 + Decimal("0.40")
 
     # the builder's test spend, to the cent (exactly, in fact), from metering
-    month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC)
+    assert await usage(metering, BUILDER, "test_llm_cost", month_start(), now) == test_cost
+    assert await usage(metering, BUILDER, "llm_cost", month_start(), now) == live_cost
 
-    async def usage(meter_key: str) -> Decimal:
-        reply = await metering.QueryUsage(
-            mpb.QueryUsageRequest(
-                builder_id=BUILDER,
-                meter_key=meter_key,
-                customer_id=CUSTOMER,
-                start_time=to_timestamp(month_start),
-                end_time=to_timestamp(datetime.now(UTC)),
-            ),
-            timeout=10,
-        )
-        return sum((Decimal(r.value) for r in reply.rows), Decimal(0))
 
-    assert await usage("test_llm_cost") == test_cost
-    assert await usage("llm_cost") == live_cost
+async def usage(metering, builder: str, meter_key: str, start: datetime, end: datetime) -> Decimal:
+    reply = await metering.QueryUsage(
+        mpb.QueryUsageRequest(
+            builder_id=builder,
+            meter_key=meter_key,
+            customer_id=CUSTOMER,
+            start_time=to_timestamp(start),
+            end_time=to_timestamp(end),
+        ),
+        timeout=10,
+    )
+    return sum((Decimal(r.value) for r in reply.rows), Decimal(0))
+
+
+def gateway_event(
+    builder: str, n: int, tokens: tuple[int, int], *, test: bool, succeeded: bool, when: datetime
+):
+    """An event exactly as the gateway builds and serializes it for one attempt (its outbox payload)."""
+    record = build_event(
+        request_id=f"req-{n}",
+        attempt=1,
+        occurred_time=when,
+        builder_id=builder,
+        app_id=APP,
+        customer_id=CUSTOMER,
+        route=Route(
+            model="m",
+            offering_id="off_a",
+            provider="provider_a",
+            upstream_model="up",
+            url="http://127.0.0.1:1/chat/completions",
+            credential_env="",
+            input_price_per_mtok=INPUT_PRICE,
+            output_price_per_mtok=OUTPUT_PRICE,
+            weight=1,
+            position=0,
+        ),
+        succeeded=succeeded,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        estimated=False,
+        latency_ms=10,
+        tags={"workspace": "ops"},
+        units=BusinessUnits(),
+        error="" if succeeded else "http 503",
+        test=test,
+    )
+    return mpb.UsageEvent.FromString(encode(record))
+
+
+async def test_a_closed_months_finalized_invoice_counts_live_events_only(services):
+    """The same rule through ClosePeriod. A finalized invoice needs a month that has ended, and the
+    gateway stamps events with the time they happen, so the events here are the gateway's own payloads
+    (build_event + the outbox's encode) for last month, ingested as its relay would."""
+    billing, metering = services
+    builder = f"studio-{uuid.uuid4().hex[:6]}"
+    start, end = month_start(1), month_start()
+    await set_up_builder(billing, metering, builder, start)
+    day = start.replace(day=10)
+    events = [
+        # live: $0.01 x 100 + $0.02 x 50 = $2.00; $0.01 x 30 + $0.02 x 20 = $0.70; a failed attempt, $0
+        gateway_event(builder, 1, (100, 50), test=False, succeeded=True, when=day),
+        gateway_event(builder, 2, (30, 20), test=False, succeeded=True, when=day),
+        gateway_event(builder, 3, (0, 0), test=False, succeeded=False, when=day),
+        # test: $20.00, $4.00, and a failed attempt (a broken stream) that consumed $2.00
+        gateway_event(builder, 4, (1000, 500), test=True, succeeded=True, when=day),
+        gateway_event(builder, 5, (400, 0), test=True, succeeded=True, when=day),
+        gateway_event(builder, 6, (200, 0), test=True, succeeded=False, when=day),
+    ]
+    assert [e.status for e in events[3:]] == [mpb.EVENT_STATUS_TEST] * 3
+    reply = await metering.IngestEvents(mpb.IngestEventsRequest(request_id=rid(), events=events), timeout=10)
+    assert reply.accepted_count == 6
+    await asyncio.sleep(METERING_SETTLE_SECONDS * 2)
+
+    closed = await billing.ClosePeriod(
+        bpb.ClosePeriodRequest(request_id=rid(), builder_id=builder, period_end_time=to_timestamp(end)),
+        timeout=60,
+    )
+    assert closed.finalized_count == 1
+    invoices = await billing.ListInvoices(bpb.ListInvoicesRequest(builder_id=builder), timeout=10)
+    (invoice,) = invoices.invoices
+    assert invoice.status == bpb.INVOICE_STATUS_FINALIZED
+    lines = {line.charge_key: line for line in invoice.lines if line.charge_key}
+    # by hand: tokens = $2.70 x 2 = $5.40; attempts = 3 live attempts x $0.10 = $0.30; + $20.00 base fee
+    assert from_money(lines["tokens"].amount) == Decimal("5.40")
+    assert Decimal(lines["attempts"].quantity) == 3
+    assert from_money(lines["attempts"].amount) == Decimal("0.30")
+    assert from_money(invoice.total) == Decimal("25.70")
+    # and the builder's test spend for that month: $20.00 + $4.00 + $2.00
+    assert await usage(metering, builder, "test_llm_cost", start, end) == Decimal("26.00")
