@@ -73,6 +73,26 @@ async def test_a_test_keys_traffic_through_the_openai_client_is_recorded_as_test
     assert sum(Decimal(e.quantities["provider_cost"]) for e in events) == expected > 0
 
 
+async def test_a_test_keys_streamed_answer_is_a_test_event_too(stack, metering_address):
+    builder = new_builder()
+    secret, _ = await stack.create_key(builder_id=builder, mode=TEST)
+    model = await stack.upsert_model([{"provider": "provider_b"}])
+    stream = await stack.openai(secret).chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "stream it"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    usage = [chunk.usage async for chunk in stream if chunk.usage is not None]
+    assert len(usage) == 1
+    (event,) = await wait_for_events(metering_address, builder, 1)
+    assert event.status == metering_pb2.EVENT_STATUS_TEST
+    assert event.tags["attempt_status"] == "succeeded"
+    assert Decimal(event.quantities["provider_cost"]) == cost(
+        "provider_b", usage[0].prompt_tokens, usage[0].completion_tokens
+    )
+
+
 async def test_a_failed_attempt_of_a_test_key_is_a_test_event_not_a_failed_one(stack, metering_address):
     builder = new_builder()
     secret, _ = await stack.create_key(builder_id=builder, mode=TEST)
