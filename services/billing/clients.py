@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import grpc
 import structlog
@@ -47,8 +49,15 @@ class UsageAnswer:
 class MeteringClient:
     """QueryUsage with a deadline per call and retries on UNAVAILABLE for up to `retry_seconds`."""
 
-    def __init__(self, address: str, *, deadline_seconds: float = 30.0, retry_seconds: float = 60.0) -> None:
-        self._address = address
+    def __init__(
+        self,
+        connect: Callable[[list[tuple[str, Any]]], grpc.aio.Channel],
+        *,
+        deadline_seconds: float = 30.0,
+        retry_seconds: float = 60.0,
+    ) -> None:
+        # connect(options) opens the channel with billing's credential (and TLS): app.py decides how.
+        self._connect = connect
         self._deadline = deadline_seconds
         self._retry_seconds = retry_seconds
         self._channel: grpc.aio.Channel | None = None
@@ -56,9 +65,8 @@ class MeteringClient:
 
     def _ensure(self) -> metering_pb2_grpc.MeteringServiceStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(
-                self._address,
-                options=[
+            self._channel = self._connect(
+                [
                     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
                     ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ],
