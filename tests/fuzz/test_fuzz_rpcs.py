@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from common.money import from_money
+from tests.conftest import auth_metadata
 from tests.fuzz.harness import KNOWN_HITS, Rpc, discover_rpcs, health_status, invoke, record
 from tests.fuzz.strategies import fresh_request_ids, messages
 from tollgate.billing.v1 import billing_pb2 as bpb
@@ -196,7 +197,7 @@ async def _all_pages(call, request, items: str) -> list:
     out, token = [], ""
     for _ in range(1000):
         request.page_token = token
-        reply = await call(request, timeout=30)
+        reply = await call(request, metadata=auth_metadata(), timeout=30)
         out.extend(getattr(reply, items))
         token = reply.next_page_token
         if not token or not getattr(reply, items):
@@ -242,9 +243,10 @@ async def test_finalized_invoices_add_up_after_fuzzing(suite) -> None:
         for listed in invoices:
             if listed.status != bpb.INVOICE_STATUS_FINALIZED:
                 continue
-            inv = (
-                await stub.GetInvoice(bpb.GetInvoiceRequest(builder_id=builder, invoice_id=listed.id))
-            ).invoice
+            got = await stub.GetInvoice(
+                bpb.GetInvoiceRequest(builder_id=builder, invoice_id=listed.id), metadata=auth_metadata()
+            )
+            inv = got.invoice
             lines = [from_money(line.amount) for line in inv.lines]
             assert from_money(inv.total) == sum(lines, Decimal(0)), inv.id
             for line in inv.lines:
@@ -264,7 +266,10 @@ async def test_wallets_never_go_negative_after_fuzzing(suite) -> None:
 
     stub = billing_pb2_grpc.BillingServiceStub(suite.channels["billing"])
     for cid in ("c1", "c2", "c3"):
-        wallet = (await stub.GetWallet(bpb.GetWalletRequest(builder_id="b1", customer_id=cid))).wallet
+        got = await stub.GetWallet(
+            bpb.GetWalletRequest(builder_id="b1", customer_id=cid), metadata=auth_metadata()
+        )
+        wallet = got.wallet
         assert from_money(wallet.balance) >= 0, (cid, wallet)
         if len(wallet.transactions) < 50:  # the whole history is listed: the balance is its sum
             assert from_money(wallet.balance) == sum(
@@ -279,7 +284,7 @@ async def test_every_created_api_key_is_listed_once(suite) -> None:
     stub = admin_pb2_grpc.GatewayAdminServiceStub(target.channel)
     for builder in sorted(set(suite.created_keys.values()))[:50]:
         keys = await _all_pages(
-            lambda req, timeout: stub.ListApiKeys(req, metadata=target.metadata, timeout=timeout),
+            stub.ListApiKeys,
             admin_pb2.ListApiKeysRequest(builder_id=builder, include_revoked=True, page_size=100),
             "api_keys",
         )
