@@ -12,9 +12,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import descriptor as _descriptor
@@ -200,3 +201,46 @@ def report_table(counts: dict[str, Counter[str]] | None = None) -> str:
         + str(sum(total.values())).rjust(8)
     )
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- access
+
+
+def access_tables(services: Sequence[_descriptor.ServiceDescriptor]) -> dict[str, Mapping[str, Any]]:
+    """Each service's access table (service full name -> {method: common.auth.Access}), read from its
+    servicer module `<context>/api.py`: the module-level mapping whose keys are exactly the service's
+    RPC names (metering and billing call it ACCESS, the gateway has INFERENCE_ACCESS and ADMIN_ACCESS)."""
+    from common.auth import Access
+
+    found: dict[str, Mapping[str, Any]] = {}
+    for svc in services:
+        context = svc.full_name.split(".")[1]
+        try:
+            api = importlib.import_module(f"{context}.api")
+        except ImportError:
+            continue
+        methods = {m.name for m in svc.methods}
+        for value in vars(api).values():
+            if (
+                isinstance(value, Mapping)
+                and set(value) == methods
+                and all(isinstance(v, Access) for v in value.values())
+            ):
+                found[svc.full_name] = value
+    return found
+
+
+def name_builder(request: Message, path: str, builder_id: str) -> None:
+    """Sets the builder field `path` ("builder_id", "customer.builder_id", "events[].builder_id") to
+    `builder_id`, adding one element to an empty repeated field so the request does name a builder."""
+    head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        items = getattr(request, head[:-2])
+        if not len(items):
+            items.add()
+        for item in items:
+            name_builder(item, rest, builder_id)
+    elif rest:
+        name_builder(getattr(request, head), rest, builder_id)
+    else:
+        setattr(request, head, builder_id)

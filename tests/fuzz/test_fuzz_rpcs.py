@@ -23,7 +23,16 @@ from hypothesis import strategies as st
 
 from common.money import from_money
 from tests.conftest import auth_metadata
-from tests.fuzz.harness import KNOWN_HITS, Rpc, discover_rpcs, health_status, invoke, record
+from tests.fuzz.harness import (
+    KNOWN_HITS,
+    Rpc,
+    access_tables,
+    discover_rpcs,
+    discover_services,
+    health_status,
+    invoke,
+    record,
+)
 from tests.fuzz.strategies import fresh_request_ids, messages
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.gateway.v1 import admin_pb2
@@ -112,6 +121,30 @@ KNOWN_BUGS = (
 )
 
 
+ACCESS = access_tables(discover_services())
+DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
+
+
+def valid_callers(rpc: Rpc) -> list[str]:
+    """Who may call `rpc` by its access rule: "operator", "builder:b1", "service:<name>", or "api-key"."""
+    rule = ACCESS.get(rpc.service.full_name, {}).get(rpc.method.name)
+    if rule is not None and rule.api_key:
+        return ["api-key"]
+    callers = ["operator"]
+    if rule is not None and rule.builders:
+        callers.append("builder:b1")
+    if rule is not None:
+        callers.extend(f"service:{s}" for s in sorted(rule.services))
+    return callers
+
+
+def caller_metadata(caller: str):
+    if caller == "api-key":
+        return None  # the target's own metadata: the gateway API key
+    kind, _, name = caller.partition(":")
+    return auth_metadata(kind, name or "tests")
+
+
 def _params() -> list:
     params = []
     for rpc in discover_rpcs():
@@ -142,14 +175,19 @@ def test_every_service_in_the_contracts_is_fuzzed() -> None:
 @given(data=st.data())
 async def test_rpc_answers_any_request_with_a_deliberate_status(suite, rpc: Rpc, data) -> None:
     target = suite.targets[rpc.service.full_name]
+    # Any caller the RPC's access rule admits: the builder's credential also drives the interceptor's
+    # scoping (empty builder fields filled in, another builder refused) with the fuzzed request.
+    caller = data.draw(st.sampled_from(valid_callers(rpc)), label="caller")
     # Wild, almost valid, or plausible throughout: each example picks how far from valid it strays.
     plausibility = data.draw(st.sampled_from([0.5, 0.9, 1.0, 1.0]), label="plausibility")
     hints = dataclasses.replace(suite.hints, plausible_probability=plausibility)
     request = data.draw(messages(rpc.method.input_type, hints), label="request")
     fresh_request_ids(request)
-    outcome = await invoke(target, rpc, request)
+    outcome = await invoke(target, rpc, request, caller_metadata(caller))
     record(rpc, outcome.code, outcome.details)
-    _remember(suite, rpc, request, outcome)
+    _remember(suite, rpc, request, outcome, "b1" if caller == "builder:b1" else "")
+    if caller in ("operator", "api-key"):  # admitted everywhere: no input makes it a refusal of the caller
+        assert outcome.code not in DENIED, f"{rpc.id} refused the {caller}: {outcome.details[:300]}"
     if outcome.code in FORBIDDEN:
         known = next((b for b in KNOWN_BUGS if b.applies(rpc, request)), None)
         assert known, f"{rpc.id} answered {outcome.code.name}: {outcome.details[:500]}"
@@ -163,20 +201,22 @@ def _short(msg, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
-def _remember(suite, rpc: Rpc, request, outcome) -> None:
-    """What the invariant checks at the end need to know about accepted writes."""
+def _remember(suite, rpc: Rpc, request, outcome, acting_builder: str) -> None:
+    """What the invariant checks at the end need to know about accepted writes. A builder caller's
+    empty builder fields were filled in with its builder by the server."""
     if outcome.code != grpc.StatusCode.OK:
         return
     if rpc.id == "MeteringService.IngestEvents":
         for ev, res in zip(request.events, outcome.response.results, strict=True):
             if res.outcome == mpb.INGEST_OUTCOME_ACCEPTED:
-                key = (ev.builder_id, ev.id)
+                key = (ev.builder_id or acting_builder, ev.id)
                 suite.accepted_events[key] = suite.accepted_events.get(key, 0) + 1
     elif rpc.id == "GatewayAdminService.CreateApiKey":
         suite.created_keys[outcome.response.api_key.id] = outcome.response.api_key.builder_id
-    builder = (
-        getattr(request, "builder_id", None) if "builder_id" in request.DESCRIPTOR.fields_by_name else None
-    )
+    if "builder_id" in request.DESCRIPTOR.fields_by_name:
+        builder = request.builder_id or acting_builder
+    else:
+        builder = ""
     if builder:
         suite.builders_touched.add(builder)
 
