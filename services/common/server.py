@@ -19,6 +19,7 @@ import contextlib
 import gc
 import signal
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram, start_http_server
+from sqlalchemy import exc as sqlalchemy_exc
 
 from common import auth, errors
 from common.logging import configure_logging
@@ -112,6 +114,26 @@ def _request_id(request: Any, metadata: Iterable[tuple[str, Any]] | None) -> str
     return (rid if isinstance(rid, str) else "")[:_MAX_LOGGED_ID] or uuid.uuid4().hex
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlalchemy_exc.DBAPIError) or type(exc).__module__.startswith("asyncpg")
+
+
+def loggable_error(exc: BaseException) -> dict[str, Any]:
+    """What an unexpected error logs. A database error's text can quote the values a caller sent (asyncpg
+    names the offending argument's value), so for those only the type, the SQLSTATE and the stack are
+    logged, never the message; anything else is logged with its traceback."""
+    if not _is_database_error(exc):
+        return {"exc_info": exc}
+    orig = getattr(exc, "orig", None) or exc
+    cause = getattr(orig, "__cause__", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    return {
+        "error_type": f"{type(exc).__module__}.{type(exc).__name__}",
+        "sqlstate": sqlstate,
+        "stack": "".join(traceback.format_tb(exc.__traceback__)),
+    }
+
+
 class _CallScope:
     """Everything the interceptor does around one call, shared by unary and streaming handlers."""
 
@@ -144,7 +166,7 @@ class _CallScope:
             log.info("rpc.rejected", code=code.name, reason=exc.message, field=exc.field)
             await context.abort(code, exc.message, rpc_status.to_status(status).trailing_metadata)
         error_id = uuid.uuid4().hex[:16]
-        log.error("rpc.internal_error", error_id=error_id, exc_info=exc)
+        log.error("rpc.internal_error", error_id=error_id, **loggable_error(exc))
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")
 
     def finish(self, context: grpc.aio.ServicerContext) -> None:

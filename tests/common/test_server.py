@@ -248,3 +248,24 @@ async def test_graceful_stop_turns_health_not_serving_and_lets_in_flight_calls_f
         watch.cancel()  # a watcher would otherwise hold the server for the whole grace period
         assert (await slow).next_page_token == "finished"
         await asyncio.wait_for(stopping, 4)
+
+
+async def test_a_database_error_is_logged_without_the_values_the_caller_sent(make_database):
+    from sqlalchemy import text
+
+    from common.db import create_engine
+    from common.server import loggable_error
+
+    secret = f"secret-{uuid.uuid4().hex}"  # a caller's value, as a request would carry it
+    engine = create_engine(await make_database("common"))
+    try:
+        async with engine.begin() as conn:
+            with pytest.raises(Exception) as caught:
+                await conn.execute(text("SELECT CAST(:v AS integer)"), {"v": secret})
+    finally:
+        await engine.dispose()
+    assert secret in str(caught.value)  # asyncpg quotes the argument in its message
+    fields = loggable_error(caught.value)
+    assert secret not in repr(fields)
+    assert "exc_info" not in fields and fields["stack"]
+    assert fields["error_type"].endswith("DBAPIError")
