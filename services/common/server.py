@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 import time
 import traceback
 import uuid
@@ -41,6 +42,7 @@ from sqlalchemy import exc as sqlalchemy_exc
 from common import auth, errors
 from common.logging import configure_logging
 from common.security import ServerTLS
+from common.settings import SettingsError
 
 log = structlog.get_logger("common.server")
 
@@ -198,6 +200,37 @@ class _Guard:
         return principal
 
 
+class _Undecodable:
+    """A request body that is not the RPC's message (not protobuf, or a string field that is not UTF-8)."""
+
+    request_id = ""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers UNKNOWN when a deserializer raises, before any interceptor runs; this one hands the
+    failure to the handler wrapper instead, which answers INVALID_ARGUMENT like any other bad input."""
+    if deserialize is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return tolerant
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise errors.InvalidArgument(
+            "the request body is not a valid message of this method (protobuf, strings in UTF-8)"
+        )
+
+
 _HEALTH_PREFIX = "/grpc.health."
 
 
@@ -223,6 +256,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
+                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     return await inner_uu(request, context)
                 except asyncio.CancelledError:
@@ -235,7 +269,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
+                unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
@@ -244,6 +278,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
+                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     async for item in inner_us(request, context):
                         yield item
@@ -257,7 +292,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
+                unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         return handler
 
@@ -402,4 +437,8 @@ def quiet_gc(young_threshold: int) -> None:
 def run(service: str, log_level: str, main: Callable[[], Awaitable[None]]) -> None:
     """The body of `python -m <service>`: structured logs, then `main()` on uvloop."""
     configure_logging(service, log_level)
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except SettingsError as exc:  # a setting that cannot work: one line, not a traceback
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
