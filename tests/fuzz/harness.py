@@ -108,13 +108,14 @@ class Outcome:
 async def invoke(
     target: Target,
     rpc: Rpc,
-    request: Message,
+    request: Message | bytes,
     metadata: Sequence[tuple[str, str]] | None = None,
     deadline: float = CALL_DEADLINE_SECONDS,
 ) -> Outcome:
-    """Calls `rpc` with `request`; a server stream is read to its end. Never raises for a status."""
+    """Calls `rpc` with `request` (a message, or a body as raw bytes); a server stream is read to its end.
+    Never raises for a status."""
     md = tuple(target.metadata if metadata is None else metadata)
-    ser = type(request).SerializeToString
+    ser = (lambda body: body) if isinstance(request, bytes) else type(request).SerializeToString
     de = rpc.response_class().FromString
     if rpc.streaming:
         call = target.channel.unary_stream(rpc.path, request_serializer=ser, response_deserializer=de)(
@@ -152,10 +153,10 @@ COUNTS: dict[str, Counter[str]] = defaultdict(Counter)
 DETAILS: dict[str, Counter[str]] = defaultdict(Counter)
 
 
-def record(rpc: Rpc, code: grpc.StatusCode, details: str = "") -> None:
-    COUNTS[rpc.id][code.name] += 1
+def record(rpc: Rpc, code: grpc.StatusCode, details: str = "", suffix: str = "") -> None:
+    COUNTS[rpc.id + suffix][code.name] += 1
     if code != grpc.StatusCode.OK:
-        DETAILS[rpc.id][f"{code.name}: {details[:100]}"] += 1
+        DETAILS[rpc.id + suffix][f"{code.name}: {details[:100]}"] += 1
 
 
 # Known bugs (by name) -> the calls that hit them: "<rpc> <code> <- <request>".

@@ -472,3 +472,43 @@ def fresh_request_ids(msg: Message) -> Message:
             for sub in value if fd.is_repeated else [value]:
                 fresh_request_ids(sub)
     return msg
+
+
+# ------------------------------------------------------------------------------------------ the wire
+
+# Byte strings that are not UTF-8: a lone continuation byte, an overlong form, a UTF-16 surrogate, a
+# code point past U+10FFFF, a truncated sequence. protobuf refuses them in a proto3 string field.
+NOT_UTF8 = (b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"ok\x80")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+@st.composite
+def wire_bytes(draw, descriptor: _descriptor.Descriptor, hints: Hints | None = None) -> bytes:
+    """A request body as bytes that may not decode as `descriptor`'s message: random bytes, a valid
+    message cut short or with a byte flipped, or a valid message with a string field that is not UTF-8
+    (spliced in at the wire level, where protobuf's own API cannot put it)."""
+    hints = hints or Hints()
+    kind = draw(st.sampled_from(["random", "truncated", "flipped", "not-utf8", "not-utf8"]))
+    if kind == "random":
+        return draw(st.binary(min_size=1, max_size=256))
+    valid = draw(messages(descriptor, hints)).SerializeToString()
+    if kind == "truncated" and len(valid) > 1:
+        return valid[: draw(st.integers(1, len(valid) - 1))]
+    if kind == "flipped" and valid:
+        i = draw(st.integers(0, len(valid) - 1))
+        return valid[:i] + bytes([valid[i] ^ draw(st.integers(1, 255))]) + valid[i + 1 :]
+    strings = [f for f in descriptor.fields if f.type == FD.TYPE_STRING]
+    if not strings:
+        return valid + draw(st.binary(min_size=1, max_size=16))
+    fd = draw(st.sampled_from(strings))
+    bad = draw(st.sampled_from(NOT_UTF8))
+    field = _varint(fd.number << 3 | 2) + _varint(len(bad)) + bad
+    return valid + field if draw(st.booleans()) else field + valid

@@ -71,7 +71,7 @@ def _wrong_principal_credentials(kind: str, name: str) -> list[tuple[str, tuple]
     ]
 
 
-def matrix_row(rpc: Rpc, suite) -> dict[str, list[tuple[str, tuple | None]]]:
+def matrix_row(rpc: Rpc, suite) -> dict[str, list[tuple[str, tuple]]]:
     """The callers of each column for `rpc`: {"none"|"wrong"|"other"|"right": [(label, metadata)]}."""
     rule = ACCESS[rpc.service.full_name][rpc.method.name]
     if rule.api_key:
@@ -194,6 +194,25 @@ async def test_only_the_right_caller_gets_past_authorization(suite, rpc: Rpc, da
         outcome = await invoke(target, rpc, fresh_request_ids(request), metadata)
         SEEN[rpc.id]["right"].add(outcome.code.name)
         assert outcome.code not in DENIED, f"{rpc.id} refused {label}: {outcome.code.name} {outcome.details}"
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="common/server.py refuses an undecodable body (INVALID_ARGUMENT, _refuse_undecodable) before it "
+    "checks the credential (scope.admit), so a caller without one learns the body was parsed instead of "
+    "getting UNAUTHENTICATED; the inference door likewise parses before it checks the API key",
+)
+async def test_a_body_that_does_not_decode_without_a_credential_is_unauthenticated(suite) -> None:
+    """Who calls is decided before what is asked: no credential is UNAUTHENTICATED whatever the body."""
+    wrong = []
+    for rpc in discover_rpcs():
+        if rpc.context not in STARTABLE_CONTEXTS:
+            continue
+        for label, metadata in (("no credential", ()), ("garbage credential", _bearer("not-a-token"))):
+            outcome = await invoke(suite.targets[rpc.service.full_name], rpc, b"\xff", metadata)
+            if outcome.code != grpc.StatusCode.UNAUTHENTICATED:
+                wrong.append(f"{rpc.id} ({label}): {outcome.code.name}")
+    assert not wrong, f"{len(wrong)} calls with the body b'\\xff' were not UNAUTHENTICATED: {wrong[:6]}"
 
 
 def test_write_the_matrix() -> None:

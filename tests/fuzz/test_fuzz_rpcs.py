@@ -33,7 +33,7 @@ from tests.fuzz.harness import (
     invoke,
     record,
 )
-from tests.fuzz.strategies import fresh_request_ids, messages
+from tests.fuzz.strategies import fresh_request_ids, messages, wire_bytes
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.gateway.v1 import admin_pb2
 from tollgate.metering.v1 import metering_pb2 as mpb
@@ -181,6 +181,24 @@ async def test_rpc_answers_any_request_with_a_deliberate_status(suite, rpc: Rpc,
         known = next((b for b in KNOWN_BUGS if b.applies(rpc, request)), None)
         assert known, f"{rpc.id} answered {outcome.code.name}: {outcome.details[:500]}"
         KNOWN_HITS[known.name].append(f"{rpc.id} {outcome.code.name} <- {_short(request)}")
+    for ctx, channel in suite.channels.items():
+        assert await health_status(channel) == "SERVING", f"{ctx} is not SERVING after {rpc.id}"
+
+
+@pytest.mark.parametrize("rpc", _params())
+@settings(FUZZ_SETTINGS, max_examples=max(EXAMPLES // 5, 3))
+@given(data=st.data())
+async def test_rpc_answers_any_body_bytes_with_a_deliberate_status(suite, rpc: Rpc, data) -> None:
+    """Bodies that are not the RPC's message (random bytes, cut short, a flipped byte, a string field that
+    is not UTF-8) are refused as input: never INTERNAL or UNKNOWN, and every service stays SERVING."""
+    target = suite.targets[rpc.service.full_name]
+    caller = data.draw(st.sampled_from(valid_callers(rpc)), label="caller")
+    body = data.draw(wire_bytes(rpc.method.input_type, suite.hints), label="body")
+    outcome = await invoke(target, rpc, body, caller_metadata(caller))
+    record(rpc, outcome.code, outcome.details, suffix=" (bytes)")
+    assert outcome.code not in FORBIDDEN, f"{rpc.id} answered {outcome.code.name}: {outcome.details[:500]}"
+    if caller in ("operator", "api-key"):
+        assert outcome.code not in DENIED, f"{rpc.id} refused the {caller}: {outcome.details[:300]}"
     for ctx, channel in suite.channels.items():
         assert await health_status(channel) == "SERVING", f"{ctx} is not SERVING after {rpc.id}"
 
