@@ -11,7 +11,8 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,8 +27,15 @@ if _BILLING_TESTS not in sys.path:  # billing_kit, imported by name as tests/bil
 from billing_kit import create_meters, event, ingest, rid, ts, usd  # noqa: E402
 
 from tests.billing.conftest import fast_metering_address, stack  # noqa: E402, F401 (fixtures reused)
-from tests.conftest import REPO, auth_metadata  # noqa: E402
-from tests.fuzz.harness import CHANNEL_OPTIONS, Target, details_report, known_hits_report, report_table  # noqa: E402
+from tests.conftest import REPO, auth_metadata, security  # noqa: E402
+from tests.fuzz.harness import (  # noqa: E402
+    CHANNEL_OPTIONS,
+    STARTABLE_CONTEXTS,
+    Target,
+    details_report,
+    known_hits_report,
+    report_table,
+)
 from tests.fuzz.strategies import FRESH, Hints  # noqa: E402
 from tests.gateway.conftest import PROVIDER_NAMES, credential_env, make_stack  # noqa: E402, F401
 from tollgate.billing.v1 import billing_pb2 as bpb  # noqa: E402
@@ -182,11 +190,17 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
     # A key the fuzzer may revoke (the one inference uses stays out of its reach).
     _, victim = await gw.create_key(builder_id=BUILDER, customer_id="c2")
 
-    async with (
-        grpc.aio.insecure_channel(stack.metering_address, options=CHANNEL_OPTIONS) as mch,
-        grpc.aio.insecure_channel(stack.billing_address, options=CHANNEL_OPTIONS) as bch,
-        grpc.aio.insecure_channel(gw.grpc_address, options=CHANNEL_OPTIONS) as gch,
-    ):
+    async with AsyncExitStack() as running:
+        mch = await running.enter_async_context(
+            grpc.aio.insecure_channel(stack.metering_address, options=CHANNEL_OPTIONS)
+        )
+        bch = await running.enter_async_context(
+            grpc.aio.insecure_channel(stack.billing_address, options=CHANNEL_OPTIONS)
+        )
+        gch = await running.enter_async_context(
+            grpc.aio.insecure_channel(gw.grpc_address, options=CHANNEL_OPTIONS)
+        )
+        channels = {"metering": mch, "billing": bch, "gateway": gch}
         operator = auth_metadata()
         targets = {
             "tollgate.metering.v1.MeteringService": Target(stack.metering_address, mch, operator),
@@ -196,6 +210,13 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
                 gw.grpc_address, gch, (("authorization", f"Bearer {inference_secret}"),)
             ),
         }
+        if "payouts" in STARTABLE_CONTEXTS:
+            address = await _start_payouts(running, make_database, stack)
+            pch = await running.enter_async_context(
+                grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            )
+            channels["payouts"] = pch
+            targets["tollgate.payouts.v1.PayoutsService"] = Target(address, pch, operator)
         page_tokens = await _page_tokens(b, m, gw)
         hints = Hints(
             strings={
@@ -245,6 +266,8 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
                 "ignore": ["provider_c"],
                 "run_id": ["run-1"],
                 "outcome": ["resolved"],
+                "payee_id": [BUILDER, OTHER_BUILDER, "provider:provider_a"],
+                "period": [last_month.strftime("%Y-%m"), this_month.strftime("%Y-%m")],
             },
             maps={
                 "tags": [{"workflow": "wf1", "workspace": "ws1"}],
@@ -282,7 +305,7 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
         )
         yield Suite(
             targets=targets,
-            channels={"metering": mch, "billing": bch, "gateway": gch},
+            channels=channels,
             database_urls={ctx: urls[-1] for ctx, urls in make_database.created.items()},
             hints=hints,
             inference_secret=inference_secret,
@@ -297,6 +320,26 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
             f"{table}\n\nknown bugs hit:\n{known_hits_report()}\n\n"
             f"most frequent refusals per RPC:\n{details_report()}\n"
         )
+
+
+async def _start_payouts(running: AsyncExitStack, make_database, billing_stack) -> str:
+    """A payouts server reading this suite's billing (its feed) and metering, stopped with the suite."""
+    from payouts.app import start
+    from payouts.config import Settings
+
+    wanted = {
+        "database_url": await make_database("payouts"),
+        "grpc_address": "127.0.0.1:0",
+        "metrics_port": None,
+        "billing_address": billing_stack.billing_address,
+        "metering_address": billing_stack.metering_address,
+        "feed_poll_seconds": 0.2,
+        "security": security("payouts"),
+    }
+    known = {f.name for f in fields(Settings)}
+    server = await start(Settings(**{k: v for k, v in wanted.items() if k in known}))
+    running.push_async_callback(server.stop, 0)
+    return f"127.0.0.1:{server.port}"
 
 
 async def _page_tokens(b, m, gw) -> list[str]:

@@ -31,13 +31,20 @@ from hypothesis import strategies as st
 from common.auth import Issuer, new_private_key_pem
 from tests.conftest import REPO, auth_metadata, token
 from tests.conftest import test_credentials as credentials
-from tests.fuzz.harness import Rpc, access_tables, discover_rpcs, discover_services, invoke, name_builder
+from tests.fuzz.harness import (
+    STARTABLE_CONTEXTS,
+    Rpc,
+    access_tables,
+    discover_rpcs,
+    discover_services,
+    invoke,
+    name_builder,
+)
 from tests.fuzz.strategies import fresh_request_ids, messages
 
 # Nothing may write in the background while row counts are compared (conftest's suite reads this).
 GATEWAY_RELAY = False
 EXAMPLES = int(os.environ.get("TOLLGATE_AUTH_EXAMPLES", "3"))
-STARTABLE_CONTEXTS = {"metering", "billing", "gateway"}
 ACCESS = access_tables(discover_services())
 DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 SERVICES = ("gateway", "billing", "payouts", "metering")

@@ -25,6 +25,7 @@ from common.money import from_money
 from tests.conftest import auth_metadata
 from tests.fuzz.harness import (
     KNOWN_HITS,
+    STARTABLE_CONTEXTS,
     Rpc,
     access_tables,
     discover_rpcs,
@@ -56,9 +57,6 @@ FUZZ_SETTINGS = settings(
 )
 
 FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
-
-# Payouts joins the run once its service can be started by the fixtures (a new engineer owns it).
-STARTABLE_CONTEXTS = {"metering", "billing", "gateway"}
 
 
 def _strings(msg) -> list[str]:
