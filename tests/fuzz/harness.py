@@ -28,7 +28,7 @@ import tollgate
 
 # Contexts whose server the suite fixture (conftest.py) starts; payouts joins when its service is in the tree.
 STARTABLE_CONTEXTS = frozenset(
-    {"metering", "billing", "gateway"} | ({"payouts"} if importlib.util.find_spec("payouts.app") else set())
+    {"metering", "billing", "gateway"} | ({"payouts"} if importlib.util.find_spec("payouts") else set())
 )
 
 # Generous: a call the fuzzer makes is small work; running past this is a hang, which is a bug.
