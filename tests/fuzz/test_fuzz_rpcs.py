@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
 import grpc
@@ -337,3 +338,24 @@ async def test_every_created_api_key_is_listed_once(suite) -> None:
         for key_id, b in suite.created_keys.items():
             if b == builder:
                 assert listed[key_id] == 1, f"created key {key_id} of {builder!r} listed {listed[key_id]}x"
+
+
+@pytest.mark.skipif("payouts" not in STARTABLE_CONTEXTS, reason="services/payouts is not in the tree yet")
+async def test_payouts_ledger_reconciles_after_fuzzing(suite) -> None:
+    """After the fuzzed payments, credits, voids, syncs, runs and settlements: payouts' own Reconcile finds
+    the ledger balanced, balances equal to their transfers, payouts equal to what they consumed, and (once
+    the feed is caught up) earnings equal to billing's paid splits."""
+    rpcs = {r.method.name: r for r in discover_rpcs() if r.context == "payouts"}
+    target = suite.targets[rpcs["Reconcile"].service.full_name]
+    synced = await invoke(
+        target, rpcs["SyncEarnings"], rpcs["SyncEarnings"].request_class()(request_id="sync")
+    )
+    assert synced.code == grpc.StatusCode.OK, synced.details
+    month = suite.hints.now.strftime("%Y-%m")
+    for period in sorted({month, (suite.hints.now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")}):
+        outcome = await invoke(target, rpcs["Reconcile"], rpcs["Reconcile"].request_class()(period=period))
+        assert outcome.code == grpc.StatusCode.OK, outcome.details
+        failed = [
+            f"{c.name} {c.scope}: {c.expected} vs {c.actual}" for c in outcome.response.checks if not c.ok
+        ]
+        assert not failed, f"{period}: {failed[:10]}"
