@@ -240,6 +240,8 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
                 "plan_id": [plan_id],
                 "plan_key": ["basic", "pro"],
                 "invoice_id": [i.id for i in invoices],
+                # Void only the paid invoice (refused): c1's stays open for payments and credit notes.
+                "VoidInvoiceRequest.invoice_id": [paid.id],
                 "api_key_id": [victim.id],
                 "reason": ["The customer asked."],
                 "display_name": ["Fuzzed"],

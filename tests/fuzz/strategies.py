@@ -309,7 +309,7 @@ def money(draw, hints: Hints) -> tuple[str, int, int]:
     plausible = st.tuples(
         st.sampled_from(["USD", "USD", "EUR"]),
         # Mostly small: a payment or credit must fit what an invoice still asks for.
-        st.one_of(st.sampled_from([0, 1, 2, 5]), st.integers(0, 500)),
+        st.one_of(st.sampled_from([1, 2, 5]), st.integers(0, 500)),
         st.sampled_from([0, 10_000_000, 500_000_000, 990_000_000]),
     )
     wild = st.tuples(
