@@ -13,7 +13,9 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from billing.domain.simulation import MeterMonth, Totals
 from billing.service import BillingService
+from billing.service.simulation import DraftPlan, UsageProfile
 from billing.validation import check_coverage, validated
 from common.auth import Access
 from common.errors import InvalidArgument
@@ -49,6 +51,8 @@ ACCESS = {
     "TopUpWallet": Access.operator_only(),
     "GetWallet": _BUILDER,
     "ListEarnings": Access.for_builder("builder_id", services=("payouts",)),
+    "SimulatePlan": _BUILDER,
+    "PriceUsageProfiles": _BUILDER,
 }
 
 _STATUS = {
@@ -118,6 +122,53 @@ def version_to_dict(v: pb.PlanVersion, currency: str) -> dict[str, Any]:
     return out
 
 
+def _draft(d: pb.DraftPlan, path: str) -> DraftPlan:
+    if d.HasField("yaml"):
+        return DraftPlan(d.label, path, yaml=d.yaml)
+    if d.HasField("version"):
+        # The plan's currency is filled in by the service; the base fee's, if any, must match it.
+        spec = version_to_dict(d.version, d.version.base_fee.currency_code)
+        return DraftPlan(d.label, path, plan_id=d.version.plan_id, version=spec)
+    return DraftPlan(d.label, path)
+
+
+def _decimal(text: str, path: str, default: str = "0") -> Decimal:
+    value = Decimal(text or default)  # validation.py let only plain decimals through
+    if value < 0:
+        raise InvalidArgument(f"{path} must not be negative", field=path)
+    return value
+
+
+def _profile(p: pb.UsageProfile, path: str) -> UsageProfile:
+    if p.HasField("meters"):
+        meters: dict[str, MeterMonth] = {}
+        for i, m in enumerate(p.meters.meters):
+            at = f"{path}.meters.meters[{i}]"
+            if m.meter_key in meters:
+                raise InvalidArgument(f"meter {m.meter_key} appears twice", field=f"{at}.meter_key")
+            buckets: dict[str, Decimal] = {}
+            for j, b in enumerate(m.buckets):
+                if b.bucket in buckets:
+                    raise InvalidArgument(
+                        f"bucket {b.bucket} appears twice", field=f"{at}.buckets[{j}].bucket"
+                    )
+                buckets[b.bucket] = _decimal(b.quantity, f"{at}.buckets[{j}].quantity")
+            meters[m.meter_key] = MeterMonth(
+                _decimal(m.quantity, f"{at}.quantity"), _decimal(m.event_count, f"{at}.event_count"), buckets
+            )
+        return UsageProfile(p.name, path, meters=meters)
+    if p.HasField("scaled"):
+        s = p.scaled
+        return UsageProfile(
+            p.name,
+            path,
+            customer_id=s.customer_id or "",
+            period_start=_time(s, "period_start_time", f"{path}.scaled.period_start_time"),
+            factor=_decimal(s.factor, f"{path}.scaled.factor", "1"),
+        )
+    return UsageProfile(p.name, path)
+
+
 # ---- encoding -------------------------------------------------------------------------------------
 
 
@@ -127,6 +178,15 @@ def _ts(value: str | None) -> Any:
 
 def _m(amount: str | None, currency: str) -> money_pb2.Money:
     return to_money(Decimal(amount or "0"), currency)
+
+
+def totals_pb(t: Totals) -> pb.PricedTotals:
+    return pb.PricedTotals(
+        total=to_money(t.total, t.currency),
+        provider_cost=to_money(t.provider_cost, t.currency),
+        platform_fee=to_money(t.platform_fee, t.currency),
+        builder_margin=to_money(t.builder_margin, t.currency),
+    )
 
 
 def customer_pb(v: dict[str, Any]) -> pb.Customer:
@@ -499,6 +559,48 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             request.builder_id, request.page_size, request.page_token
         )
         return pb.ListEarningsResponse(entries=[earnings_pb(r) for r in rows], next_page_token=token)
+
+    async def SimulatePlan(self, request: pb.SimulatePlanRequest, context: grpc.aio.ServicerContext) -> Any:
+        sim = await self.service.simulate_plan(
+            request.builder_id,
+            request.customer_id,
+            _time(request, "period_start_time", "period_start_time"),
+            _draft(request.plan, "plan"),
+        )
+        return pb.SimulatePlanResponse(
+            customers=[
+                pb.CustomerSimulation(
+                    customer_id=c.customer_id,
+                    projected_invoice=invoice_pb(c.invoice),
+                    projected=totals_pb(c.projected),
+                    billed=totals_pb(c.billed) if c.billed is not None else None,
+                    billed_invoice_id=c.billed_invoice_id,
+                )
+                for c in sim.customers
+            ],
+            projected=totals_pb(sim.projected),
+            billed=totals_pb(sim.billed),
+        )
+
+    async def PriceUsageProfiles(
+        self, request: pb.PriceUsageProfilesRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        prices = await self.service.price_usage_profiles(
+            request.builder_id,
+            [_draft(d, f"plans[{i}]") for i, d in enumerate(request.plans)],
+            [_profile(p, f"profiles[{i}]") for i, p in enumerate(request.profiles)],
+        )
+        return pb.PriceUsageProfilesResponse(
+            prices=[
+                pb.ProfilePrice(
+                    profile=p.profile,
+                    plan=p.plan,
+                    projected_invoice=invoice_pb(p.invoice),
+                    totals=totals_pb(p.totals),
+                )
+                for p in prices
+            ]
+        )
 
 
 def validating_servicer(service: BillingService) -> BillingServicer:

@@ -12,6 +12,7 @@ BillingService is their union, the one object app.py builds and api.py calls.
     payments.py       RecordPayment, IssueCreditNote, VoidInvoice
     wallets.py        TopUpWallet, GetWallet
     earnings.py       ListEarnings (and the feed rows payments and closes append)
+    simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from billing.service.earnings import Earnings
 from billing.service.invoicing import Invoicing
 from billing.service.payments import Payments
 from billing.service.plans import Plans
+from billing.service.simulation import Simulation
 from billing.service.subscriptions import Subscriptions
 from billing.service.wallets import Wallets
 
 __all__ = ["BillingService", "idempotency_scope"]
 
 
-class BillingService(Customers, Plans, Subscriptions, Invoicing, Closing, Payments, Wallets, Earnings):
+class BillingService(
+    Customers, Plans, Subscriptions, Invoicing, Closing, Payments, Wallets, Earnings, Simulation
+):
     """Every billing use case; the constructor is ServiceCore's."""

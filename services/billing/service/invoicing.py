@@ -141,6 +141,42 @@ def _jsonb(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def draft_invoice_view(
+    builder_id: str,
+    customer_id: str,
+    app_id: str,
+    plan_id: str,
+    version: int,
+    draft: Any,
+    tags: dict[str, list],
+    cutoff: datetime | None = None,
+) -> dict[str, Any]:
+    """An unstored invoice (a preview or a simulation) in the shape of a stored one."""
+    lines = _line_rows("", draft.lines, draft.period.start, None, {}, tags)
+    inv = {
+        "id": "",
+        "builder_id": builder_id,
+        "customer_id": customer_id,
+        "app_id": app_id,
+        "number": 0,
+        "status": "draft",
+        "currency_code": draft.currency,
+        "period_start": draft.period.start,
+        "period_end": draft.period.end,
+        "usage_cutoff": cutoff,
+        "plan_id": plan_id,
+        "plan_version": version,
+        "total": draft.subtotal,
+        "wallet_applied": ZERO,
+        "credited": ZERO,
+        "amount_paid": ZERO,
+        "paid_time": None,
+        "finalize_time": None,
+        "void_time": None,
+    }
+    return invoice_view(inv, lines)
+
+
 class Invoicing(ServiceCore):
     """Invoice previews and reads."""
 
@@ -175,29 +211,7 @@ class Invoicing(ServiceCore):
         draft = build_invoice(spec, charge_usage(spec, usage, customer_id), fee, period)
         _check_recordable(draft, customer_id)
         tags = {c.meter_key: usage_by_tag(usage, c.meter_key, customer_id) for c in spec.charges}
-        lines = _line_rows("", draft.lines, period.start, None, {}, tags)
-        inv = {
-            "id": "",
-            "builder_id": builder_id,
-            "customer_id": customer_id,
-            "app_id": customer["app_id"],
-            "number": 0,
-            "status": "draft",
-            "currency_code": spec.currency,
-            "period_start": period.start,
-            "period_end": period.end,
-            "usage_cutoff": None,
-            "plan_id": plan_id,
-            "plan_version": version,
-            "total": draft.subtotal,
-            "wallet_applied": ZERO,
-            "credited": ZERO,
-            "amount_paid": ZERO,
-            "paid_time": None,
-            "finalize_time": None,
-            "void_time": None,
-        }
-        return invoice_view(inv, lines)
+        return draft_invoice_view(builder_id, customer_id, customer["app_id"], plan_id, version, draft, tags)
 
     async def get_invoice(self, builder_id: str, invoice_id: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
