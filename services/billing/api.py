@@ -16,6 +16,15 @@ from google.protobuf import json_format
 from billing.domain.simulation import MeterMonth, Totals
 from billing.service import BillingService
 from billing.service.simulation import DraftPlan, UsageProfile
+from billing.service.views import (
+    CustomerView,
+    EarningsView,
+    InvoiceView,
+    PlanView,
+    SubscriptionView,
+    VersionView,
+    WalletView,
+)
 from billing.validation import check_coverage, validated
 from common.auth import Access
 from common.errors import InvalidArgument
@@ -172,12 +181,12 @@ def _profile(p: pb.UsageProfile, path: str) -> UsageProfile:
 # ---- encoding -------------------------------------------------------------------------------------
 
 
-def _ts(value: str | None) -> Any:
-    return to_timestamp(datetime.fromisoformat(value)) if value else None
+def _ts(value: datetime | None) -> Any:
+    return to_timestamp(value) if value is not None else None
 
 
-def _m(amount: str | None, currency: str) -> money_pb2.Money:
-    return to_money(Decimal(amount or "0"), currency)
+def _m(amount: Decimal, currency: str) -> money_pb2.Money:
+    return to_money(amount, currency)
 
 
 def totals_pb(t: Totals) -> pb.PricedTotals:
@@ -189,15 +198,15 @@ def totals_pb(t: Totals) -> pb.PricedTotals:
     )
 
 
-def customer_pb(v: dict[str, Any]) -> pb.Customer:
+def customer_pb(v: CustomerView) -> pb.Customer:
     return pb.Customer(
-        id=v["id"],
-        builder_id=v["builder_id"],
-        app_id=v["app_id"],
-        currency_code=v["currency_code"],
-        display_name=v["display_name"],
-        billing_email=v["billing_email"],
-        create_time=_ts(v["create_time"]),
+        id=v.id,
+        builder_id=v.builder_id,
+        app_id=v.app_id,
+        currency_code=v.currency_code,
+        display_name=v.display_name,
+        billing_email=v.billing_email,
+        create_time=_ts(v.create_time),
     )
 
 
@@ -213,56 +222,56 @@ def charge_pb(c: dict[str, Any]) -> pb.Charge:
     return json_format.ParseDict(_drop_none(c), pb.Charge())
 
 
-def version_pb(v: dict[str, Any]) -> pb.PlanVersion:
-    spec = v["spec"]
+def version_pb(v: VersionView) -> pb.PlanVersion:
+    spec = v.spec
     return pb.PlanVersion(
-        plan_id=v["plan_id"],
-        version=v["version"],
+        plan_id=v.plan_id,
+        version=v.version,
         billing_interval=pb.BILLING_INTERVAL_MONTH,
-        base_fee=_m(spec.get("base_fee"), spec["currency"]),
+        base_fee=_m(Decimal(spec.get("base_fee") or "0"), spec["currency"]),
         charges=[charge_pb(c) for c in spec["charges"]],
-        publish_time=_ts(v["publish_time"]),
+        publish_time=_ts(v.publish_time),
     )
 
 
-def plan_pb(v: dict[str, Any]) -> pb.Plan:
+def plan_pb(v: PlanView) -> pb.Plan:
     return pb.Plan(
-        id=v["id"],
-        builder_id=v["builder_id"],
-        key=v["key"],
-        display_name=v["display_name"],
-        currency_code=v["currency_code"],
-        versions=[version_pb(x) for x in v["versions"]],
-        create_time=_ts(v["create_time"]),
+        id=v.id,
+        builder_id=v.builder_id,
+        key=v.key,
+        display_name=v.display_name,
+        currency_code=v.currency_code,
+        versions=[version_pb(x) for x in v.versions],
+        create_time=_ts(v.create_time),
     )
 
 
-def subscription_pb(v: dict[str, Any]) -> pb.Subscription:
+def subscription_pb(v: SubscriptionView) -> pb.Subscription:
     return pb.Subscription(
-        id=v["id"],
-        builder_id=v["builder_id"],
-        customer_id=v["customer_id"],
-        plan_id=v["plan_id"],
-        plan_version=v["plan_version"],
-        start_time=_ts(v["start_time"]),
-        next_plan_id=v["next_plan_id"],
-        next_plan_version=v["next_plan_version"],
-        change_time=_ts(v["change_time"]),
+        id=v.id,
+        builder_id=v.builder_id,
+        customer_id=v.customer_id,
+        plan_id=v.plan_id,
+        plan_version=v.plan_version,
+        start_time=_ts(v.start_time),
+        next_plan_id=v.next_plan_id,
+        next_plan_version=v.next_plan_version,
+        change_time=_ts(v.change_time),
     )
 
 
-def invoice_pb(v: dict[str, Any]) -> pb.Invoice:
-    cur = v["currency_code"]
+def invoice_pb(v: InvoiceView) -> pb.Invoice:
+    cur = v.currency_code
     lines = [
         pb.InvoiceLine(
-            position=ln["position"],
-            kind=_LINE[ln["kind"]],
-            charge_key=ln["charge_key"],
-            meter_key=ln["meter_key"],
-            display_name=ln["display_name"],
-            quantity=ln["quantity"],
-            included_quantity=ln["included_quantity"],
-            unit_price=ln["unit_price"],
+            position=ln.position,
+            kind=_LINE[ln.kind],
+            charge_key=ln.charge_key,
+            meter_key=ln.meter_key,
+            display_name=ln.display_name,
+            quantity=ln.quantity,
+            included_quantity=ln.included_quantity,
+            unit_price=ln.unit_price,
             tiers=[
                 pb.TierAmount(
                     label=t["label"],
@@ -271,80 +280,79 @@ def invoice_pb(v: dict[str, Any]) -> pb.Invoice:
                     flat_price=t["flat_price"],
                     amount=t["amount"],
                 )
-                for t in ln["tiers"]
+                for t in ln.tiers
             ],
-            amount=_m(ln["amount"], cur),
+            amount=_m(ln.amount, cur),
             split=pb.Split(
-                provider_cost=_m(ln["provider_cost"], cur),
-                platform_fee=_m(ln["platform_fee"], cur),
-                builder_margin=_m(ln["builder_margin"], cur),
+                provider_cost=_m(ln.provider_cost, cur),
+                platform_fee=_m(ln.platform_fee, cur),
+                builder_margin=_m(ln.builder_margin, cur),
             ),
             usage_by_tag=[
-                pb.TagUsage(tag=u["tag"], value=u["value"], quantity=u["quantity"])
-                for u in ln["usage_by_tag"]
+                pb.TagUsage(tag=u["tag"], value=u["value"], quantity=u["quantity"]) for u in ln.usage_by_tag
             ],
-            adjusted_period_start_time=_ts(ln["adjusted_period_start_time"]),
+            adjusted_period_start_time=_ts(ln.adjusted_period_start_time),
         )
-        for ln in v["lines"]
+        for ln in v.lines
     ]
     return pb.Invoice(
-        id=v["id"],
-        builder_id=v["builder_id"],
-        customer_id=v["customer_id"],
-        app_id=v["app_id"],
-        number=v["number"],
-        status=_STATUS[v["status"]],
+        id=v.id,
+        builder_id=v.builder_id,
+        customer_id=v.customer_id,
+        app_id=v.app_id,
+        number=v.number,
+        status=_STATUS[v.status],
         currency_code=cur,
-        period_start_time=_ts(v["period_start_time"]),
-        period_end_time=_ts(v["period_end_time"]),
-        usage_cutoff_time=_ts(v["usage_cutoff_time"]),
-        plan_id=v["plan_id"],
-        plan_version=v["plan_version"],
+        period_start_time=_ts(v.period_start_time),
+        period_end_time=_ts(v.period_end_time),
+        usage_cutoff_time=_ts(v.usage_cutoff_time),
+        plan_id=v.plan_id,
+        plan_version=v.plan_version,
         lines=lines,
-        total=_m(v["total"], cur),
-        wallet_applied=_m(v["wallet_applied"], cur),
-        credited=_m(v["credited"], cur),
-        amount_due=_m(v["amount_due"], cur),
-        amount_paid=_m(v["amount_paid"], cur),
-        payment_status=_PAYMENT[v["payment_status"]],
-        finalize_time=_ts(v["finalize_time"]),
-        void_time=_ts(v["void_time"]),
+        total=_m(v.total, cur),
+        wallet_applied=_m(v.wallet_applied, cur),
+        credited=_m(v.credited, cur),
+        amount_due=_m(v.amount_due, cur),
+        amount_paid=_m(v.amount_paid, cur),
+        payment_status=_PAYMENT[v.payment_status],
+        finalize_time=_ts(v.finalize_time),
+        void_time=_ts(v.void_time),
     )
 
 
-def wallet_pb(v: dict[str, Any]) -> pb.Wallet:
-    cur = v["currency_code"]
+def wallet_pb(v: WalletView) -> pb.Wallet:
+    cur = v.currency_code
     return pb.Wallet(
-        builder_id=v["builder_id"],
-        customer_id=v["customer_id"],
-        balance=_m(v["balance"], cur),
+        builder_id=v.builder_id,
+        customer_id=v.customer_id,
+        balance=_m(v.balance, cur),
         transactions=[
             pb.WalletTransaction(
-                id=t["id"],
-                amount=_m(t["amount"], cur),
-                invoice_id=t["invoice_id"],
-                create_time=_ts(t["create_time"]),
+                id=t.id,
+                amount=_m(t.amount, cur),
+                invoice_id=t.invoice_id,
+                create_time=_ts(t.create_time),
             )
-            for t in v["transactions"]
+            for t in v.transactions
         ],
     )
 
 
-def earnings_pb(v: dict[str, Any]) -> pb.EarningsEntry:
+def earnings_pb(v: EarningsView) -> pb.EarningsEntry:
     return pb.EarningsEntry(
-        sequence=v["sequence"],
-        builder_id=v["builder_id"],
-        app_id=v["app_id"],
-        customer_id=v["customer_id"],
-        invoice_id=v["invoice_id"],
-        line_position=v["line_position"],
-        workflow=v["workflow"],
-        meter_key=v["meter_key"],
-        kind=_EARN_KIND[v["kind"]],
-        reason=_EARN_REASON[v["reason"]],
-        amount=_m(v["amount"], v["currency_code"]),
-        source_id=v["source_id"],
-        create_time=_ts(v["create_time"]),
+        sequence=v.sequence,
+        builder_id=v.builder_id,
+        app_id=v.app_id,
+        customer_id=v.customer_id,
+        invoice_id=v.invoice_id,
+        line_position=v.line_position,
+        workflow=v.workflow,
+        meter_key=v.meter_key,
+        kind=_EARN_KIND[v.kind],
+        reason=_EARN_REASON[v.reason],
+        amount=_m(v.amount, v.currency_code),
+        source_id=v.source_id,
+        create_time=_ts(v.create_time),
     )
 
 
@@ -410,7 +418,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             if (request.builder_id and request.version.plan_id)
             else None
         )
-        currency = plan["currency_code"] if plan else ""
+        currency = plan.currency_code if plan else ""
         spec = version_to_dict(request.version, currency)
         view = await self.service.publish_plan_version(
             request.request_id, request.builder_id, request.version.plan_id, spec
@@ -422,7 +430,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             request.request_id, request.builder_id, request.plan_key, request.display_name, request.yaml
         )
         return pb.ApplyPlanYamlResponse(
-            plan=plan_pb(view["plan"]), version=version_pb(view["version"]), published=view["published"]
+            plan=plan_pb(view.plan), version=version_pb(view.version), published=view.published
         )
 
     async def Subscribe(self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -451,10 +459,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         )
         return pb.SetPlatformFeeResponse(
             platform_fee=pb.PlatformFee(
-                builder_id=view["builder_id"],
-                percent_of_line=view["percent_of_line"],
-                percent_of_margin=view["percent_of_margin"],
-                update_time=_ts(view["update_time"]),
+                builder_id=view.builder_id,
+                percent_of_line=view.percent_of_line,
+                percent_of_margin=view.percent_of_margin,
+                update_time=_ts(view.update_time),
             )
         )
 
@@ -472,10 +480,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             raise InvalidArgument("period_end_time is required", field="period_end_time")
         view = await self.service.close_period(request.request_id, request.builder_id, end)
         return pb.ClosePeriodResponse(
-            invoice_count=view["invoice_count"],
-            finalized_count=view["finalized_count"],
-            usage_cutoff_time=_ts(view["usage_cutoff_time"]),
-            totals=[_m(t["amount"], t["currency_code"]) for t in view["totals"]],
+            invoice_count=view.invoice_count,
+            finalized_count=view.finalized_count,
+            usage_cutoff_time=_ts(view.usage_cutoff_time),
+            totals=[_m(t.amount, t.currency_code) for t in view.totals],
         )
 
     async def GetInvoice(self, request: pb.GetInvoiceRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -508,16 +516,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         view = await self.service.issue_credit_note(
             request.request_id, request.builder_id, request.invoice_id, amount, currency, request.reason
         )
-        note = view["credit_note"]
+        note = view.credit_note
         return pb.IssueCreditNoteResponse(
             credit_note=pb.CreditNote(
-                id=note["id"],
-                invoice_id=note["invoice_id"],
-                amount=_m(note["amount"], note["currency_code"]),
-                reason=note["reason"],
-                create_time=_ts(note["create_time"]),
+                id=note.id,
+                invoice_id=note.invoice_id,
+                amount=_m(note.amount, note.currency_code),
+                reason=note.reason,
+                create_time=_ts(note.create_time),
             ),
-            invoice=invoice_pb(view["invoice"]),
+            invoice=invoice_pb(view.invoice),
         )
 
     async def RecordPayment(self, request: pb.RecordPaymentRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -530,16 +538,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             currency,
             request.external_reference,
         )
-        p = view["payment"]
+        p = view.payment
         return pb.RecordPaymentResponse(
             payment=pb.Payment(
-                id=p["id"],
-                invoice_id=p["invoice_id"],
-                amount=_m(p["amount"], p["currency_code"]),
-                external_reference=p["external_reference"],
-                create_time=_ts(p["create_time"]),
+                id=p.id,
+                invoice_id=p.invoice_id,
+                amount=_m(p.amount, p.currency_code),
+                external_reference=p.external_reference,
+                create_time=_ts(p.create_time),
             ),
-            invoice=invoice_pb(view["invoice"]),
+            invoice=invoice_pb(view.invoice),
         )
 
     async def TopUpWallet(self, request: pb.TopUpWalletRequest, context: grpc.aio.ServicerContext) -> Any:

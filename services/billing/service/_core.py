@@ -29,7 +29,11 @@ from billing.domain import (
 from billing.domain.money import has_at_most_places
 from billing.domain.text import quote
 from billing.service.views import (
+    InvoiceView,
+    V,
+    from_json,
     invoice_view,
+    to_json,
 )
 from common.errors import (
     InvalidArgument,
@@ -156,16 +160,19 @@ class ServiceCore:
         builder_id: str,
         request_id: str,
         body: Any,
-        work: Callable[[AsyncConnection], Awaitable[dict]],
-    ) -> dict[str, Any]:
+        work: Callable[[AsyncConnection], Awaitable[V]],
+        reply_type: type[V],
+    ) -> V:
+        """Run `work` once per (rpc, builder, request id) in one transaction with the claim; its typed
+        reply is stored as JSON (views.to_json) and a retry decodes the stored one (views.from_json)."""
         _require(request_id, "request_id")
         scope = idempotency_scope(rpc, builder_id)
         async with self.engine.begin() as conn:
             prior = await claim(conn, store.idempotency_keys, scope, request_id, fingerprint(body))
             if prior is not None:
-                return prior
+                return from_json(reply_type, prior)
             reply = await work(conn)
-            await complete(conn, store.idempotency_keys, scope, request_id, reply)
+            await complete(conn, store.idempotency_keys, scope, request_id, to_json(reply))
             return reply
 
     # ---- shared reads ---------------------------------------------------------------------------
@@ -192,6 +199,6 @@ class ServiceCore:
             raise NotFound(f"invoice {quote(invoice_id)} not found", field="invoice_id")
         return inv
 
-    async def _invoice_view(self, conn: AsyncConnection, inv: dict[str, Any]) -> dict[str, Any]:
+    async def _invoice_view(self, conn: AsyncConnection, inv: dict[str, Any]) -> InvoiceView:
         lines = await store.lines_of(conn, [inv["id"]])
         return invoice_view(inv, lines[inv["id"]])

@@ -38,8 +38,10 @@ from billing.service.earnings import _earnings_rows
 from billing.service.invoicing import _check_recordable, _jsonb, _line_rows
 from billing.service.views import (
     ZERO,
-    _s,
+    CloseSummary,
+    CurrencyTotal,
     _t,
+    from_json,
 )
 from billing.usage import (
     PeriodUsage,
@@ -114,7 +116,7 @@ class Closing(ServiceCore):
             settled = answer.settled
         return cutoff
 
-    async def close_period(self, request_id: str, builder_id: str, period_end: datetime) -> dict[str, Any]:
+    async def close_period(self, request_id: str, builder_id: str, period_end: datetime) -> CloseSummary:
         """Close a builder's period in two phases, so that waiting on metering holds no connection.
 
         1. Without a transaction (short reads only): which plan versions the customers still to
@@ -152,7 +154,7 @@ class Closing(ServiceCore):
                                 field="request_id",
                             )
                         if prior["reply"] is not None:
-                            return prior["reply"]
+                            return from_json(CloseSummary, prior["reply"])
                     inputs = await self._close_inputs(conn, builder_id, period)
                 fetched = await self._read_close_usage(builder_id, period, inputs) if inputs else None
 
@@ -161,7 +163,9 @@ class Closing(ServiceCore):
 
                 try:
                     async with self._close_slots:
-                        return await self._idempotent("ClosePeriod", builder_id, request_id, body, work)
+                        return await self._idempotent(
+                            "ClosePeriod", builder_id, request_id, body, work, CloseSummary
+                        )
                 except _StaleCloseInputs:
                     log.info(
                         "billing.period.close_inputs_changed", builder_id=builder_id, period=period.label
@@ -250,12 +254,12 @@ class Closing(ServiceCore):
             invoices=sum(r["n"] for r in summary),
             seconds=round((self.clock() - started).total_seconds(), 3),
         )
-        return {
-            "invoice_count": sum(r["n"] for r in summary),
-            "finalized_count": finalized,
-            "usage_cutoff_time": _t(cutoff),
-            "totals": [{"currency_code": r["currency_code"], "amount": _s(r["total"])} for r in summary],
-        }
+        return CloseSummary(
+            sum(r["n"] for r in summary),
+            finalized,
+            cutoff,
+            tuple(CurrencyTotal(r["currency_code"], r["total"]) for r in summary),
+        )
 
     async def _finalize(
         self,

@@ -18,6 +18,7 @@ from billing.service._core import (
     log,
 )
 from billing.service.views import (
+    CustomerView,
     customer_view,
 )
 from common.errors import (
@@ -47,14 +48,14 @@ class Customers(ServiceCore):
                 "customer.billing_email must be an email address", field="customer.billing_email"
             )
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             row = await store.insert_customer(conn, c)
             if row is None:
                 raise AlreadyExists(f"customer {quote(c['id'])} already exists", field="customer.id")
             log.info("billing.customer.created", builder_id=c["builder_id"], customer_id=c["id"])
             return customer_view(row)
 
-        return await self._idempotent("CreateCustomer", c["builder_id"], request_id, c, work)
+        return await self._idempotent("CreateCustomer", c["builder_id"], request_id, c, work, CustomerView)
 
     async def get_customer(self, builder_id: str, customer_id: str) -> dict[str, Any]:
         _require(builder_id, "builder_id")

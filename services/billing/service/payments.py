@@ -31,8 +31,11 @@ from billing.service._core import (
 from billing.service.earnings import _earnings_rows
 from billing.service.views import (
     ZERO,
+    CreditNoteReply,
+    CreditNoteView,
+    InvoiceView,
+    PaymentReply,
     _s,
-    _t,
     amount_due,
     payment_view,
 )
@@ -83,7 +86,7 @@ class Payments(ServiceCore):
     ) -> dict[str, Any]:
         _require(reference, "external_reference")
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
             prior = await store.get_payment_by_reference(conn, builder_id, reference)
             if prior is not None:
@@ -92,10 +95,9 @@ class Payments(ServiceCore):
                         f"external_reference {quote(reference)} was recorded for another payment",
                         field="external_reference",
                     )
-                return {
-                    "payment": payment_view(prior, inv["currency_code"]),
-                    "invoice": await self._invoice_view(conn, inv),
-                }
+                return PaymentReply(
+                    payment_view(prior, inv["currency_code"]), await self._invoice_view(conn, inv)
+                )
             _money_amount(amount, currency, inv["currency_code"], "amount")
             if inv["status"] == "void":
                 raise FailedPrecondition(
@@ -119,10 +121,9 @@ class Payments(ServiceCore):
             log.info(
                 "billing.payment.recorded", invoice_id=invoice_id, payment_id=payment["id"], amount=_s(amount)
             )
-            return {
-                "payment": payment_view(payment, inv["currency_code"]),
-                "invoice": await self._invoice_view(conn, inv),
-            }
+            return PaymentReply(
+                payment_view(payment, inv["currency_code"]), await self._invoice_view(conn, inv)
+            )
 
         body = {
             "builder_id": builder_id,
@@ -131,14 +132,14 @@ class Payments(ServiceCore):
             "currency": currency,
             "reference": reference,
         }
-        return await self._idempotent("RecordPayment", builder_id, request_id, body, work)
+        return await self._idempotent("RecordPayment", builder_id, request_id, body, work, PaymentReply)
 
     async def issue_credit_note(
         self, request_id: str, builder_id: str, invoice_id: str, amount: Decimal, currency: str, reason: str
     ) -> dict[str, Any]:
         _require(reason, "reason", max_len=1000)
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
             _money_amount(amount, currency, inv["currency_code"], "amount")
             if inv["status"] == "void":
@@ -175,17 +176,12 @@ class Payments(ServiceCore):
                 amount=_s(amount),
                 after_payment=after_payment,
             )
-            return {
-                "credit_note": {
-                    "id": note["id"],
-                    "invoice_id": invoice_id,
-                    "amount": _s(amount),
-                    "currency_code": inv["currency_code"],
-                    "reason": reason,
-                    "create_time": _t(note["create_time"]),
-                },
-                "invoice": await self._invoice_view(conn, inv),
-            }
+            return CreditNoteReply(
+                CreditNoteView(
+                    note["id"], invoice_id, amount, inv["currency_code"], reason, note["create_time"]
+                ),
+                await self._invoice_view(conn, inv),
+            )
 
         body = {
             "builder_id": builder_id,
@@ -194,14 +190,14 @@ class Payments(ServiceCore):
             "currency": currency,
             "reason": reason,
         }
-        return await self._idempotent("IssueCreditNote", builder_id, request_id, body, work)
+        return await self._idempotent("IssueCreditNote", builder_id, request_id, body, work, CreditNoteReply)
 
     async def void_invoice(
         self, request_id: str, builder_id: str, invoice_id: str, reason: str
     ) -> dict[str, Any]:
         _require(reason, "reason", max_len=1000)
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
             if inv["status"] == "void":
                 raise FailedPrecondition(f"invoice {quote(invoice_id)} is already void", field="invoice_id")
@@ -238,4 +234,4 @@ class Payments(ServiceCore):
             return await self._invoice_view(conn, inv)
 
         body = {"builder_id": builder_id, "invoice_id": invoice_id, "reason": reason}
-        return await self._idempotent("VoidInvoice", builder_id, request_id, body, work)
+        return await self._idempotent("VoidInvoice", builder_id, request_id, body, work, InvoiceView)

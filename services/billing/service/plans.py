@@ -29,6 +29,10 @@ from billing.service._core import (
     log,
 )
 from billing.service.views import (
+    AppliedPlan,
+    FeeView,
+    PlanView,
+    VersionView,
     fee_view,
     plan_view,
     version_view,
@@ -50,13 +54,13 @@ class Plans(ServiceCore):
             raise InvalidArgument("plan.key must be 1 to 64 characters of [a-z0-9_.-]", field="plan.key")
         minor_units(p["currency_code"], field="plan.currency_code")
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             row = await store.insert_plan(conn, {**p, "id": _new_id("plan")})
             if row is None:
                 raise AlreadyExists(f"plan {quote(p['key'])} already exists", field="plan.key")
             return plan_view(row, [])
 
-        return await self._idempotent("CreatePlan", p["builder_id"], request_id, p, work)
+        return await self._idempotent("CreatePlan", p["builder_id"], request_id, p, work, PlanView)
 
     async def get_plan(self, builder_id: str, plan_id: str) -> dict[str, Any]:
         _require(builder_id, "builder_id")
@@ -102,7 +106,7 @@ class Plans(ServiceCore):
                 exc.message, field=f"version.{exc.field}" if exc.field else "version"
             ) from None
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             plan = await store.get_plan(conn, builder_id, plan_id)
             if plan is None:
                 raise NotFound(f"plan {quote(plan_id)} not found", field="version.plan_id")
@@ -113,7 +117,7 @@ class Plans(ServiceCore):
             return version_view(await self._publish(conn, plan, spec))
 
         body = {"builder_id": builder_id, "plan_id": plan_id, "spec": spec_dict}
-        return await self._idempotent("PublishPlanVersion", builder_id, request_id, body, work)
+        return await self._idempotent("PublishPlanVersion", builder_id, request_id, body, work, VersionView)
 
     async def apply_plan_yaml(
         self, request_id: str, builder_id: str, plan_key: str, display_name: str, text: str
@@ -130,7 +134,7 @@ class Plans(ServiceCore):
                 exc.message, field=f"yaml.{exc.field}" if exc.field and exc.field != "yaml" else "yaml"
             ) from None
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             plan = await store.get_plan_by_key(conn, builder_id, plan_key)
             if plan is None:
                 plan = await store.insert_plan(
@@ -154,14 +158,10 @@ class Plans(ServiceCore):
             published = latest is None or latest["spec"] != plan_to_dict(spec)
             version = await self._publish(conn, plan, spec) if published else latest
             versions = await store.plan_versions_of(conn, [plan["id"]])
-            return {
-                "plan": plan_view(plan, versions[plan["id"]]),
-                "version": version_view(version),
-                "published": published,
-            }
+            return AppliedPlan(plan_view(plan, versions[plan["id"]]), version_view(version), published)
 
         body = {"builder_id": builder_id, "plan_key": plan_key, "display_name": display_name, "yaml": text}
-        return await self._idempotent("ApplyPlanYaml", builder_id, request_id, body, work)
+        return await self._idempotent("ApplyPlanYaml", builder_id, request_id, body, work, AppliedPlan)
 
     async def set_platform_fee(
         self, request_id: str, builder_id: str, percent_of_line: str, percent_of_margin: str
@@ -177,9 +177,9 @@ class Plans(ServiceCore):
                 ) from None
         rule = PlatformFeeRule(**values).validate(prefix="platform_fee")
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             row = await store.set_platform_fee(conn, builder_id, rule.percent_of_line, rule.percent_of_margin)
             return fee_view(row)
 
         body = {"builder_id": builder_id, "line": percent_of_line, "margin": percent_of_margin}
-        return await self._idempotent("SetPlatformFee", builder_id, request_id, body, work)
+        return await self._idempotent("SetPlatformFee", builder_id, request_id, body, work, FeeView)

@@ -37,6 +37,7 @@ from billing.domain.simulation import (
 from billing.domain.text import quote
 from billing.service._core import ServiceCore, _require
 from billing.service.invoicing import _check_recordable, draft_invoice_view
+from billing.service.views import InvoiceView
 from billing.usage import PeriodUsage, charge_usage, meter_needs, query_period, usage_by_tag
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
 
@@ -72,7 +73,7 @@ class UsageProfile:
 @dataclass(frozen=True)
 class CustomerSimulation:
     customer_id: str
-    invoice: dict[str, Any]  # the projected draft, as views.invoice_view shapes every invoice
+    invoice: InvoiceView  # the projected draft, shaped as every invoice
     projected: Totals
     billed: Totals | None
     billed_invoice_id: str
@@ -89,7 +90,7 @@ class PlanSimulation:
 class ProfilePrice:
     profile: str
     plan: str
-    invoice: dict[str, Any]
+    invoice: InvoiceView
     totals: Totals
 
 

@@ -19,6 +19,7 @@ from billing.service._core import (
     log,
 )
 from billing.service.views import (
+    SubscriptionView,
     _t,
     subscription_view,
 )
@@ -70,7 +71,7 @@ class Subscriptions(ServiceCore):
         _require(customer_id, "customer_id")
         _require(plan_id, "plan_id", max_len=64)
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
                 raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
@@ -107,7 +108,7 @@ class Subscriptions(ServiceCore):
             "version": version,
             "start": _t(start),
         }
-        return await self._idempotent("Subscribe", builder_id, request_id, body, work)
+        return await self._idempotent("Subscribe", builder_id, request_id, body, work, SubscriptionView)
 
     async def change_plan(
         self, request_id: str, builder_id: str, customer_id: str, plan_id: str, version: int
@@ -116,7 +117,7 @@ class Subscriptions(ServiceCore):
         _require(customer_id, "customer_id")
         _require(plan_id, "plan_id", max_len=64)
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             sub = await store.get_subscription(conn, builder_id, customer_id, for_update=True)
             if sub is None:
                 raise NotFound(f"customer {quote(customer_id)} has no subscription", field="customer_id")
@@ -145,4 +146,4 @@ class Subscriptions(ServiceCore):
             return subscription_view(sub)
 
         body = {"builder_id": builder_id, "customer_id": customer_id, "plan_id": plan_id, "version": version}
-        return await self._idempotent("ChangePlan", builder_id, request_id, body, work)
+        return await self._idempotent("ChangePlan", builder_id, request_id, body, work, SubscriptionView)

@@ -18,8 +18,9 @@ from billing.service._core import (
     log,
 )
 from billing.service.views import (
+    WalletTransactionView,
+    WalletView,
     _s,
-    _t,
 )
 from common.errors import (
     FailedPrecondition,
@@ -36,7 +37,7 @@ class Wallets(ServiceCore):
         _require(builder_id, "builder_id")
         _require(customer_id, "customer_id")
 
-        async def work(conn: AsyncConnection) -> dict:
+        async def work(conn: AsyncConnection) -> Any:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
                 raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
@@ -60,27 +61,22 @@ class Wallets(ServiceCore):
             "amount": _s(amount),
             "currency": currency,
         }
-        return await self._idempotent("TopUpWallet", builder_id, request_id, body, work)
+        return await self._idempotent("TopUpWallet", builder_id, request_id, body, work, WalletView)
 
     async def _wallet(
         self, conn: AsyncConnection, builder_id: str, customer: dict[str, Any]
     ) -> dict[str, Any]:
         balance, txs = await store.get_wallet(conn, builder_id, customer["id"])
-        return {
-            "builder_id": builder_id,
-            "customer_id": customer["id"],
-            "currency_code": customer["currency_code"],
-            "balance": _s(balance),
-            "transactions": [
-                {
-                    "id": t["id"],
-                    "amount": _s(t["amount"]),
-                    "invoice_id": t["invoice_id"] or "",
-                    "create_time": _t(t["create_time"]),
-                }
+        return WalletView(
+            builder_id,
+            customer["id"],
+            customer["currency_code"],
+            balance,
+            tuple(
+                WalletTransactionView(t["id"], t["amount"], t["invoice_id"] or "", t["create_time"])
                 for t in txs
-            ],
-        }
+            ),
+        )
 
     async def get_wallet(self, builder_id: str, customer_id: str) -> dict[str, Any]:
         _require(builder_id, "builder_id")
