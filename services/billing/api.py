@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from billing.domain.economics import EconomicsRow
 from billing.domain.simulation import MeterMonth, Totals
 from billing.service import BillingService
 from billing.service.simulation import DraftPlan, UsageProfile
@@ -62,6 +63,7 @@ ACCESS = {
     "ListEarnings": Access.for_builder("builder_id", services=("payouts",)),
     "SimulatePlan": _BUILDER,
     "PriceUsageProfiles": _BUILDER,
+    "GetUnitEconomics": _BUILDER,
 }
 
 _STATUS = {
@@ -195,6 +197,20 @@ def totals_pb(t: Totals) -> pb.PricedTotals:
         provider_cost=to_money(t.provider_cost, t.currency),
         platform_fee=to_money(t.platform_fee, t.currency),
         builder_margin=to_money(t.builder_margin, t.currency),
+    )
+
+
+def economics_pb(r: EconomicsRow) -> pb.UnitEconomics:
+    per_unit = r.margin_per_unit
+    return pb.UnitEconomics(
+        meter_key=r.meter_key,
+        workflow=r.workflow,
+        units=format_decimal(r.units),
+        revenue=to_money(r.revenue, r.currency),
+        provider_cost=to_money(r.provider_cost, r.currency),
+        platform_fee=to_money(r.platform_fee, r.currency),
+        builder_margin=to_money(r.builder_margin, r.currency),
+        margin_per_unit=format_decimal(per_unit) if per_unit is not None else "",
     )
 
 
@@ -608,6 +624,18 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 )
                 for p in prices
             ]
+        )
+
+    async def GetUnitEconomics(
+        self, request: pb.GetUnitEconomicsRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        view = await self.service.get_unit_economics(
+            request.builder_id, _time(request, "period_start_time", "period_start_time")
+        )
+        return pb.GetUnitEconomicsResponse(
+            meters=[economics_pb(r) for r in view.meters],
+            workflows=[economics_pb(r) for r in view.workflows],
+            invoice_count=view.invoice_count,
         )
 
 

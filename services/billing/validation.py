@@ -333,6 +333,8 @@ RULES: dict[str, Rule] = {
     _B + "ScaledMonth.customer_id": REF,
     _B + "ScaledMonth.period_start_time": Stamp(),
     _B + "ScaledMonth.factor": DECIMAL,
+    _B + "GetUnitEconomicsRequest.builder_id": REF,
+    _B + "GetUnitEconomicsRequest.period_start_time": Stamp(),
 }
 
 

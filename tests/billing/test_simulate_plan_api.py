@@ -309,3 +309,56 @@ async def test_a_builder_simulates_its_own_usage_and_no_other_builders(stack, wo
         # Its own (empty) books: no customers, nothing projected.
         empty = await stub.SimulatePlan(request)
         assert list(empty.customers) == [] and dec(empty.projected.total) == 0
+
+
+def _row(r: bpb.UnitEconomics) -> tuple:
+    return (
+        r.units,
+        *(dec(getattr(r, f)) for f in ("revenue", "provider_cost", "platform_fee", "builder_margin")),
+        r.margin_per_unit,
+    )
+
+
+async def test_unit_economics_per_meter_and_workflow_match_the_invoices_to_the_cent(
+    stack, world: World
+) -> None:
+    reply = await stack.billing.GetUnitEconomics(
+        bpb.GetUnitEconomicsRequest(builder_id=BUILDER, period_start_time=ts(M1))
+    )
+    assert reply.invoice_count == 2
+    meters = {r.meter_key: _row(r) for r in reply.meters}
+    D = Decimal
+    assert meters == {
+        # Beta's base fee: one unit of 49.00, fee 2.45, margin 46.55.
+        "": ("1", D("49.00"), D("0"), D("2.45"), D("46.55"), "46.55"),
+        # Acme's 130 documents: 54.00, fee 2.70, margin 51.30; 51.30 / 130 = 0.3946153846... -> 0.394615385.
+        "documents": ("130", D("54.00"), D("0"), D("2.70"), D("51.30"), "0.394615385"),
+        # Tokens: 12.3456 + 2.004 = 14.3496 of provider cost; 15.43 + 2.51 = 17.94; cost 12.35 + 2.00;
+        # fee 0.77 + 0.13; margin 2.31 + 0.38 = 2.69; 2.69 / 14.3496 = 0.18746167... -> 0.187461671.
+        "llm_cost": ("14.3496", D("17.94"), D("14.35"), D("0.90"), D("2.69"), "0.187461671"),
+        # Beta's 37 tickets: 29.60, fee 1.48, margin 28.12 = 0.76 a ticket.
+        "tickets": ("37", D("29.60"), D("0"), D("1.48"), D("28.12"), "0.76"),
+    }
+    flows = {(r.meter_key, r.workflow): _row(r) for r in reply.workflows}
+    # Documents split 90 (invoices) : 40 (contracts), each part by largest remainder in cents:
+    # fee 270 cents -> 186.92 / 83.08 -> 187 / 83; margin 5130 -> 3551.54 / 1578.46 -> 3552 / 1578.
+    # Revenue is the sum of the parts: 1.87 + 35.52 = 37.39 and 0.83 + 15.78 = 16.61 (54.00 in all).
+    assert flows[("documents", "invoices")] == (
+        "90",
+        D("37.39"),
+        D("0"),
+        D("1.87"),
+        D("35.52"),
+        "0.394666667",
+    )
+    assert flows[("documents", "contracts")] == ("40", D("16.61"), D("0"), D("0.83"), D("15.78"), "0.3945")
+    # All of Acme's model usage was for contracts, all of Beta's for triage.
+    assert flows[("llm_cost", "contracts")][:5] == ("12.3456", D("15.43"), D("12.35"), D("0.77"), D("2.31"))
+    assert flows[("llm_cost", "triage")][:5] == ("2.004", D("2.51"), D("2.00"), D("0.13"), D("0.38"))
+    assert flows[("tickets", "triage")] == meters["tickets"]
+    assert flows[("", "")] == meters[""]
+    assert len(flows) == 6
+    # Every meter's workflow rows sum exactly to the meter's row.
+    for meter, row in meters.items():
+        parts = [v for (m, _), v in flows.items() if m == meter]
+        assert sum(p[1] for p in parts) == row[1] and sum(p[4] for p in parts) == row[4]

@@ -13,6 +13,7 @@ BillingService is their union, the one object app.py builds and api.py calls.
     wallets.py        TopUpWallet, GetWallet
     earnings.py       ListEarnings (and the feed rows payments and closes append)
     simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
+    economics.py      GetUnitEconomics (a month per meter and workflow, from its invoices)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from billing.service._core import idempotency_scope
 from billing.service.close import Closing
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
+from billing.service.economics import Economics
 from billing.service.invoicing import Invoicing
 from billing.service.payments import Payments
 from billing.service.plans import Plans
@@ -32,6 +34,6 @@ __all__ = ["BillingService", "idempotency_scope"]
 
 
 class BillingService(
-    Customers, Plans, Subscriptions, Invoicing, Closing, Payments, Wallets, Earnings, Simulation
+    Customers, Plans, Subscriptions, Invoicing, Closing, Payments, Wallets, Earnings, Simulation, Economics
 ):
     """Every billing use case; the constructor is ServiceCore's."""

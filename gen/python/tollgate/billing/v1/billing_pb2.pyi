@@ -944,3 +944,41 @@ class PriceUsageProfilesResponse(_message.Message):
     PRICES_FIELD_NUMBER: _ClassVar[int]
     prices: _containers.RepeatedCompositeFieldContainer[ProfilePrice]
     def __init__(self, prices: _Optional[_Iterable[_Union[ProfilePrice, _Mapping]]] = ...) -> None: ...
+
+class GetUnitEconomicsRequest(_message.Message):
+    __slots__ = ("builder_id", "period_start_time")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    period_start_time: _timestamp_pb2.Timestamp
+    def __init__(self, builder_id: _Optional[str] = ..., period_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UnitEconomics(_message.Message):
+    __slots__ = ("meter_key", "workflow", "units", "revenue", "provider_cost", "platform_fee", "builder_margin", "margin_per_unit")
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_COST_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FEE_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_PER_UNIT_FIELD_NUMBER: _ClassVar[int]
+    meter_key: str
+    workflow: str
+    units: str
+    revenue: _money_pb2.Money
+    provider_cost: _money_pb2.Money
+    platform_fee: _money_pb2.Money
+    builder_margin: _money_pb2.Money
+    margin_per_unit: str
+    def __init__(self, meter_key: _Optional[str] = ..., workflow: _Optional[str] = ..., units: _Optional[str] = ..., revenue: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., provider_cost: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., platform_fee: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., builder_margin: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., margin_per_unit: _Optional[str] = ...) -> None: ...
+
+class GetUnitEconomicsResponse(_message.Message):
+    __slots__ = ("meters", "workflows", "invoice_count")
+    METERS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    meters: _containers.RepeatedCompositeFieldContainer[UnitEconomics]
+    workflows: _containers.RepeatedCompositeFieldContainer[UnitEconomics]
+    invoice_count: int
+    def __init__(self, meters: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., workflows: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., invoice_count: _Optional[int] = ...) -> None: ...

@@ -174,6 +174,11 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesRequest.SerializeToString,
                 response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesResponse.FromString,
                 _registered_method=True)
+        self.GetUnitEconomics = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/GetUnitEconomics',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -381,6 +386,14 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUnitEconomics(self, request, context):
+        """GetUnitEconomics reports a builder's ended month from its finalized invoices, per meter and per
+        workflow tag: units, revenue, provider cost, platform fee, margin and margin per unit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -498,6 +511,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.PriceUsageProfiles,
                     request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesRequest.FromString,
                     response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesResponse.SerializeToString,
+            ),
+            'GetUnitEconomics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnitEconomics,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1146,6 +1164,33 @@ class BillingService:
             '/tollgate.billing.v1.BillingService/PriceUsageProfiles',
             tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesRequest.SerializeToString,
             tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnitEconomics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/GetUnitEconomics',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsResponse.FromString,
             options,
             channel_credentials,
             insecure,
