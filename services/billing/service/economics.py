@@ -10,8 +10,11 @@ from decimal import Decimal
 from billing import store
 from billing.domain import Split
 from billing.domain.economics import EconomicsLine, EconomicsRow, unit_economics
+from billing.domain.text import quote
 from billing.service._core import ServiceCore, _require
+from billing.service.invoicing import MAX_INVOICE_AMOUNT
 from billing.service.simulation import _past_period
+from common.errors import FailedPrecondition
 
 
 @dataclass(frozen=True)
@@ -43,4 +46,12 @@ class Economics(ServiceCore):
             for r in lines[inv["id"]]
         ]
         meters, workflows = unit_economics(econ)
+        for row in meters:  # the workflow rows of a meter sum to its row
+            parts = (row.revenue, row.provider_cost, row.platform_fee, row.builder_margin)
+            if any(abs(a) >= MAX_INVOICE_AMOUNT for a in parts):
+                raise FailedPrecondition(
+                    f"meter {quote(row.meter_key)} earned more than {MAX_INVOICE_AMOUNT:,.0f} "
+                    f"{row.currency} in the month, beyond what billing reports",
+                    field="period_start_time",
+                )
         return UnitEconomicsView(meters, workflows, len(invoices))

@@ -36,7 +36,7 @@ from billing.domain.simulation import (
 )
 from billing.domain.text import quote
 from billing.service._core import ServiceCore, _require
-from billing.service.invoicing import _check_recordable, draft_invoice_view
+from billing.service.invoicing import MAX_INVOICE_AMOUNT, _check_recordable, draft_invoice_view
 from billing.service.views import InvoiceView
 from billing.usage import PeriodUsage, charge_usage, meter_needs, query_period, usage_by_tag
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -124,6 +124,17 @@ def _past_period(start: datetime | None, path: str, now: datetime) -> BillingPer
     if period.end > now:
         raise FailedPrecondition(f"the month starting {period.label} has not ended yet", field=path)
     return period
+
+
+def _check_sum(totals: Totals) -> None:
+    """Each invoice stays below MAX_INVOICE_AMOUNT; a sum over many must too, to go out as Money."""
+    parts = (totals.total, totals.provider_cost, totals.platform_fee, totals.builder_margin)
+    if any(abs(a) >= MAX_INVOICE_AMOUNT for a in parts):
+        raise FailedPrecondition(
+            f"the sum over customers would exceed {MAX_INVOICE_AMOUNT:,.0f} {totals.currency}; "
+            "simulate fewer customers at once",
+            field="customer_id",
+        )
 
 
 class Simulation(ServiceCore):
@@ -238,11 +249,11 @@ class Simulation(ServiceCore):
                     was.invoice_id if was else "",
                 )
             )
-        return PlanSimulation(
-            tuple(out),
-            sum_totals(currency, (c.projected for c in out)),
-            sum_totals(currency, (c.billed for c in out if c.billed is not None)),
-        )
+        projected = sum_totals(currency, (c.projected for c in out))
+        billed_sum = sum_totals(currency, (c.billed for c in out if c.billed is not None))
+        for total in (projected, billed_sum):
+            _check_sum(total)
+        return PlanSimulation(tuple(out), projected, billed_sum)
 
     async def price_usage_profiles(
         self, builder_id: str, drafts: Sequence[DraftPlan], profiles: Sequence[UsageProfile]
