@@ -22,9 +22,11 @@ from billing import store
 from billing.clients import MeteringClient
 from billing.domain import (
     NO_PLATFORM_FEE,
+    BillingPeriod,
     PlatformFeeRule,
     Split,
     minor_units,
+    period_containing,
 )
 from billing.domain.money import has_at_most_places
 from billing.domain.text import quote
@@ -36,6 +38,7 @@ from billing.service.views import (
     to_json,
 )
 from common.errors import (
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
 )
@@ -129,6 +132,18 @@ def _stored_line(row: dict[str, Any]) -> StoredLine:
         split=Split(row["provider_cost"], row["platform_fee"], row["builder_margin"]),
         workflow_quantities=tuple((k, Decimal(v)) for k, v in row["workflow_weights"]),
     )
+
+
+def past_period(start: datetime | None, path: str, now: datetime) -> BillingPeriod:
+    """The calendar month starting at `start`, which must have ended (simulations, reports)."""
+    if start is None:
+        raise InvalidArgument(f"{path} is required", field=path)
+    period = period_containing(start)
+    if period.start != start:
+        raise InvalidArgument(f"{path} must be the first of a month at 00:00 UTC", field=path)
+    if period.end > now:
+        raise FailedPrecondition(f"the month starting {period.label} has not ended yet", field=path)
+    return period
 
 
 class ServiceCore:

@@ -11,9 +11,8 @@ from billing import store
 from billing.domain import Split
 from billing.domain.economics import EconomicsLine, EconomicsRow, unit_economics
 from billing.domain.text import quote
-from billing.service._core import ServiceCore, _require
+from billing.service._core import ServiceCore, _require, past_period
 from billing.service.invoicing import MAX_INVOICE_AMOUNT
-from billing.service.simulation import _past_period
 from common.errors import FailedPrecondition
 
 
@@ -29,7 +28,7 @@ class Economics(ServiceCore):
 
     async def get_unit_economics(self, builder_id: str, period_start: datetime | None) -> UnitEconomicsView:
         _require(builder_id, "builder_id")
-        period = _past_period(period_start, "period_start_time", self.clock())
+        period = past_period(period_start, "period_start_time", self.clock())
         async with self.engine.connect() as conn:
             invoices = await store.period_invoices(conn, builder_id, period.start)
             lines = await store.lines_of(conn, [inv["id"] for inv in invoices.values()])

@@ -35,7 +35,7 @@ from billing.domain.simulation import (
     usage_from_meters,
 )
 from billing.domain.text import quote
-from billing.service._core import ServiceCore, _require
+from billing.service._core import ServiceCore, _require, past_period
 from billing.service.invoicing import MAX_INVOICE_AMOUNT, _check_recordable, draft_invoice_view
 from billing.service.views import InvoiceView
 from billing.usage import PeriodUsage, charge_usage, meter_needs, query_period, usage_by_tag
@@ -113,17 +113,6 @@ class _Reads:
     """Usage read once per distinct cutoff (None: what metering holds now)."""
 
     by_cutoff: dict[datetime | None, PeriodUsage] = field(default_factory=dict)
-
-
-def _past_period(start: datetime | None, path: str, now: datetime) -> BillingPeriod:
-    if start is None:
-        raise InvalidArgument(f"{path} is required", field=path)
-    period = period_containing(start)
-    if period.start != start:
-        raise InvalidArgument(f"{path} must be the first of a month at 00:00 UTC", field=path)
-    if period.end > now:
-        raise FailedPrecondition(f"the month starting {period.label} has not ended yet", field=path)
-    return period
 
 
 def _check_sum(totals: Totals) -> None:
@@ -207,7 +196,7 @@ class Simulation(ServiceCore):
         self, builder_id: str, customer_id: str, period_start: datetime | None, draft: DraftPlan
     ) -> PlanSimulation:
         _require(builder_id, "builder_id")
-        period = _past_period(period_start, "period_start_time", self.clock())
+        period = past_period(period_start, "period_start_time", self.clock())
         async with self.engine.connect() as conn:
             d = await self._draft(conn, builder_id, draft)
             currency = d.spec.currency
@@ -280,7 +269,7 @@ class Simulation(ServiceCore):
                     continue
                 if not p.customer_id:
                     raise InvalidArgument(f"{p.field} needs meters or scaled", field=p.field)
-                month = _past_period(p.period_start, f"{p.field}.scaled.period_start_time", now)
+                month = past_period(p.period_start, f"{p.field}.scaled.period_start_time", now)
                 if await store.get_customer(conn, builder_id, p.customer_id) is None:
                     raise NotFound(
                         f"customer {quote(p.customer_id)} not found", field=f"{p.field}.scaled.customer_id"
