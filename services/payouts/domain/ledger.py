@@ -35,7 +35,8 @@ from decimal import Decimal
 
 from .money import ZERO
 
-PLATFORM = "platform"
+# Not a valid payee id (payee ids are builder ids or "provider:<name>"), so it cannot collide.
+PLATFORM = "platform:tollgate"
 # Billing names no provider on its provider cost entries: they go to one provider-rewards payee.
 PROVIDER_POOL = "provider:all"
 
