@@ -291,6 +291,77 @@ async def test_statement_matches_the_invoices_to_the_cent(stack, world):
     assert f"summary,earnings,{dec(s.summary.earnings):.2f},USD" in text.splitlines()
 
 
+async def test_reconcile_is_clean_then_reports_an_unapplied_credit_to_the_cent(stack, world):
+    b, p = stack.billing, stack.payouts
+    invoice_period = str(Period.of(M1))
+    clean = await p.Reconcile(ppb.ReconcileRequest(period=invoice_period))
+    assert clean.clean, [c for c in clean.checks if not c.ok]
+    names = {c.name for c in clean.checks}
+    assert {"ledger_balances", "balances_match_transfers", "earnings_match_paid_invoices",
+            "usage_matches_metering"} <= names  # fmt: skip
+    usage = [c for c in clean.checks if c.name == "usage_matches_metering"]
+    # Two invoices with two usage lines each: tickets and tokens.
+    assert len(usage) == 4 and {c.expected for c in usage} >= {"40", "15"}
+    runs = await p.Reconcile(ppb.ReconcileRequest(period=world.payout.period))
+    assert runs.clean and any(c.name == "payouts_consume_available" for c in runs.checks)
+
+    beta = next(i for i in world.invoices if i.customer_id == "beta")
+    await b.IssueCreditNote(
+        bpb.IssueCreditNoteRequest(
+            request_id=rid(), builder_id=BUILDER, invoice_id=beta.id, amount=usd("12.34"), reason="Goodwill"
+        )
+    )
+    dirty = await p.Reconcile(ppb.ReconcileRequest(period=invoice_period))
+    assert not dirty.clean
+    off = [c for c in dirty.checks if not c.ok]
+    assert {c.scope for c in off} == {f"{BUILDER}/USD", f"{BUILDER}/USD invoice {beta.number}"}
+    assert {c.difference for c in off} == {"12.34"}  # applied minus what billing says is kept paid
+    await p.SyncEarnings(ppb.SyncEarningsRequest(request_id=rid()))
+    assert (await p.Reconcile(ppb.ReconcileRequest(period=invoice_period))).clean
+
+
+async def test_negative_balance_carries_over_and_later_earnings_offset_it(stack, world):
+    b, p = stack.billing, stack.payouts
+    await p.UpdatePayee(
+        ppb.UpdatePayeeRequest(
+            request_id=rid(),
+            payee=ppb.Payee(payee_id=BUILDER, currency_code="USD", minimum_amount=usd("0"), hold_days=0),
+        )
+    )
+    acme = next(i for i in world.invoices if i.customer_id == "acme")
+    _, token = await billing_feed(b)
+    await b.IssueCreditNote(
+        bpb.IssueCreditNoteRequest(
+            request_id=rid(), builder_id=BUILDER, invoice_id=acme.id, amount=usd("40.00"), reason="Refund"
+        )
+    )
+    await p.SyncEarnings(ppb.SyncEarningsRequest(request_id=rid()))
+    before = await p.GetBalance(ppb.GetBalanceRequest(payee_id=BUILDER, currency_code="USD"))
+    assert dec(before.payable) < 0
+    stack.clock.offset += timedelta(days=32)
+    period = str(Period.of(stack.clock()))
+    run = await p.RunPayouts(ppb.RunPayoutsRequest(request_id=rid(), period=period))
+    assert run.created_count == 0  # a negative balance pays nothing and carries over
+    after = await p.GetBalance(ppb.GetBalanceRequest(payee_id=BUILDER, currency_code="USD"))
+    assert dec(after.payable) == dec(before.payable)
+
+    # The next month's base fees are new earnings; they offset the clawback first.
+    new_invoices = await close_and_pay(b, BUILDER, M3)
+    assert len(new_invoices) == 2
+    fresh, _ = await billing_feed(b, token)
+    margin = sums([e for e in fresh if dec(e.amount) > 0])[MARGIN]
+    await p.SyncEarnings(ppb.SyncEarningsRequest(request_id=rid()))
+    stack.clock.offset += timedelta(days=32)
+    period = str(Period.of(stack.clock()))
+    run = await p.RunPayouts(ppb.RunPayoutsRequest(request_id=rid(), period=period))
+    payout = (await p.ListPayouts(ppb.ListPayoutsRequest(payee_id=BUILDER, period=period))).payouts[0]
+    assert run.created_count >= 1
+    assert dec(payout.amount) == margin + dec(before.payable)
+    assert dec(payout.clawback_offset) == -dec(before.payable)
+    done = await p.GetBalance(ppb.GetBalanceRequest(payee_id=BUILDER, currency_code="USD"))
+    assert (dec(done.payable), dec(done.owed)) == (0, 0)
+
+
 async def test_cached_balances_equal_the_sum_of_the_transfers(stack, world):
     import asyncpg
 
