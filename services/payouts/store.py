@@ -184,6 +184,38 @@ def _rows(result: Any) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
+def _pg_type(column: Column) -> str:
+    kind = column.type
+    if isinstance(kind, Numeric):
+        return "numeric"
+    if isinstance(kind, BigInteger):
+        return "bigint"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, DateTime):
+        return "timestamptz"
+    return "text"
+
+
+async def _bulk_insert(
+    conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], *, returning: str | None = None
+) -> list[Any]:
+    """INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING: one statement per call whatever the
+    row count, and nothing for SQLAlchemy to compile per row (a VALUES list of thousands of rows spends
+    seconds in the compiler). Returns the `returning` column of the inserted rows."""
+    if not rows:
+        return []
+    names = list(rows[0])
+    cols = [table.c[n] for n in names]
+    arrays = ", ".join(f"CAST(:{n} AS {_pg_type(c)}[])" for n, c in zip(names, cols, strict=True))
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT DO NOTHING" + (f" RETURNING {returning}" if returning else "")
+    )
+    result = await conn.execute(text(sql), {n: [r[n] for r in rows] for n in names})
+    return [r[0] for r in result] if returning else []
+
+
 # ---- accounts and posting -------------------------------------------------------------------------
 
 
@@ -194,23 +226,28 @@ async def ensure_accounts(conn: AsyncConnection, keys: Iterable[AccountKey]) -> 
     out: dict[AccountKey, int] = {}
     for i in range(0, len(wanted), 5000):
         chunk = wanted[i : i + 5000]
-        await conn.execute(
-            insert(accounts)
-            .values(
-                [
-                    {"owner": k.owner, "currency_code": k.currency, "purpose": k.purpose.value,
-                     "bound": BOUNDS[k.purpose].value}
-                    for k in chunk
-                ]
-            )
-            .on_conflict_do_nothing()
+        await _bulk_insert(
+            conn,
+            accounts,
+            [
+                {"owner": k.owner, "currency_code": k.currency, "purpose": k.purpose.value,
+                 "bound": BOUNDS[k.purpose].value}
+                for k in chunk
+            ],
         )  # fmt: skip
+        # A join on unnest, not a tuple IN list: PostgreSQL turns a long IN list of rows into an OR
+        # chain it checks for every row (quadratic at thousands of keys).
         rows = await conn.execute(
-            select(accounts.c.id, accounts.c.owner, accounts.c.currency_code, accounts.c.purpose).where(
-                tuple_(accounts.c.owner, accounts.c.currency_code, accounts.c.purpose).in_(
-                    [(k.owner, k.currency, k.purpose.value) for k in chunk]
-                )
-            )
+            text(
+                "SELECT a.id, a.owner, a.currency_code, a.purpose FROM accounts a "
+                "JOIN unnest(CAST(:o AS text[]), CAST(:c AS text[]), CAST(:p AS text[])) AS k(o, c, p) "
+                "ON a.owner = k.o AND a.currency_code = k.c AND a.purpose = k.p"
+            ),
+            {
+                "o": [k.owner for k in chunk],
+                "c": [k.currency for k in chunk],
+                "p": [k.purpose.value for k in chunk],
+            },
         )
         for r in rows:
             out[AccountKey(r.owner, r.currency_code, Purpose(r.purpose))] = r.id
@@ -258,16 +295,9 @@ async def post(conn: AsyncConnection, batch: Sequence[Transfer]) -> list[Transfe
     ids = await ensure_accounts(conn, [k for t in batch for k in (t.debit, t.credit)])
     # Lock first: a concurrent poster of the same ids waits here, then sees them as posted.
     balances = await lock_accounts(conn, ids.values())
-    inserted: set[str] = set()
-    for i in range(0, len(batch), 2000):
-        chunk = batch[i : i + 2000]
-        result = await conn.execute(
-            insert(transfers)
-            .values([_transfer_row(t, ids) for t in chunk])
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(transfers.c.id)
-        )
-        inserted.update(r.id for r in result)
+    inserted = set(
+        await _bulk_insert(conn, transfers, [_transfer_row(t, ids) for t in batch], returning="id")
+    )
     fresh = [t for t in batch if t.id in inserted]
     change = deltas(fresh)
     for key, delta in change.items():
@@ -289,8 +319,7 @@ async def post(conn: AsyncConnection, batch: Sequence[Transfer]) -> list[Transfe
         for t in fresh
         if t.available_time is not None
     ]
-    for i in range(0, len(holds_rows), 5000):
-        await conn.execute(insert(holds).values(holds_rows[i : i + 5000]).on_conflict_do_nothing())
+    await _bulk_insert(conn, holds, holds_rows)
     return fresh
 
 
@@ -418,21 +447,22 @@ async def ensure_payees(
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    await conn.execute(
-        insert(payees)
-        .values(
-            [
-                {"id": p, "currency_code": c, "kind": k, "minimum_amount": default_minimum,
-                 "hold_days": default_hold_days, "method_reference": "", "schedule": "monthly"}
-                for p, c, k in wanted
-            ]
-        )
-        .on_conflict_do_nothing()
+    await _bulk_insert(
+        conn,
+        payees,
+        [
+            {"id": p, "currency_code": c, "kind": k, "minimum_amount": default_minimum,
+             "hold_days": default_hold_days, "method_reference": "", "schedule": "monthly"}
+            for p, c, k in wanted
+        ],
     )  # fmt: skip
     rows = await conn.execute(
-        select(payees.c.id, payees.c.currency_code, payees.c.hold_days).where(
-            tuple_(payees.c.id, payees.c.currency_code).in_([(p, c) for p, c, _ in wanted])
-        )
+        text(
+            "SELECT p.id, p.currency_code, p.hold_days FROM payees p "
+            "JOIN unnest(CAST(:i AS text[]), CAST(:c AS text[])) AS k(i, c) "
+            "ON p.id = k.i AND p.currency_code = k.c"
+        ),
+        {"i": [p for p, _, _ in wanted], "c": [c for _, c, _ in wanted]},
     )
     return {(r.id, r.currency_code): r.hold_days for r in rows}
 
@@ -496,16 +526,7 @@ async def save_cursor(conn: AsyncConnection, token: str, last_sequence: int) -> 
 
 
 async def insert_feed_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
-    count = 0
-    for i in range(0, len(rows), 2000):
-        result = await conn.execute(
-            insert(feed_entries)
-            .values(rows[i : i + 2000])
-            .on_conflict_do_nothing()
-            .returning(feed_entries.c.sequence)
-        )
-        count += len(result.all())
-    return count
+    return len(await _bulk_insert(conn, feed_entries, rows, returning="sequence"))
 
 
 # ---- payouts --------------------------------------------------------------------------------------
@@ -556,13 +577,7 @@ async def payout_candidates(conn: AsyncConnection, period: str) -> list[dict[str
 
 
 async def insert_payouts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
-    created: set[str] = set()
-    for i in range(0, len(rows), 2000):
-        result = await conn.execute(
-            insert(payouts).values(rows[i : i + 2000]).on_conflict_do_nothing().returning(payouts.c.id)
-        )
-        created.update(r.id for r in result)
-    return created
+    return set(await _bulk_insert(conn, payouts, rows, returning="id"))
 
 
 async def get_payout(conn: AsyncConnection, payout_id: str, *, for_update: bool = False) -> dict | None:
