@@ -260,10 +260,10 @@ async def lock_accounts(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, 
     if not wanted:
         return {}
     rows = await conn.execute(
-        select(accounts.c.id, accounts.c.balance)
-        .where(accounts.c.id.in_(wanted))
-        .order_by(accounts.c.id)
-        .with_for_update()
+        text(
+            "SELECT id, balance FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"
+        ),
+        {"ids": wanted},
     )
     return {r.id: r.balance for r in rows}
 
@@ -363,7 +363,9 @@ async def due_holds(conn: AsyncConnection, now: datetime, limit: int) -> list[Tr
 
 async def drop_holds(conn: AsyncConnection, transfer_ids: list[str]) -> None:
     if transfer_ids:
-        await conn.execute(holds.delete().where(holds.c.transfer_id.in_(transfer_ids)))
+        await conn.execute(
+            text("DELETE FROM holds WHERE transfer_id = ANY(CAST(:ids AS text[]))"), {"ids": transfer_ids}
+        )
 
 
 def _transfer_from_row(r: dict[str, Any]) -> Transfer:
@@ -755,9 +757,11 @@ async def applied_by_invoice(conn: AsyncConnection, invoice_ids: list[str]) -> d
     out: dict[str, dict[str, Decimal]] = defaultdict(dict)
     for i in range(0, len(invoice_ids), 5000):
         rows = await conn.execute(
-            select(feed_entries.c.invoice_id, feed_entries.c.kind, func.sum(feed_entries.c.amount))
-            .where(feed_entries.c.invoice_id.in_(invoice_ids[i : i + 5000]))
-            .group_by(feed_entries.c.invoice_id, feed_entries.c.kind)
+            text(
+                "SELECT invoice_id, kind, sum(amount) FROM feed_entries "
+                "WHERE invoice_id = ANY(CAST(:ids AS text[])) GROUP BY invoice_id, kind"
+            ),
+            {"ids": invoice_ids[i : i + 5000]},
         )
         for r in rows:
             out[r[0]][r[1]] = r[2]
