@@ -20,9 +20,10 @@ from decimal import Decimal
 
 import grpc
 
-from bench._db import fresh_database
+from bench._db import bench_credentials, credentials_env, fresh_database, operator_channel
 from common.logging import configure_logging
 from common.money import format_decimal, from_money, to_timestamp
+from common.security import SecuritySettings
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.billing.v1 import billing_pb2_grpc
 from tollgate.metering.v1 import metering_pb2 as mpb
@@ -83,6 +84,7 @@ async def main() -> None:
         "METERING_METRICS_PORT": "off",
         "METERING_LOG_LEVEL": "WARNING",
         "METERING_SETTLE_SECONDS": "10",
+        **credentials_env("metering"),
     }
     configure_logging("billing", "WARNING", json=False)
     proc = subprocess.Popen([sys.executable, "-m", "metering"], env=env)  # noqa: ASYNC220 - started once
@@ -93,7 +95,7 @@ async def main() -> None:
 
         metering_address = f"127.0.0.1:{port}"
         options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-        async with grpc.aio.insecure_channel(metering_address, options=options) as mch:
+        async with operator_channel(metering_address, options=options) as mch:
             await _wait_ready(mch)
             metering = metering_pb2_grpc.MeteringServiceStub(mch)
             for meter in (
@@ -159,9 +161,10 @@ async def main() -> None:
                     usage_cutoff_lag_seconds=10,
                     metering_deadline_seconds=300,
                     log_level="WARNING",
+                    security=SecuritySettings.local("billing", bench_credentials().directory),
                 )
             )
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", options=options) as bch:
+            async with operator_channel(f"127.0.0.1:{running.port}", options=options) as bch:
                 billing = billing_pb2_grpc.BillingServiceStub(bch)
                 plan = await billing.ApplyPlanYaml(
                     bpb.ApplyPlanYamlRequest(

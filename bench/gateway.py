@@ -33,6 +33,8 @@ from typing import Any
 
 import aiohttp
 
+from bench._db import credentials_env, operator_channel
+
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "bench-model"
 BODY = json.dumps(
@@ -355,12 +357,11 @@ async def _throughput(
 # --- the stack ---
 
 
-async def _create_key(grpc_address: str, admin_token: str) -> str:
-    import grpc
+async def _create_key(grpc_address: str) -> str:
 
     from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc
 
-    async with grpc.aio.insecure_channel(grpc_address) as ch:
+    async with operator_channel(grpc_address) as ch:
         stub = admin_pb2_grpc.GatewayAdminServiceStub(ch)
         resp = await stub.CreateApiKey(
             admin_pb2.CreateApiKeyRequest(
@@ -371,7 +372,6 @@ async def _create_key(grpc_address: str, admin_token: str) -> str:
                 display_name="bench",
                 default_tags={"workspace": "bench", "workflow": "bench"},
             ),
-            metadata=(("authorization", f"Bearer {admin_token}"),),
             timeout=10,
         )
     return resp.secret
@@ -462,6 +462,7 @@ async def main() -> None:
                     "METERING_GRPC_ADDRESS": metering_address,
                     "METERING_METRICS_PORT": "0",
                     "METERING_LOG_LEVEL": "WARNING",
+                    **credentials_env("metering"),
                 },
             )
             procs.append(metering)
@@ -478,7 +479,6 @@ async def main() -> None:
             '        input_price_per_mtok: "0.15"\n        output_price_per_mtok: "0.60"\n'
         )
         _, gateway_db = await fresh_database("gateway")
-        admin_token = uuid.uuid4().hex
         grpc_address = f"127.0.0.1:{_free_port()}"
         http_url = f"http://127.0.0.1:{_free_port()}"
         gateway = Proc(
@@ -493,7 +493,7 @@ async def main() -> None:
                 "GATEWAY_METRICS_PORT": "0",
                 "GATEWAY_LOG_LEVEL": "WARNING",
                 "GATEWAY_CATALOG_FILE": str(catalog),
-                "GATEWAY_ADMIN_TOKEN": admin_token,
+                **credentials_env("gateway"),
                 "GATEWAY_METERING_ADDRESS": metering_address,
                 "GATEWAY_RELAY_ENABLED": "true" if with_metering else "false",
             },
@@ -504,7 +504,7 @@ async def main() -> None:
         if with_metering:
             await _wait_grpc(metering_address, metering)
         await _wait_grpc(grpc_address, gateway)
-        secret = await _create_key(grpc_address, admin_token)
+        secret = await _create_key(grpc_address)
         await _wait_http(f"{http_url}/v1/models", gateway, {"Authorization": f"Bearer {secret}"})
 
         print(

@@ -29,7 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 
-from bench._db import fresh_database
+from bench._db import credentials_env, fresh_database, operator_channel
 from common.db import drop_database
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
@@ -99,7 +99,7 @@ class EventFactory:
 
 async def _start_server(database_url: str, log_path: Path) -> tuple[asyncio.subprocess.Process, str]:
     port = _free_port()
-    env = dict(os.environ)
+    env = {**os.environ, **credentials_env("metering")}
     env.update(
         METERING_DATABASE_URL=database_url,
         METERING_GRPC_ADDRESS=f"127.0.0.1:{port}",
@@ -242,7 +242,7 @@ async def main() -> None:
     proc, address = await _start_server(database_url, log_path)
     try:
         options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-        async with grpc.aio.insecure_channel(address, options=options) as channel:
+        async with operator_channel(address, options=options) as channel:
             stub = metering_pb2_grpc.MeteringServiceStub(channel)
             factory = EventFactory(first, end)
             loaded = await _ingest_throughput(channel, factory)

@@ -31,6 +31,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / ".tollgate" / "pgdata"
+# Signing key, trust file and the operator's and services' tokens, made once (common/security.py).
+CREDENTIALS_DIR = REPO / ".tollgate" / "credentials"
 CATALOG = REPO / "deploy" / "catalog.yaml"
 PROVIDER_KEY = "sk-demo-provider"
 
@@ -117,6 +119,7 @@ class Suite:
                     {
                         **common,
                         "METERING_DATA_DIR": str(DATA_DIR),
+                        "METERING_CREDENTIALS_DIR": str(CREDENTIALS_DIR),
                         "METERING_GRPC_ADDRESS": f"127.0.0.1:{p['metering']}",
                         "METERING_METRICS_PORT": str(p["metering_metrics"]),
                         # A demo closes a period seconds after its usage: a short settle window
@@ -134,6 +137,7 @@ class Suite:
                     {
                         **common,
                         "BILLING_DATA_DIR": str(DATA_DIR),
+                        "BILLING_CREDENTIALS_DIR": str(CREDENTIALS_DIR),
                         "BILLING_GRPC_ADDRESS": f"127.0.0.1:{p['billing']}",
                         "BILLING_METRICS_PORT": str(p["billing_metrics"]),
                         "BILLING_METERING_ADDRESS": f"127.0.0.1:{p['metering']}",
@@ -149,6 +153,7 @@ class Suite:
                     {
                         **common,
                         "GATEWAY_DATA_DIR": str(DATA_DIR),
+                        "GATEWAY_CREDENTIALS_DIR": str(CREDENTIALS_DIR),
                         "GATEWAY_GRPC_ADDRESS": f"127.0.0.1:{p['gateway']}",
                         "GATEWAY_HTTP_ADDRESS": f"127.0.0.1:{p['gateway_http']}",
                         "GATEWAY_METRICS_PORT": str(p["gateway_metrics"]),
@@ -169,6 +174,14 @@ class Suite:
 
             print(f"suite: embedded PostgreSQL under {DATA_DIR.relative_to(REPO)}", flush=True)
             await asyncio.to_thread(embedded_server_url, DATA_DIR)
+        from common.security import ensure_local_credentials
+
+        creds = ensure_local_credentials(CREDENTIALS_DIR)
+        print(
+            f"suite: credentials in {CREDENTIALS_DIR.relative_to(REPO)} "
+            f"(operator token: {creds.token_file('operator').relative_to(REPO)})",
+            flush=True,
+        )
         logs = REPO / ".tollgate" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for proc in self.procs:

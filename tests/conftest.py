@@ -12,12 +12,21 @@ import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import cache, lru_cache
 from pathlib import Path
 
+import grpc
 import pytest
 
 from common.db import async_url, drop_database, ensure_database
 from common.migrations import upgrade_head_async
+from common.security import (
+    LocalCredentials,
+    SecuritySettings,
+    TokenSource,
+    ensure_local_credentials,
+    open_channel,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,6 +93,42 @@ async def migrated_database(make_database: MakeDatabase, context: str) -> str:
     return url
 
 
+# ---- credentials: every service in the tests checks callers, as in production -------------------------
+
+
+@lru_cache(maxsize=1)
+def test_credentials() -> LocalCredentials:
+    """One credentials folder for the whole test session (signing key, trust file, service tokens)."""
+    return ensure_local_credentials(tempfile.mkdtemp(prefix="tollgate-credentials-"))
+
+
+def security(service: str) -> SecuritySettings:
+    """A service's security settings in tests: the session's trust file and the service's own token."""
+    return SecuritySettings.local(service, test_credentials().directory)
+
+
+def security_env(service: str) -> dict[str, str]:
+    """The same, as the environment of a `python -m <service>` subprocess."""
+    return {f"{service.upper()}_CREDENTIALS_DIR": str(test_credentials().directory)}
+
+
+@cache
+def token(kind: str = "operator", name: str = "tests") -> str:
+    """A credential: token("operator"), token("builder", "b1"), token("service", "billing")."""
+    return test_credentials().issuer().mint(kind, name)  # type: ignore[arg-type]
+
+
+def auth_metadata(kind: str = "operator", name: str = "tests") -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token(kind, name)}"),)
+
+
+def auth_channel(address: str, *, credential: str | None = None, **kwargs) -> grpc.aio.Channel:
+    """A client channel whose calls carry `credential` (the operator's by default)."""
+    return open_channel(
+        address, token=TokenSource(value=credential or token()), options=kwargs.get("options", ())
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -97,6 +142,10 @@ async def metering_address(make_database: MakeDatabase) -> AsyncIterator[str]:
     from metering.config import Settings
 
     url = await migrated_database(make_database, "metering")
-    running = await start(Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None))
+    running = await start(
+        Settings(
+            database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, security=security("metering")
+        )
+    )
     yield f"127.0.0.1:{running.port}"
     await running.stop(0)

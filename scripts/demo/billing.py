@@ -11,9 +11,8 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import grpc
-
 from common.money import from_money, to_money, to_timestamp
+from scripts.demo import operator_channel
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.billing.v1 import billing_pb2_grpc
 from tollgate.metering.v1 import metering_pb2 as mpb
@@ -59,8 +58,8 @@ async def run(endpoints: dict[str, str]) -> None:
     this_month = datetime(now.year, now.month, 1, tzinfo=UTC)
     last_month = datetime(now.year - (now.month == 1), (now.month - 2) % 12 + 1, 1, tzinfo=UTC)
     async with (
-        grpc.aio.insecure_channel(endpoints["metering"]) as mch,
-        grpc.aio.insecure_channel(endpoints["billing"]) as bch,
+        operator_channel(endpoints["metering"]) as mch,
+        operator_channel(endpoints["billing"]) as bch,
     ):
         metering = metering_pb2_grpc.MeteringServiceStub(mch)
         billing = billing_pb2_grpc.BillingServiceStub(bch)

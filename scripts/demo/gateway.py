@@ -8,15 +8,14 @@ OpenAI-compatible HTTP front door, metering's gRPC, and the stand-in providers' 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from decimal import Decimal
 
 import aiohttp
-import grpc
 import openai
 
+from scripts.demo import operator_channel
 from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc
 from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
 from tollgate.type.v1 import decimal_pb2
@@ -30,12 +29,8 @@ MESSAGES = [
 async def run(endpoints: dict[str, str]) -> None:
     run_id = uuid.uuid4().hex[:6]
     builder = f"agency-{run_id}"
-    admin_md = (
-        (("authorization", f"Bearer {os.environ['GATEWAY_ADMIN_TOKEN']}"),)
-        if os.environ.get("GATEWAY_ADMIN_TOKEN")
-        else ()
-    )
-    async with grpc.aio.insecure_channel(endpoints["gateway"]) as ch:
+    admin_md = ()  # the channel carries the local operator's credential
+    async with operator_channel(endpoints["gateway"]) as ch:
         admin = admin_pb2_grpc.GatewayAdminServiceStub(ch)
         # One public model on the two stand-in providers; demo_a is cheaper, so it goes first.
         for name, url in (("demo_a", endpoints["provider_a"]), ("demo_b", endpoints["provider_b"])):
@@ -154,7 +149,7 @@ async def run(endpoints: dict[str, str]) -> None:
 
 async def _events(address: str, builder: str, want: int) -> list[metering_pb2.UsageEvent]:
     deadline = time.monotonic() + 15
-    async with grpc.aio.insecure_channel(address) as ch:
+    async with operator_channel(address) as ch:
         stub = metering_pb2_grpc.MeteringServiceStub(ch)
         while True:
             resp = await stub.ListEvents(

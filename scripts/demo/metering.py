@@ -6,8 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import grpc
-
+from scripts.demo import operator_channel
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -51,7 +50,7 @@ async def run(endpoints: dict[str, str]) -> None:
     builder = f"demo-agency-{uuid.uuid4().hex[:6]}"
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(hours=1)
-    async with grpc.aio.insecure_channel(endpoints["metering"]) as channel:
+    async with operator_channel(endpoints["metering"]) as channel:
         stub = metering_pb2_grpc.MeteringServiceStub(channel)
 
         documents = pb.Meter(

@@ -14,11 +14,42 @@ import grpc
 from google.protobuf import json_format
 
 from billing.service import BillingService
+from billing.validation import check_coverage, validated
+from common.auth import Access
 from common.errors import InvalidArgument
 from common.money import format_decimal, from_money, from_timestamp, to_money, to_timestamp
 from tollgate.billing.v1 import billing_pb2 as pb
 from tollgate.billing.v1 import billing_pb2_grpc
 from tollgate.type.v1 import money_pb2
+
+# Who may call what (common/auth.py). A builder runs its own catalog of customers and plans, closes and
+# reads its own invoices. Money that arrives (payments, wallet top-ups) and the platform's own cut are
+# recorded by an operator only: a builder that could record them would pay itself out of nothing.
+# Payouts reads the earnings feed and, to reconcile, the invoices.
+_BUILDER = Access.for_builder("builder_id")
+ACCESS = {
+    "CreateCustomer": Access.for_builder("customer.builder_id"),
+    "GetCustomer": _BUILDER,
+    "ListCustomers": _BUILDER,
+    "CreatePlan": Access.for_builder("plan.builder_id"),
+    "GetPlan": _BUILDER,
+    "ListPlans": _BUILDER,
+    "PublishPlanVersion": _BUILDER,
+    "ApplyPlanYaml": _BUILDER,
+    "Subscribe": _BUILDER,
+    "ChangePlan": _BUILDER,
+    "SetPlatformFee": Access.operator_only(),
+    "PreviewInvoice": _BUILDER,
+    "ClosePeriod": _BUILDER,
+    "GetInvoice": Access.for_builder("builder_id", services=("payouts",)),
+    "ListInvoices": Access.for_builder("builder_id", services=("payouts",)),
+    "VoidInvoice": _BUILDER,
+    "IssueCreditNote": _BUILDER,
+    "RecordPayment": Access.operator_only(),
+    "TopUpWallet": Access.operator_only(),
+    "GetWallet": _BUILDER,
+    "ListEarnings": Access.for_builder("builder_id", services=("payouts",)),
+}
 
 _STATUS = {
     "draft": pb.INVOICE_STATUS_DRAFT,
@@ -470,9 +501,20 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return pb.ListEarningsResponse(entries=[earnings_pb(r) for r in rows], next_page_token=token)
 
 
+def validating_servicer(service: BillingService) -> BillingServicer:
+    """The servicer with every RPC behind the one validation layer (billing/validation.py)."""
+    missing = check_coverage()
+    if missing:
+        raise RuntimeError(f"billing/validation.py has no rule for: {', '.join(missing)}")
+    servicer = BillingServicer(service)
+    for method in pb.DESCRIPTOR.services_by_name["BillingService"].methods:
+        setattr(servicer, method.name, validated(getattr(servicer, method.name)))
+    return servicer
+
+
 def register(service: BillingService) -> Any:
     def _register(server: grpc.aio.Server) -> list[str]:
-        billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(service), server)
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(validating_servicer(service), server)
         return [pb.DESCRIPTOR.services_by_name["BillingService"].full_name]
 
     return _register

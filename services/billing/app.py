@@ -6,13 +6,15 @@ from pathlib import Path
 
 import structlog
 
-from billing.api import register
+from billing.api import ACCESS, register
 from billing.clients import MeteringClient
 from billing.config import Settings
 from billing.service import BillingService
 from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
+from common.security import open_channel
 from common.server import RunningServer, start_server
+from tollgate.billing.v1 import billing_pb2
 
 log = structlog.get_logger("billing.app")
 
@@ -23,8 +25,14 @@ async def start(settings: Settings) -> RunningServer:
     url = await resolve_database_url(settings.database_url, settings.data_dir, "billing")
     await upgrade_head_async(MIGRATIONS, url, "alembic_version_billing")
     engine = create_engine(url, pool_size=settings.pool_size)
+    security = settings.security
     metering = MeteringClient(
-        settings.metering_address,
+        lambda options: open_channel(
+            settings.metering_address,
+            token=security.token_source(settings.grpc_address),
+            tls=security.client_tls(),
+            options=options,
+        ),
         deadline_seconds=settings.metering_deadline_seconds,
         retry_seconds=settings.metering_retry_seconds,
     )
@@ -35,7 +43,12 @@ async def start(settings: Settings) -> RunningServer:
         cutoff_lag_seconds=settings.usage_cutoff_lag_seconds,
     )
     running = await start_server(
-        address=settings.grpc_address, register=register(service), metrics_port=settings.metrics_port
+        address=settings.grpc_address,
+        register=register(service),
+        verifier=security.verifier(settings.grpc_address),
+        access={billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name: ACCESS},
+        tls=security.server_tls(),
+        metrics_port=settings.metrics_port,
     )
 
     async def close() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from common.security import SecuritySettings
 from common.settings import Env, SettingsError
 
 
@@ -30,6 +31,7 @@ class Settings:
     # the lag land on the next invoice as late usage. 0: read up to now and wait until it settles.
     usage_cutoff_lag_seconds: float = 0.0
     pool_size: int = 10
+    security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="billing"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +48,7 @@ class Settings:
             metering_retry_seconds=env.float("METERING_RETRY_SECONDS", cls.metering_retry_seconds),
             usage_cutoff_lag_seconds=env.float("USAGE_CUTOFF_LAG_SECONDS", cls.usage_cutoff_lag_seconds),
             pool_size=env.int("POOL_SIZE", cls.pool_size),
+            security=SecuritySettings.from_env(env, "billing"),
         )
         if settings.metering_deadline_seconds <= 0:
             raise SettingsError("BILLING_METERING_DEADLINE_SECONDS must be positive")

@@ -47,6 +47,8 @@ def create_engine(
         max_overflow=max_overflow,
         pool_pre_ping=True,
         echo=echo,
+        # Request values (ids, tags, amounts) never reach a log line through a database error's text.
+        hide_parameters=True,
         # asyncpg's statement cache is per connection and safe here: the schema only changes through
         # migrations, which run before the pool opens.
         connect_args={"server_settings": {"application_name": "tollgate"}},

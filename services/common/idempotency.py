@@ -35,6 +35,18 @@ def idempotency_table(metadata: MetaData) -> Table:
     )
 
 
+def builder_scope(operation: str, builder_id: str) -> str:
+    """The scope of a request id: one operation of one builder, so two builders' ids never collide.
+    Builder ids are up to 128 characters and the scope column 64, so the builder is kept as a digest."""
+    if not builder_id:
+        return operation
+    digest = hashlib.sha256(builder_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    scope = f"{operation}@{digest}"
+    if len(scope) > 64:
+        raise ValueError(f"operation name {operation!r} is too long for a scope")
+    return scope
+
+
 def fingerprint(body: Any) -> str:
     """A stable hash of a request body (anything JSON can encode, with str() for the rest)."""
     raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)

@@ -3,10 +3,12 @@
 - Health: the standard grpc.health.v1 service; NOT_SERVING until the service says it is ready (after
   migrations), NOT_SERVING again as soon as shutdown starts.
 - Reflection for every registered service.
-- Interceptor: binds the request id (x-request-id metadata, else the request's request_id field, else
-  a fresh one) and the method to structlog's context; maps common.errors to status codes with rich
-  details; turns any other exception into INTERNAL with an error id, never a traceback; records
-  Prometheus metrics (calls by method and code, latency histogram).
+- Interceptor: authenticates the caller and applies the RPC's access rule (common.auth) before the
+  handler runs, every RPC but the health check; binds the request id (x-request-id metadata, else the
+  request's request_id field, else a fresh one), the method and the caller to structlog's context; maps
+  common.errors to status codes with rich details; turns any other exception into INTERNAL with an error
+  id, never a traceback; records Prometheus metrics (calls by method and code, latency histogram).
+- TLS (and mutual TLS) when the service's security settings give a certificate.
 - Graceful shutdown on SIGTERM/SIGINT: health goes NOT_SERVING, in-flight calls get a grace period.
 """
 
@@ -17,8 +19,9 @@ import contextlib
 import gc
 import signal
 import time
+import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -33,9 +36,11 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram, start_http_server
+from sqlalchemy import exc as sqlalchemy_exc
 
-from common import errors
+from common import auth, errors
 from common.logging import configure_logging
+from common.security import ServerTLS
 
 log = structlog.get_logger("common.server")
 
@@ -97,28 +102,62 @@ def _metrics() -> tuple[Counter, Histogram]:
     return handled, latency
 
 
+# Request ids from metadata are logged: keep them short and printable whatever the caller sends.
+_MAX_LOGGED_ID = 128
+
+
 def _request_id(request: Any, metadata: Iterable[tuple[str, Any]] | None) -> str:
     for key, value in metadata or ():
         if key == "x-request-id" and value:
-            return str(value)
+            return str(value)[:_MAX_LOGGED_ID]
     rid = getattr(request, "request_id", "") if request is not None else ""
-    return rid or uuid.uuid4().hex
+    return (rid if isinstance(rid, str) else "")[:_MAX_LOGGED_ID] or uuid.uuid4().hex
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlalchemy_exc.DBAPIError) or type(exc).__module__.startswith("asyncpg")
+
+
+def loggable_error(exc: BaseException) -> dict[str, Any]:
+    """What an unexpected error logs. A database error's text can quote the values a caller sent (asyncpg
+    names the offending argument's value), so for those only the type, the SQLSTATE and the stack are
+    logged, never the message; anything else is logged with its traceback."""
+    if not _is_database_error(exc):
+        return {"exc_info": exc}
+    orig = getattr(exc, "orig", None) or exc
+    cause = getattr(orig, "__cause__", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    return {
+        "error_type": f"{type(exc).__module__}.{type(exc).__name__}",
+        "sqlstate": sqlstate,
+        "stack": "".join(traceback.format_tb(exc.__traceback__)),
+    }
 
 
 class _CallScope:
     """Everything the interceptor does around one call, shared by unary and streaming handlers."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, guard: _Guard, rule: auth.Access | None) -> None:
         _, _, tail = method.rpartition("/")
         self.service = method.strip("/").split("/")[0]
         self.method = tail
         self.start = time.perf_counter()
+        self._guard = guard
+        self._rule = rule
+        self._principal_token: Any = None
 
     def bind(self, request: Any, context: grpc.aio.ServicerContext) -> None:
         structlog.contextvars.bind_contextvars(
             request_id=_request_id(request, context.invocation_metadata()),
             method=f"{self.service}/{self.method}",
         )
+
+    def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        """Authenticate and authorize the call (raises common.errors); a no-op for API-key RPCs."""
+        principal = self._guard.admit(self._rule, request, context)
+        if principal is not None:
+            self._principal_token = auth.set_current_principal(principal)
+            structlog.contextvars.bind_contextvars(caller=principal.subject)
 
     async def fail(self, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
         if isinstance(exc, errors.ServiceError):
@@ -127,7 +166,7 @@ class _CallScope:
             log.info("rpc.rejected", code=code.name, reason=exc.message, field=exc.field)
             await context.abort(code, exc.message, rpc_status.to_status(status).trailing_metadata)
         error_id = uuid.uuid4().hex[:16]
-        log.error("rpc.internal_error", error_id=error_id, exc_info=exc)
+        log.error("rpc.internal_error", error_id=error_id, **loggable_error(exc))
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")
 
     def finish(self, context: grpc.aio.ServicerContext) -> None:
@@ -136,22 +175,55 @@ class _CallScope:
         name = "OK" if code is None else getattr(code, "name", str(code))
         handled.labels(self.service, self.method, name).inc()
         latency.labels(self.service, self.method).observe(time.perf_counter() - self.start)
-        structlog.contextvars.unbind_contextvars("request_id", "method")
+        if self._principal_token is not None:
+            auth.reset_current_principal(self._principal_token)
+        structlog.contextvars.unbind_contextvars("request_id", "method", "caller")
+
+
+class _Guard:
+    """The access rules of every RPC a server serves, and the verifier of credentials."""
+
+    def __init__(self, verifier: auth.Verifier, rules: dict[str, auth.Access]) -> None:
+        self.verifier = verifier
+        self.rules = rules
+
+    def admit(
+        self, rule: auth.Access | None, request: Any, context: grpc.aio.ServicerContext
+    ) -> auth.Principal | None:
+        if rule is not None and rule.api_key:
+            return None
+        principal = self.verifier.verify(auth.bearer(context.invocation_metadata()))
+        if rule is not None:  # None: reflection, open to any authenticated caller
+            auth.authorize(principal, rule, request)
+        return principal
+
+
+_HEALTH_PREFIX = "/grpc.health."
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, guard: _Guard) -> None:
+        self._guard = guard
+
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[override]
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith("/grpc."):
-            return handler
         method = handler_call_details.method
+        if handler is None or method.startswith(_HEALTH_PREFIX):
+            return handler
+        if method.startswith("/grpc."):
+            return self._guard_stream(handler, method)
+        rule = self._guard.rules.get(method)
+        if rule is None:  # check_access_table makes this unreachable; refuse rather than serve
+            rule = auth.Access.operator_only()
+        guard = self._guard
         if handler.unary_unary:
             inner_uu = handler.unary_unary
 
             async def unary_unary(request, context):
-                scope = _CallScope(method)
+                scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
+                    scope.admit(request, context)
                     return await inner_uu(request, context)
                 except asyncio.CancelledError:
                     raise
@@ -169,9 +241,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             inner_us = handler.unary_stream
 
             async def unary_stream(request, context):
-                scope = _CallScope(method)
+                scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
+                    scope.admit(request, context)
                     async for item in inner_us(request, context):
                         yield item
                 except asyncio.CancelledError:
@@ -187,6 +260,33 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 unary_stream, handler.request_deserializer, handler.response_serializer
             )
         return handler
+
+    def _guard_stream(self, handler: Any, method: str) -> Any:
+        """Reflection (a bidirectional stream): any authenticated caller, checked before it starts."""
+        if not handler.stream_stream:
+            return handler
+        inner = handler.stream_stream
+        guard = self._guard
+
+        async def stream_stream(request_iterator, context):
+            scope = _CallScope(method, guard, None)
+            scope.bind(None, context)
+            try:
+                scope.admit(None, context)
+                async for item in inner(request_iterator, context):
+                    yield item
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                await scope.fail(exc, context)
+            finally:
+                scope.finish(context)
+
+        return grpc.stream_stream_rpc_method_handler(
+            stream_stream, handler.request_deserializer, handler.response_serializer
+        )
 
 
 @dataclass
@@ -226,11 +326,16 @@ async def start_server(
     *,
     address: str,
     register: Callable[[grpc.aio.Server], list[str]],
+    verifier: auth.Verifier,
+    access: Mapping[str, auth.AccessTable],
+    tls: ServerTLS | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     max_message_mb: int = 64,
 ) -> RunningServer:
-    """Build, bind and start a server. `register` adds the servicers and returns their full names.
+    """Build, bind and start a server. `register` adds the servicers and returns their full names;
+    `access` gives, per full service name, the access rule of each of its RPCs (every RPC must have
+    one). Callers are verified with `verifier`; `tls` serves TLS (mutual when it names a client CA).
 
     Health starts NOT_SERVING; call `set_serving()` once the service is ready (migrations done).
     """
@@ -239,8 +344,15 @@ async def start_server(
         ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(interceptors=[ServiceInterceptor()], options=options)
+    rules: dict[str, auth.Access] = {}
+    for service_name, table in access.items():
+        auth.check_access_table(service_name, table)
+        rules.update({f"/{service_name}/{method}": rule for method, rule in table.items()})
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(_Guard(verifier, rules))], options=options)
     service_names = register(server)
+    unguarded = sorted(set(service_names) - set(access))
+    if unguarded:
+        raise RuntimeError(f"no access table for {unguarded}")
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ["", *service_names]:
@@ -249,7 +361,10 @@ async def start_server(
         [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    port = server.add_insecure_port(address)
+    if tls is not None:
+        port = server.add_secure_port(address, tls.server_credentials())
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC address {address}")
     await server.start()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from common import errors
+from common.auth import Access
 from common.money import to_timestamp
 from gateway.domain import chat as chat_rules
 from gateway.domain.catalog import Model, Offering, Provider, parse_price
@@ -261,20 +261,30 @@ def _dec(v: Any) -> str:
     return format_decimal(v)
 
 
-class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
-    def __init__(self, admin: AdminService, admin_token: str | None) -> None:
-        self.admin = admin
-        self._expected = f"Bearer {admin_token}".encode() if admin_token else None
+# Who may call what (common/auth.py). The inference door takes gateway API keys, checked by the servicer;
+# admin calls take principal credentials: a builder manages its own keys and reads the catalog, only an
+# operator changes the catalog (it decides where requests go and with which provider credential).
+INFERENCE_ACCESS = {
+    "CreateChatCompletion": Access.gateway_api_key(),
+    "StreamChatCompletion": Access.gateway_api_key(),
+    "ListModels": Access.gateway_api_key(),
+}
+ADMIN_ACCESS = {
+    "CreateApiKey": Access.for_builder("builder_id"),
+    "RevokeApiKey": Access.for_builder("builder_id"),
+    "ListApiKeys": Access.for_builder("builder_id"),
+    "UpsertProvider": Access.operator_only(),
+    "UpsertModel": Access.operator_only(),
+    "ListModels": Access(builder_open=True),
+    "GetRouteHealth": Access.operator_only(),
+}
 
-    def _authorize(self, context: grpc.aio.ServicerContext) -> None:
-        if self._expected is None:
-            return
-        auth, _ = _authorization(context)
-        if not hmac.compare_digest((auth or "").encode(), self._expected):
-            raise errors.Unauthenticated("the admin token is missing or wrong")
+
+class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
+    def __init__(self, admin: AdminService) -> None:
+        self.admin = admin
 
     async def CreateApiKey(self, request, context):
-        self._authorize(context)
         lim = request.rate_limits
         key, secret = await self.admin.create_api_key(
             request.request_id,
@@ -288,12 +298,10 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
         return admin_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
 
     async def RevokeApiKey(self, request, context):
-        self._authorize(context)
-        key = await self.admin.revoke_api_key(request.request_id, request.api_key_id)
+        key = await self.admin.revoke_api_key(request.request_id, request.api_key_id, request.builder_id)
         return admin_pb2.RevokeApiKeyResponse(api_key=_api_key(key))
 
     async def ListApiKeys(self, request, context):
-        self._authorize(context)
         keys, nxt = await self.admin.list_api_keys(
             request.builder_id,
             request.customer_id,
@@ -304,7 +312,6 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
         return admin_pb2.ListApiKeysResponse(api_keys=[_api_key(k) for k in keys], next_page_token=nxt)
 
     async def UpsertProvider(self, request, context):
-        self._authorize(context)
         p = request.provider
         stored, t = await self.admin.upsert_provider(
             request.request_id, Provider(p.name, p.base_url, p.credential_env)
@@ -312,7 +319,6 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
         return admin_pb2.UpsertProviderResponse(provider=_provider(stored, t))
 
     async def UpsertModel(self, request, context):
-        self._authorize(context)
         m = request.model
         offerings = []
         for i, o in enumerate(m.offerings):
@@ -338,14 +344,12 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
         return admin_pb2.UpsertModelResponse(model=_model(stored, t))
 
     async def ListModels(self, request, context):
-        self._authorize(context)
         page, nxt = self.admin.list_models(request.page_size, request.page_token)
         return admin_pb2.GatewayAdminServiceListModelsResponse(
             models=[_model(m, t) for m, t in page], next_page_token=nxt
         )
 
     async def GetRouteHealth(self, request, context):
-        self._authorize(context)
         routes = []
         for v in self.admin.route_health(request.model):
             r = admin_pb2.RouteHealth(

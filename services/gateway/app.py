@@ -16,9 +16,10 @@ from aiohttp import web
 
 from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
+from common.security import open_channel
 from common.server import RunningServer, start_server
 from common.settings import SettingsError
-from gateway.api import AdminServicer, InferenceServicer
+from gateway.api import ADMIN_ACCESS, INFERENCE_ACCESS, AdminServicer, InferenceServicer
 from gateway.clients import MeteringClient, entitlements_for
 from gateway.config import Settings
 from gateway.domain.catalog import parse_catalog
@@ -131,7 +132,16 @@ async def start(settings: Settings) -> GatewayServer:
         store, batch_max=settings.outbox_batch_max, synchronous_commit=settings.outbox_synchronous_commit
     )
     outbox.start()
-    metering = MeteringClient(settings.metering_address, settings.relay_deadline_seconds)
+    security = settings.security
+    metering = MeteringClient(
+        lambda options: open_channel(
+            settings.metering_address,
+            token=security.token_source(settings.grpc_address),
+            tls=security.client_tls(),
+            options=options,
+        ),
+        settings.relay_deadline_seconds,
+    )
     relay = None
     if settings.relay_enabled and not settings.http_worker:
         relay = Relay(
@@ -150,15 +160,24 @@ async def start(settings: Settings) -> GatewayServer:
     def register(server) -> list[str]:
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(chat), server)
         admin_pb2_grpc.add_GatewayAdminServiceServicer_to_server(
-            AdminServicer(admin, settings.admin_token), server
+            AdminServicer(admin), server
         )
         return [
             inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["GatewayAdminService"].full_name,
         ]
 
+    services = {**inference_pb2.DESCRIPTOR.services_by_name, **admin_pb2.DESCRIPTOR.services_by_name}
     running = await start_server(
-        address=settings.grpc_address, register=register, metrics_port=settings.metrics_port
+        address=settings.grpc_address,
+        register=register,
+        verifier=security.verifier(settings.grpc_address),
+        access={
+            services["InferenceService"].full_name: INFERENCE_ACCESS,
+            services["GatewayAdminService"].full_name: ADMIN_ACCESS,
+        },
+        tls=security.server_tls(),
+        metrics_port=settings.metrics_port,
     )
 
     runner = web.ServerRunner(FrontDoor(chat).server(), handle_signals=False)

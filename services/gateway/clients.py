@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -56,13 +57,15 @@ def ingest_request_bytes(batch_id: str, payloads: list[bytes]) -> bytes:
 
 
 class MeteringClient:
-    def __init__(self, address: str, deadline_seconds: float) -> None:
+    def __init__(
+        self, connect: Callable[[list[tuple[str, Any]]], grpc.aio.Channel], deadline_seconds: float
+    ) -> None:
+        # connect(options) opens the channel with the gateway's credential (and TLS): app.py decides.
         # Own subchannel pool and short reconnect backoff: after a metering outage the relay must
         # reconnect within a second or two (gRPC's default backoff grows to 120 s), and its failed
         # subchannel must not be shared with other channels in this process.
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[
+        self._channel = connect(
+            [
                 ("grpc.use_local_subchannel_pool", 1),
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.min_reconnect_backoff_ms", 200),

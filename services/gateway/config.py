@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from common.security import SecuritySettings
 from common.settings import Env, SettingsError
 
 _STRATEGIES = ("cheapest", "latency", "fixed")
@@ -28,8 +29,6 @@ class Settings:
     billing_address: str = "127.0.0.1:50053"
     # Catalog YAML applied at start-up (see README for the format); None means the DB catalog only.
     catalog_file: str | None = None
-    # When set, admin RPCs require metadata `authorization: Bearer <admin_token>`.
-    admin_token: str | None = None
     # Keys and catalog are cached in memory and reloaded this often for changes made elsewhere.
     refresh_seconds: float = 5.0
     # Routing: default strategy when a request names none.
@@ -86,6 +85,9 @@ class Settings:
         if self.max_attempts < 1:
             raise SettingsError("GATEWAY_MAX_ATTEMPTS must be at least 1")
 
+    # Whom it trusts (admin callers' credentials), its own credential for metering, TLS: common/security.py.
+    security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="gateway"))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = Env("GATEWAY", environ)
@@ -102,7 +104,6 @@ class Settings:
             entitlements_enabled=env.bool("ENTITLEMENTS_ENABLED", d.entitlements_enabled),
             billing_address=env.str("BILLING_ADDRESS", d.billing_address) or d.billing_address,
             catalog_file=env.str("CATALOG_FILE"),
-            admin_token=env.str("ADMIN_TOKEN"),
             refresh_seconds=env.float("REFRESH_SECONDS", d.refresh_seconds),
             default_strategy=(env.str("DEFAULT_STRATEGY", d.default_strategy) or d.default_strategy).lower(),
             estimated_output_tokens=env.int("ESTIMATED_OUTPUT_TOKENS", d.estimated_output_tokens),
@@ -132,4 +133,5 @@ class Settings:
             currency=env.str("CURRENCY", d.currency) or d.currency,
             http_workers=env.int("HTTP_WORKERS", d.http_workers),
             http_worker=env.bool("HTTP_WORKER", d.http_worker),
+            security=SecuritySettings.from_env(env, "gateway"),
         )

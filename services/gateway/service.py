@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from common import errors
-from common.idempotency import claim, complete, fingerprint
+from common.idempotency import builder_scope, claim, complete, fingerprint
 from common.paging import decode_token, encode_token, page_size
 from gateway.clients import Entitlements
 from gateway.config import Settings
@@ -742,8 +742,9 @@ class AdminService:
                 limits.tokens_per_minute,
             ]
         )
+        scope = builder_scope("create_api_key", builder_id)
         async with self.store.engine.begin() as conn:
-            prior = await claim(conn, idempotency, "create_api_key", request_id, body)
+            prior = await claim(conn, idempotency, scope, request_id, body)
             if prior is not None:
                 key = await self.store.get_key(conn, prior["api_key_id"])
                 assert key is not None
@@ -760,7 +761,7 @@ class AdminService:
                 secret_prefix=secret[:8],
             )
             key = await self.store.insert_key(conn, key, hash_secret(secret))
-            await complete(conn, idempotency, "create_api_key", request_id, {"api_key_id": key.id})
+            await complete(conn, idempotency, scope, request_id, {"api_key_id": key.id})
             await self.store.notify_changed(conn)
         async with self._reload_lock:  # a reload that read the table before our commit must not drop it
             self.keys.put(hash_secret(secret), key)
@@ -773,18 +774,21 @@ class AdminService:
         )
         return key, secret
 
-    async def revoke_api_key(self, request_id: str, api_key_id: str) -> ApiKey:
+    async def revoke_api_key(self, request_id: str, api_key_id: str, builder_id: str = "") -> ApiKey:
+        """Revoke a key; with builder_id (always, for a builder caller) only that builder's keys: another
+        builder's key is NOT_FOUND, exactly like a key that does not exist."""
         _require_request_id(request_id)
         if not api_key_id:
             raise errors.InvalidArgument("api_key_id is required", field="api_key_id")
+        scope = builder_scope("revoke_api_key", builder_id)
         async with self.store.engine.begin() as conn:
-            await claim(
-                conn, idempotency, "revoke_api_key", request_id, fingerprint(["revoke_api_key", api_key_id])
-            )
+            await claim(conn, idempotency, scope, request_id, fingerprint(["revoke_api_key", api_key_id]))
+            existing = await self.store.get_key(conn, api_key_id)
+            if existing is None or (builder_id and existing.builder_id != builder_id):
+                raise errors.NotFound("no such API key", field="api_key_id")
             key = await self.store.revoke_key(conn, api_key_id)
-            if key is None:
-                raise errors.NotFound(f"API key {api_key_id!r} does not exist", field="api_key_id")
-            await complete(conn, idempotency, "revoke_api_key", request_id, {"api_key_id": key.id})
+            assert key is not None
+            await complete(conn, idempotency, scope, request_id, {"api_key_id": key.id})
             await self.store.notify_changed(conn)
         async with self._reload_lock:
             self.keys.mark_revoked(key)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import grpc
 
+from common.auth import Access
 from common.errors import InvalidArgument
 from common.money import format_decimal, from_timestamp, to_timestamp
 from common.paging import decode_token, encode_token, page_size
@@ -85,6 +86,20 @@ def _reject_nul(message, prefix: str = "") -> None:
             for i, item in enumerate(items):
                 where = f"{path}[{i}]" if descriptor.is_repeated else path
                 _reject_nul(item, where + ".")
+
+
+# Who may call what (common/auth.py): operators everything; a builder its own usage and meters; the
+# gateway delivers usage events, billing and payouts read usage.
+_READERS = ("billing", "payouts")
+ACCESS = {
+    "IngestEvents": Access.for_builder("events[].builder_id", services=("gateway",)),
+    "CreateMeter": Access.for_builder("meter.builder_id"),
+    "GetMeter": Access.for_builder("builder_id", services=_READERS),
+    "ListMeters": Access.for_builder("builder_id", services=_READERS),
+    "ArchiveMeter": Access.for_builder("builder_id"),
+    "QueryUsage": Access.for_builder("builder_id", services=_READERS),
+    "ListEvents": Access.for_builder("builder_id", services=_READERS),
+}
 
 
 class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):

@@ -11,7 +11,7 @@ import structlog
 from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
 from common.server import RunningServer, start_server
-from metering.api import MeteringServicer
+from metering.api import ACCESS, MeteringServicer
 from metering.config import Settings
 from metering.service import MeteringService
 from metering.store import MeteringStore
@@ -46,7 +46,12 @@ async def start(settings: Settings) -> RunningServer:
         return [metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name]
 
     running = await start_server(
-        address=settings.grpc_address, register=register, metrics_port=settings.metrics_port
+        address=settings.grpc_address,
+        register=register,
+        verifier=settings.security.verifier(settings.grpc_address),
+        access={metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name: ACCESS},
+        tls=settings.security.server_tls(),
+        metrics_port=settings.metrics_port,
     )
     running.on_stop(store.close)
     await running.set_serving()

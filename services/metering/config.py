@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from common.security import SecuritySettings
 from common.settings import Env, SettingsError
 
 
@@ -27,6 +28,8 @@ class Settings:
     settle_seconds: float = 30.0
     # Connections in the engine's pool.
     pool_size: int = 10
+    # Whom it trusts (callers' credentials) and TLS: common/security.py.
+    security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="metering"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +45,7 @@ class Settings:
             future_tolerance_seconds=env.int("FUTURE_TOLERANCE_SECONDS", cls.future_tolerance_seconds),
             settle_seconds=env.float("SETTLE_SECONDS", cls.settle_seconds),
             pool_size=env.int("POOL_SIZE", cls.pool_size),
+            security=SecuritySettings.from_env(env, "metering"),
         )
         if not 1 <= settings.max_batch_size <= 100_000:
             raise SettingsError("METERING_MAX_BATCH_SIZE must be between 1 and 100000")

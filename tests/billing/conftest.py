@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import grpc
 import pytest
 
 # --import-mode=importlib puts no test folder on sys.path; the helper module is imported by name.
@@ -19,6 +18,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from common.migrations import upgrade_head_async  # noqa: E402
+from tests.conftest import auth_channel, security  # noqa: E402
 from tollgate.billing.v1 import billing_pb2_grpc  # noqa: E402
 from tollgate.metering.v1 import metering_pb2_grpc  # noqa: E402
 
@@ -32,7 +32,12 @@ async def fast_metering_address(make_database) -> AsyncIterator[str]:
     from metering.config import Settings
 
     url = await make_database("metering")
-    kwargs = {"database_url": url, "grpc_address": "127.0.0.1:0", "metrics_port": None}
+    kwargs = {
+        "database_url": url,
+        "grpc_address": "127.0.0.1:0",
+        "metrics_port": None,
+        "security": security("metering"),
+    }
     if "settle_seconds" in {f.name for f in fields(Settings)}:
         kwargs["settle_seconds"] = METERING_SETTLE_SECONDS
     running = await start(Settings(**kwargs))
@@ -64,12 +69,13 @@ async def stack(make_database, fast_metering_address: str) -> AsyncIterator[Stac
             metrics_port=None,
             metering_address=fast_metering_address,
             metering_retry_seconds=20,
+            security=security("billing"),
         )
     )
     address = f"127.0.0.1:{running.port}"
     async with (
-        grpc.aio.insecure_channel(address) as bch,
-        grpc.aio.insecure_channel(fast_metering_address) as mch,
+        auth_channel(address) as bch,
+        auth_channel(fast_metering_address) as mch,
     ):
         yield Stack(
             billing_pb2_grpc.BillingServiceStub(bch),

@@ -8,6 +8,7 @@ import grpc
 import pytest
 from billing_kit import at, create_meters, event, free_port, ingest, rid, ts
 
+from tests.conftest import auth_channel, security
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.billing.v1 import billing_pb2_grpc
 
@@ -62,10 +63,11 @@ async def test_close_with_metering_unreachable_fails_unavailable_and_finalizes_n
             metering_address=f"127.0.0.1:{free_port()}",
             metering_retry_seconds=1.0,
             metering_deadline_seconds=1.0,
+            security=security("billing"),
         )
     )
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{down.port}") as ch:
+        async with auth_channel(f"127.0.0.1:{down.port}") as ch:
             stub = billing_pb2_grpc.BillingServiceStub(ch)
             request_id = rid()
             with pytest.raises(grpc.aio.AioRpcError) as err:

@@ -19,10 +19,14 @@ from grpc_status import rpc_status
 
 from common import errors
 from common.server import RunningServer, start_server
+from metering.api import ACCESS
+from tests.conftest import auth_channel, security
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
 METERING = "tollgate.metering.v1.MeteringService"
+# The probe servers check callers like every service: metering's access table, the tests' trust file.
+GUARD = {"verifier": security("metering").verifier("127.0.0.1:0"), "access": {METERING: ACCESS}}
 
 
 def bad_request_fields(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
@@ -41,7 +45,7 @@ def bad_request_fields(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
 
 
 async def test_standard_health_check_answers_serving(metering_address):
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         overall = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         named = await health.Check(health_pb2.HealthCheckRequest(service=METERING), timeout=5)
@@ -50,7 +54,7 @@ async def test_standard_health_check_answers_serving(metering_address):
 
 
 async def test_health_of_an_unknown_service_is_not_found(metering_address):
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service="nope.v1.X"), timeout=5
@@ -59,7 +63,7 @@ async def test_health_of_an_unknown_service_is_not_found(metering_address):
 
 
 async def test_reflection_lists_the_metering_service_and_health(metering_address):
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
 
         async def requests():
@@ -75,7 +79,7 @@ async def test_reflection_lists_the_metering_service_and_health(metering_address
 
 async def test_x_request_id_is_bound_into_the_calls_logs(metering_address, capsys):
     rid = f"trace-{uuid.uuid4().hex[:10]}"
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         stub = metering_pb2_grpc.MeteringServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.GetMeter(
@@ -90,7 +94,7 @@ async def test_x_request_id_is_bound_into_the_calls_logs(metering_address, capsy
 
 
 async def test_invalid_argument_carries_a_bad_request_field_violation(metering_address):
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         stub = metering_pb2_grpc.MeteringServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.QueryUsage(pb.QueryUsageRequest(builder_id="", meter_key="m"), timeout=5)
@@ -143,7 +147,7 @@ async def probe_server() -> tuple[RunningServer, Probe]:
         metering_pb2_grpc.add_MeteringServiceServicer_to_server(probe, server)
         return [METERING]
 
-    running = await start_server(address="127.0.0.1:0", register=register, metrics_port=0)
+    running = await start_server(address="127.0.0.1:0", register=register, metrics_port=0, **GUARD)
     await running.set_serving()
     yield running, probe
     await running.stop(0)
@@ -151,7 +155,7 @@ async def probe_server() -> tuple[RunningServer, Probe]:
 
 async def test_request_id_from_metadata_then_from_request_field_is_bound(probe_server):
     running, _ = probe_server
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         stub = metering_pb2_grpc.MeteringServiceStub(ch)
         got = await stub.GetMeter(pb.GetMeterRequest(), metadata=[("x-request-id", "abc-123")], timeout=5)
         fresh = await stub.GetMeter(pb.GetMeterRequest(), timeout=5)
@@ -162,7 +166,7 @@ async def test_request_id_from_metadata_then_from_request_field_is_bound(probe_s
 
 async def test_unexpected_exception_is_internal_with_error_id_and_no_traceback(probe_server):
     running, _ = probe_server
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await metering_pb2_grpc.MeteringServiceStub(ch).ListMeters(pb.ListMetersRequest(), timeout=5)
     err = caught.value
@@ -175,7 +179,7 @@ async def test_unexpected_exception_is_internal_with_error_id_and_no_traceback(p
 
 async def test_service_errors_map_to_codes_with_field_and_retry_details(probe_server):
     running, _ = probe_server
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         stub = metering_pb2_grpc.MeteringServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as invalid:
             await stub.ArchiveMeter(pb.ArchiveMeterRequest(), timeout=5)
@@ -199,7 +203,7 @@ async def test_service_errors_map_to_codes_with_field_and_retry_details(probe_se
 
 async def test_metrics_count_calls_by_method_and_code(probe_server):
     running, _ = probe_server
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         stub = metering_pb2_grpc.MeteringServiceStub(ch)
         for _ in range(3):
             with pytest.raises(grpc.aio.AioRpcError):
@@ -226,8 +230,8 @@ async def test_graceful_stop_turns_health_not_serving_and_lets_in_flight_calls_f
         metering_pb2_grpc.add_MeteringServiceServicer_to_server(probe, server)
         return [METERING]
 
-    running = await start_server(address="127.0.0.1:0", register=register)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    running = await start_server(address="127.0.0.1:0", register=register, **GUARD)
+    async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         health = health_pb2_grpc.HealthStub(ch)
         before = await health.Check(health_pb2.HealthCheckRequest(service=METERING), timeout=5)
         assert before.status == health_pb2.HealthCheckResponse.NOT_SERVING  # not ready yet
@@ -244,3 +248,24 @@ async def test_graceful_stop_turns_health_not_serving_and_lets_in_flight_calls_f
         watch.cancel()  # a watcher would otherwise hold the server for the whole grace period
         assert (await slow).next_page_token == "finished"
         await asyncio.wait_for(stopping, 4)
+
+
+async def test_a_database_error_is_logged_without_the_values_the_caller_sent(make_database):
+    from sqlalchemy import text
+
+    from common.db import create_engine
+    from common.server import loggable_error
+
+    secret = f"secret-{uuid.uuid4().hex}"  # a caller's value, as a request would carry it
+    engine = create_engine(await make_database("common"))
+    try:
+        async with engine.begin() as conn:
+            with pytest.raises(Exception) as caught:
+                await conn.execute(text("SELECT CAST(:v AS integer)"), {"v": secret})
+    finally:
+        await engine.dispose()
+    assert secret in str(caught.value)  # asyncpg quotes the argument in its message
+    fields = loggable_error(caught.value)
+    assert secret not in repr(fields)
+    assert "exc_info" not in fields and fields["stack"]
+    assert fields["error_type"].endswith("DBAPIError")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from fakeprovider.__main__ import parse_args
 
+from common.security import CALLING_SERVICES, LocalCredentials, is_loopback
 from gateway.app import expand_env
 from gateway.domain.catalog import parse_catalog
 
@@ -59,22 +60,75 @@ def test_every_variable_a_service_is_given_is_one_it_reads(context):
     assert given <= _variables_read(context), given - _variables_read(context)
 
 
+PASSWORD = "${POSTGRES_PASSWORD}"
+
+
 @pytest.mark.parametrize("context", sorted(CONTEXTS))
 def test_every_database_url_names_a_database_the_init_script_creates_on_the_compose_postgres(context):
     created = set(re.findall(r"CREATE DATABASE (\w+);", (REPO / "deploy/postgres-init.sql").read_text()))
-    url = urlparse(SERVICES[context]["environment"][f"{context.upper()}_DATABASE_URL"])
+    raw = SERVICES[context]["environment"][f"{context.upper()}_DATABASE_URL"]
+    assert PASSWORD in raw, "the database password comes from the environment"
+    url = urlparse(raw.replace(PASSWORD, "from-the-environment"))
     assert url.hostname == "postgres"
-    assert url.password == SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert url.path.lstrip("/") == context and context in created
 
 
-def test_addresses_between_services_point_at_published_grpc_ports():
+def test_the_database_password_comes_from_the_environment_and_is_required():
+    assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "tollgate@postgres" not in text and "POSTGRES_PASSWORD: tollgate" not in text
+
+
+def test_only_the_gateway_http_door_is_published():
+    published = {name: svc.get("ports", []) for name, svc in SERVICES.items() if svc.get("ports")}
+    assert published == {"gateway": ["8080:8080"]}
+
+
+def test_addresses_between_services_point_at_their_grpc_ports_on_the_compose_network():
     metering_port = SERVICES["metering"]["environment"]["METERING_GRPC_ADDRESS"].rpartition(":")[2]
-    assert f"{metering_port}:{metering_port}" in SERVICES["metering"]["ports"]
     for context in ("billing", "gateway"):
         assert SERVICES[context]["environment"][f"{context.upper()}_METERING_ADDRESS"] == (
             f"metering:{metering_port}"
         )
+
+
+@pytest.mark.parametrize("context", sorted(CONTEXTS))
+def test_every_service_bound_beyond_loopback_is_given_its_credentials_as_secrets(context):
+    """A service bound to 0.0.0.0 refuses to start without a trust file (and a token when it calls
+    others): compose gives each exactly the secrets the credentials command writes, and no more."""
+    env, secrets = SERVICES[context]["environment"], SERVICES[context].get("secrets", [])
+    prefix = context.upper()
+    assert not is_loopback(env[f"{prefix}_GRPC_ADDRESS"])
+    assert env[f"{prefix}_AUTH_TRUST_FILE"] == "/run/secrets/trust" and "trust" in secrets
+    local = LocalCredentials(REPO / "deploy" / "credentials")
+    assert COMPOSE["secrets"]["trust"]["file"] == "./deploy/credentials/" + local.trust_file.name
+    if context in CALLING_SERVICES:
+        name = f"{context}_token"
+        assert env[f"{prefix}_AUTH_TOKEN_FILE"] == f"/run/secrets/{name}" and name in secrets
+        assert COMPOSE["secrets"][name]["file"] == "./deploy/credentials/" + local.token_file(context).name
+    assert set(secrets) <= {"trust", f"{context}_token"}, "a service gets only its own credential"
+    assert not any("signing" in str(v) or "operator" in str(v) for v in COMPOSE["secrets"].values())
+
+
+@pytest.mark.parametrize("context", sorted(CONTEXTS))
+def test_the_tls_override_sets_only_variables_the_service_reads_and_names_its_secrets(context):
+    override = yaml.safe_load((REPO / "docker-compose.tls.yml").read_text())
+    env = override["services"][context]["environment"]
+    assert set(env) <= _variables_read(context), set(env) - _variables_read(context)
+    assert env[f"{context.upper()}_TLS_REQUIRE_CLIENT_CERT"] == "true"
+    for value in env.values():
+        if value.startswith("/run/secrets/"):
+            name = value.removeprefix("/run/secrets/")
+            assert name in override["services"][context]["secrets"] and name in override["secrets"]
+
+
+@pytest.mark.parametrize("context", ["metering", "billing"])
+def test_grpc_health_checks_probe_the_service_on_its_own_port(context):
+    test = SERVICES[context]["healthcheck"]["test"]
+    assert test[1:4] == ["python", "-m", "common.healthcheck"]
+    assert importlib.util.find_spec("common.healthcheck") is not None
+    port = SERVICES[context]["environment"][f"{context.upper()}_GRPC_ADDRESS"].rpartition(":")[2]
+    assert test[4:] == [context, f"127.0.0.1:{port}"]
 
 
 def test_the_gateway_catalog_loads_and_its_credentials_are_in_the_gateway_environment():

@@ -24,7 +24,7 @@ import yaml
 from fakeprovider.app import FakeProvider
 from fakeprovider.app import start as start_provider
 
-from tests.conftest import migrated_database
+from tests.conftest import auth_channel, auth_metadata, migrated_database, security
 from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc, inference_pb2, inference_pb2_grpc
 from tollgate.type.v1 import decimal_pb2
 
@@ -35,7 +35,6 @@ PRICES = {
     "provider_b": (Decimal("0.100"), Decimal("0.400")),
     "provider_c": (Decimal("2.500"), Decimal("10.000")),
 }
-ADMIN_TOKEN = "admin-secret-for-tests"
 
 
 def credential_env(name: str) -> str:
@@ -61,7 +60,7 @@ class Stack:
     catalog_path: Path
     _http: aiohttp.ClientSession | None = field(default=None, repr=False)
 
-    admin_metadata = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+    admin_metadata = auth_metadata()
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -206,7 +205,7 @@ async def make_stack(make_database, tmp_path_factory) -> AsyncIterator[MakeStack
             http_address="127.0.0.1:0",
             metrics_port=None,
             catalog_file=str(catalog),
-            admin_token=ADMIN_TOKEN,
+            security=security("gateway"),
             metering_address="127.0.0.1:1",  # nothing listens: events wait in the outbox
             relay_enabled=False,
             connect_timeout_seconds=1.0,
@@ -223,7 +222,7 @@ async def make_stack(make_database, tmp_path_factory) -> AsyncIterator[MakeStack
         )
         settings.update(overrides)
         running = await start(Settings(**settings))
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        channel = auth_channel(f"127.0.0.1:{running.port}")
         stack = Stack(
             providers=providers,
             running=running,

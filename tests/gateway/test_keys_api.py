@@ -12,8 +12,9 @@ import pytest
 import structlog
 from grpc_status import rpc_status
 
+from tests.conftest import auth_metadata
 from tests.gateway.conftest import bearer, chat_request
-from tollgate.gateway.v1 import admin_pb2
+from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +97,61 @@ async def test_missing_fields_are_invalid_argument_naming_the_field(stack):
     assert status is not None and status.details, "no BadRequest detail"
 
 
-async def test_admin_calls_need_the_admin_token(stack):
+async def test_admin_calls_need_an_operator_or_builder_credential(stack):
+    async with grpc.aio.insecure_channel(stack.grpc_address) as bare:
+        admin = admin_pb2_grpc.GatewayAdminServiceStub(bare)
+        for metadata in [(), (("authorization", "Bearer nope"),), (("authorization", "Basic x"),)]:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(), metadata=metadata, timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_only_an_operator_changes_the_catalog(stack):
+    provider = admin_pb2.Provider(name="provider_a", base_url="http://127.0.0.1:1", credential_env="X")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stack.admin.ListApiKeys(admin_pb2.ListApiKeysRequest(), timeout=5)
-    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stack.admin.ListApiKeys(
-            admin_pb2.ListApiKeysRequest(), metadata=(("authorization", "Bearer nope"),), timeout=5
+        await stack.admin.UpsertProvider(
+            admin_pb2.UpsertProviderRequest(request_id=uuid.uuid4().hex, provider=provider),
+            metadata=auth_metadata("builder", "b1"),
+            timeout=5,
         )
-    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    models = await stack.admin.ListModels(
+        admin_pb2.GatewayAdminServiceListModelsRequest(), metadata=auth_metadata("builder", "b1"), timeout=5
+    )
+    assert models.models, "a builder reads the catalog"
+
+
+async def test_a_builder_manages_only_its_own_keys(stack):
+    _, theirs = await stack.create_key(builder_id="b-other")
+    mine = auth_metadata("builder", "b-mine")
+    created = await stack.admin.CreateApiKey(
+        admin_pb2.CreateApiKeyRequest(
+            request_id=uuid.uuid4().hex, app_id="app1", customer_id="c1", display_name="mine"
+        ),
+        metadata=mine,
+        timeout=5,
+    )
+    assert created.api_key.builder_id == "b-mine" and created.secret.startswith("tg_")
+    listed = await stack.admin.ListApiKeys(admin_pb2.ListApiKeysRequest(), metadata=mine, timeout=5)
+    assert [k.id for k in listed.api_keys] == [created.api_key.id]
+    with pytest.raises(grpc.aio.AioRpcError) as other_list:
+        await stack.admin.ListApiKeys(
+            admin_pb2.ListApiKeysRequest(builder_id="b-other"), metadata=mine, timeout=5
+        )
+    assert other_list.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    revokes = {}
+    for name, key_id in [("theirs", theirs.id), ("missing", "key_does_not_exist")]:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.admin.RevokeApiKey(
+                admin_pb2.RevokeApiKeyRequest(request_id=uuid.uuid4().hex, api_key_id=key_id),
+                metadata=mine,
+                timeout=5,
+            )
+        revokes[name] = (err.value.code(), err.value.details())
+    assert revokes["theirs"] == revokes["missing"]  # another builder's key looks like no key at all
+    assert revokes["theirs"][0] == grpc.StatusCode.NOT_FOUND
+    still = await stack.admin.ListApiKeys(admin_pb2.ListApiKeysRequest(builder_id="b-other"), timeout=5)
+    assert [k.revoke_time.seconds for k in still.api_keys] == [0]
 
 
 async def test_revoked_unknown_and_malformed_keys_are_rejected_identically(stack, model):

@@ -21,7 +21,7 @@ import pytest
 
 from common.money import to_timestamp
 from gateway.clients import ingest_request_bytes
-from tests.conftest import free_port, migrated_database
+from tests.conftest import auth_channel, free_port, migrated_database, security, security_env
 from tests.gateway.conftest import PRICES, bearer, chat_request, stream_request
 from tollgate.gateway.v1 import inference_pb2
 from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
@@ -37,7 +37,7 @@ def cost(provider: str, input_tokens: int, output_tokens: int) -> Decimal:
 
 
 async def list_events(address: str, builder_id: str, **filters) -> list[metering_pb2.UsageEvent]:
-    async with grpc.aio.insecure_channel(address) as ch:
+    async with auth_channel(address) as ch:
         stub = metering_pb2_grpc.MeteringServiceStub(ch)
         out, token = [], ""
         while True:
@@ -155,7 +155,7 @@ async def test_an_event_metering_rejects_is_parked_with_its_reason_and_the_rest_
     model = await stack.upsert_model([{"provider": "provider_c"}])
     taken = f"req-{uuid.uuid4().hex}"
     # Metering already holds an event with the id the gateway will use, with other content.
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         first = await metering_pb2_grpc.MeteringServiceStub(ch).IngestEvents(
             metering_pb2.IngestEventsRequest(
                 request_id=uuid.uuid4().hex,
@@ -284,7 +284,14 @@ async def start_metering(url: str, port: int):
     from metering.app import start
     from metering.config import Settings
 
-    return await start(Settings(database_url=url, grpc_address=f"127.0.0.1:{port}", metrics_port=None))
+    return await start(
+        Settings(
+            database_url=url,
+            grpc_address=f"127.0.0.1:{port}",
+            metrics_port=None,
+            security=security("metering"),
+        )
+    )
 
 
 async def load(
@@ -365,6 +372,7 @@ async def test_sigkilled_gateway_loses_no_event_whose_answer_reached_the_caller(
     http_port = free_port()
     env = {
         **os.environ,
+        **security_env("gateway"),
         "PYTHONPATH": os.pathsep.join([str(REPO / "services"), str(REPO / "gen" / "python")]),
         "GATEWAY_DATABASE_URL": stack.database_url,
         "GATEWAY_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",

@@ -15,13 +15,14 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from tests.conftest import auth_channel  # noqa: E402
 from tollgate.metering.v1 import metering_pb2_grpc  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 async def channel(metering_address: str) -> AsyncIterator[grpc.aio.Channel]:
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-    async with grpc.aio.insecure_channel(metering_address, options=options) as ch:
+    async with auth_channel(metering_address, options=options) as ch:
         yield ch
 
 

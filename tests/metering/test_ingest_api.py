@@ -27,6 +27,7 @@ from metering_kit import (
     utc,
 )
 
+from tests.conftest import auth_channel
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -181,7 +182,7 @@ async def test_32_concurrent_clients_sending_the_same_ids_accept_each_id_exactly
     async def client(n: int) -> pb.IngestEventsResponse:
         # Each client its own channel (its own HTTP/2 connection), the ids in a different order.
         rotated = ids[n * 11 % len(ids) :] + ids[: n * 11 % len(ids)]
-        async with grpc.aio.insecure_channel(metering_address) as ch:
+        async with auth_channel(metering_address) as ch:
             client_stub = metering_pb2_grpc.MeteringServiceStub(ch)
             return await ingest(
                 client_stub, [event(i, builder=b, quantities={"pages": "1"}) for i in rotated]
@@ -199,7 +200,7 @@ async def test_32_concurrent_clients_sending_the_same_ids_accept_each_id_exactly
     assert sum(r.accepted_count for r in responses) == len(ids)
     assert accepted == dict.fromkeys(ids, 1)
 
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         assert await count_of(metering_pb2_grpc.MeteringServiceStub(ch), b) == len(ids)
 
 
@@ -215,7 +216,7 @@ async def test_concurrent_same_id_with_different_content_accepts_one_and_stores_
     b = new_id()
 
     async def client(n: int) -> pb.IngestEventsResponse:
-        async with grpc.aio.insecure_channel(metering_address) as ch:
+        async with auth_channel(metering_address) as ch:
             client_stub = metering_pb2_grpc.MeteringServiceStub(ch)
             return await ingest(client_stub, [event("contested", builder=b, quantities={"pages": str(n)})])
 
@@ -223,7 +224,7 @@ async def test_concurrent_same_id_with_different_content_accepts_one_and_stores_
     outcomes = [r.results[0].outcome for r in responses]
     assert outcomes.count(ACCEPTED) == 1 and outcomes.count(CONFLICT) == 7
     winner = outcomes.index(ACCEPTED) + 1
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         listed = await metering_pb2_grpc.MeteringServiceStub(ch).ListEvents(
             pb.ListEventsRequest(builder_id=b), timeout=10
         )
@@ -238,12 +239,12 @@ async def test_concurrent_batches_opening_the_same_new_months_all_land(metering_
 
     async def client(n: int) -> pb.IngestEventsResponse:
         events = [event(f"n{n}-m{i}-{k}", builder=b, at=at) for i, at in enumerate(months) for k in range(20)]
-        async with grpc.aio.insecure_channel(metering_address) as ch:
+        async with auth_channel(metering_address) as ch:
             return await ingest(metering_pb2_grpc.MeteringServiceStub(ch), events)
 
     responses = await asyncio.gather(*(client(n) for n in range(8)))
     assert [r.accepted_count for r in responses] == [240] * 8
-    async with grpc.aio.insecure_channel(metering_address) as ch:
+    async with auth_channel(metering_address) as ch:
         got = await count_of(metering_pb2_grpc.MeteringServiceStub(ch), b, utc(2019, 1, 1), utc(2020, 1, 1))
     assert got == 8 * 240
 

@@ -29,6 +29,7 @@ from metering_kit import (
     utc,
 )
 
+from tests.conftest import auth_channel, security_env
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -43,7 +44,7 @@ async def start_process(
     database_url: str, log_path: Path, grace: float = 10.0, metrics_port: int | None = None
 ) -> tuple[asyncio.subprocess.Process, str]:
     port = free_port()
-    env = dict(os.environ)
+    env = {**os.environ, **security_env("metering")}
     env.update(
         METERING_DATABASE_URL=database_url,
         METERING_GRPC_ADDRESS=f"127.0.0.1:{port}",
@@ -66,7 +67,7 @@ async def wait_serving(
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
-    async with grpc.aio.insecure_channel(address) as ch:
+    async with auth_channel(address) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         while loop.time() < deadline:
             if proc.returncode is not None:
@@ -119,7 +120,7 @@ async def test_sigkill_mid_batch_loses_no_acknowledged_event_and_counts_none_twi
         next_batch = 0
         killed = asyncio.Event()
 
-        async with grpc.aio.insecure_channel(address) as ch:
+        async with auth_channel(address) as ch:
             stub = metering_pb2_grpc.MeteringServiceStub(ch)
             await create_meter(stub, meter(builder, "requests", COUNT))
 
@@ -154,7 +155,7 @@ async def test_sigkill_mid_batch_loses_no_acknowledged_event_and_counts_none_twi
             assert response.accepted_count == BATCH
 
         restarted, address = await start_process(url, log_path)
-        async with grpc.aio.insecure_channel(address) as ch:
+        async with auth_channel(address) as ch:
             stub = metering_pb2_grpc.MeteringServiceStub(ch)
             # The client retries what it never heard back about...
             for n in sorted(unacked):
@@ -189,7 +190,7 @@ async def test_sigterm_turns_health_not_serving_and_finishes_the_call_in_flight(
             return pb.IngestEventsRequest(request_id=f"big-{attempt}", events=events).SerializeToString()
 
         stored = 0
-        async with grpc.aio.insecure_channel(address) as ch:
+        async with auth_channel(address) as ch:
             ingest_raw = ch.unary_unary(
                 "/tollgate.metering.v1.MeteringService/IngestEvents",
                 response_deserializer=pb.IngestEventsResponse.FromString,
@@ -223,7 +224,7 @@ async def test_sigterm_turns_health_not_serving_and_finishes_the_call_in_flight(
         # Nothing of the drained batch was lost: a fresh process sees every event once.
         metrics_port = free_port()
         proc, address = await start_process(url, log_path, metrics_port=metrics_port)
-        async with grpc.aio.insecure_channel(address) as ch:
+        async with auth_channel(address) as ch:
             stub = metering_pb2_grpc.MeteringServiceStub(ch)
             await create_meter(stub, meter(builder, "requests", COUNT))
             assert await total(stub, builder, "requests", JAN, FEB) == stored

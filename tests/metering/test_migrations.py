@@ -10,7 +10,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import asyncpg
-import grpc
 from alembic import command
 from metering_kit import (
     ACCEPTED,
@@ -31,6 +30,7 @@ from common.db import libpq_url
 from common.migrations import alembic_config, upgrade_head_async
 from metering.app import start
 from metering.config import Settings
+from tests.conftest import auth_channel, security
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -81,9 +81,13 @@ async def test_upgrade_from_0001_keeps_events_ids_and_answers(make_database):
     await _fill_at_0001(url)
     await upgrade_head_async(MIGRATIONS, url, VERSION_TABLE)
 
-    running = await start(Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None))
+    running = await start(
+        Settings(
+            database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, security=security("metering")
+        )
+    )
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        async with auth_channel(f"127.0.0.1:{running.port}") as ch:
             stub = metering_pb2_grpc.MeteringServiceStub(ch)
             b = "mig-builder"
             await create_meter(stub, meter(b, "tokens", SUM, quantity="t"))

@@ -39,6 +39,7 @@ from metering_kit import (
 
 from metering.app import start
 from metering.config import Settings
+from tests.conftest import auth_channel, security
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -647,10 +648,16 @@ async def test_latest_tie_goes_to_the_event_ingested_last_whatever_connection_st
     # take turns on them, so consecutive events are stored through different connections.
     url = await migrated_metering_database(make_database)
     running = await start(
-        Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, pool_size=2)
+        Settings(
+            database_url=url,
+            grpc_address="127.0.0.1:0",
+            metrics_port=None,
+            pool_size=2,
+            security=security("metering"),
+        )
     )
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        async with auth_channel(f"127.0.0.1:{running.port}") as ch:
             own = metering_pb2_grpc.MeteringServiceStub(ch)
             b = new_id()
             await create_meter(own, meter(b, "seats", LATEST, quantity="seats"))

@@ -28,6 +28,7 @@ from metering_kit import (
 
 from metering.app import start
 from metering.config import Settings
+from tests.conftest import auth_channel, security
 from tollgate.metering.v1 import metering_pb2_grpc
 
 
@@ -38,12 +39,13 @@ async def tuned_stub(make_database) -> AsyncIterator[metering_pb2_grpc.MeteringS
         database_url=url,
         grpc_address="127.0.0.1:0",
         metrics_port=None,
+        security=security("metering"),
         settle_seconds=2.0,
         future_tolerance_seconds=60,
         max_batch_size=10,
     )
     running = await start(settings)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    async with auth_channel(f"127.0.0.1:{running.port}") as ch:
         yield metering_pb2_grpc.MeteringServiceStub(ch)
     await running.stop(0)
 
@@ -99,15 +101,25 @@ async def test_a_batch_cut_off_by_the_ingest_time_bound_stores_nothing_and_is_sa
     url = await migrated_metering_database(make_database)
     # A 1 ms statement bound: no 10,000-event batch fits in it.
     strict = await start(
-        Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, settle_seconds=0.004)
+        Settings(
+            database_url=url,
+            grpc_address="127.0.0.1:0",
+            metrics_port=None,
+            settle_seconds=0.004,
+            security=security("metering"),
+        )
     )
-    normal = await start(Settings(database_url=url, grpc_address="127.0.0.1:0", metrics_port=None))
+    normal = await start(
+        Settings(
+            database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, security=security("metering")
+        )
+    )
     b = new_id()
     events = [event(f"e{i}", builder=b, quantities={"pages": "2"}) for i in range(10_000)]
     try:
         async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{strict.port}") as strict_ch,
-            grpc.aio.insecure_channel(f"127.0.0.1:{normal.port}") as normal_ch,
+            auth_channel(f"127.0.0.1:{strict.port}") as strict_ch,
+            auth_channel(f"127.0.0.1:{normal.port}") as normal_ch,
         ):
             strict_stub = metering_pb2_grpc.MeteringServiceStub(strict_ch)
             normal_stub = metering_pb2_grpc.MeteringServiceStub(normal_ch)

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tollgate.type.v1 import decimal_pb2 as tollgate_dot_type_dot_v1_dot_decimal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftollgate/gateway/v1/admin.proto\x12\x13tollgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etollgate/type/v1/decimal.proto\"D\n\nRateLimits\x12\x1b\n\x13requests_per_minute\x18\x01 \x01(\x03\x12\x19\n\x11tokens_per_minute\x18\x02 \x01(\x03\"\xbb\x03\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nbuilder_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x42\n\x0c\x64\x65\x66\x61ult_tags\x18\x06 \x03(\x0b\x32,.tollgate.gateway.v1.ApiKey.DefaultTagsEntry\x12\x34\n\x0brate_limits\x18\x07 \x01(\x0b\x32\x1f.tollgate.gateway.v1.RateLimits\x12\x15\n\rsecret_prefix\x18\x08 \x01(\t\x12/\n\x05state\x18\t \x01(\x0e\x32 .tollgate.gateway.v1.ApiKeyState\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x32\n\x10\x44\x65\x66\x61ultTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb3\x02\n\x13\x43reateApiKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nbuilder_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12O\n\x0c\x64\x65\x66\x61ult_tags\x18\x06 \x03(\x0b\x32\x39.tollgate.gateway.v1.CreateApiKeyRequest.DefaultTagsEntry\x12\x34\n\x0brate_limits\x18\x07 \x01(\x0b\x32\x1f.tollgate.gateway.v1.RateLimits\x1a\x32\n\x10\x44\x65\x66\x61ultTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x14\x43reateApiKeyResponse\x12,\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1b.tollgate.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"=\n\x13RevokeApiKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\"D\n\x14RevokeApiKeyResponse\x12,\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1b.tollgate.gateway.v1.ApiKey\"}\n\x12ListApiKeysRequest\x12\x12\n\nbuilder_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"]\n\x13ListApiKeysResponse\x12-\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1b.tollgate.gateway.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x08Provider\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\x16\n\x0e\x63redential_env\x18\x03 \x01(\t\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x15UpsertProviderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12/\n\x08provider\x18\x02 \x01(\x0b\x32\x1d.tollgate.gateway.v1.Provider\"I\n\x16UpsertProviderResponse\x12/\n\x08provider\x18\x01 \x01(\x0b\x32\x1d.tollgate.gateway.v1.Provider\"\xfe\x01\n\x08Offering\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0eupstream_model\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12\x16\n\x0e\x63redential_env\x18\x05 \x01(\t\x12\x37\n\x14input_price_per_mtok\x18\x06 \x01(\x0b\x32\x19.tollgate.type.v1.Decimal\x12\x38\n\x15output_price_per_mtok\x18\x07 \x01(\x0b\x32\x19.tollgate.type.v1.Decimal\x12\x0e\n\x06weight\x18\x08 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\t \x01(\x08\"x\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\tofferings\x18\x02 \x03(\x0b\x32\x1d.tollgate.gateway.v1.Offering\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x12UpsertModelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x05model\x18\x02 \x01(\x0b\x32\x1a.tollgate.gateway.v1.Model\"@\n\x13UpsertModelResponse\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.tollgate.gateway.v1.Model\"M\n$GatewayAdminServiceListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"l\n%GatewayAdminServiceListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.tollgate.gateway.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x15GetRouteHealthRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x9d\x02\n\x0bRouteHealth\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0boffering_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32!.tollgate.gateway.v1.BreakerState\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\x05\x12\x17\n\x0f\x65wma_latency_ms\x18\x06 \x01(\x01\x12\x15\n\rsuccess_count\x18\x07 \x01(\x03\x12\x15\n\rfailure_count\x18\x08 \x01(\x03\x12-\n\topen_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\n \x01(\t\"J\n\x16GetRouteHealthResponse\x12\x30\n\x06routes\x18\x01 \x03(\x0b\x32 .tollgate.gateway.v1.RouteHealth*a\n\x0b\x41piKeyState\x12\x1d\n\x19\x41PI_KEY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PI_KEY_STATE_ACTIVE\x10\x01\x12\x19\n\x15\x41PI_KEY_STATE_REVOKED\x10\x02*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\xff\x05\n\x13GatewayAdminService\x12\x63\n\x0c\x43reateApiKey\x12(.tollgate.gateway.v1.CreateApiKeyRequest\x1a).tollgate.gateway.v1.CreateApiKeyResponse\x12\x63\n\x0cRevokeApiKey\x12(.tollgate.gateway.v1.RevokeApiKeyRequest\x1a).tollgate.gateway.v1.RevokeApiKeyResponse\x12`\n\x0bListApiKeys\x12\'.tollgate.gateway.v1.ListApiKeysRequest\x1a(.tollgate.gateway.v1.ListApiKeysResponse\x12i\n\x0eUpsertProvider\x12*.tollgate.gateway.v1.UpsertProviderRequest\x1a+.tollgate.gateway.v1.UpsertProviderResponse\x12`\n\x0bUpsertModel\x12\'.tollgate.gateway.v1.UpsertModelRequest\x1a(.tollgate.gateway.v1.UpsertModelResponse\x12\x83\x01\n\nListModels\x12\x39.tollgate.gateway.v1.GatewayAdminServiceListModelsRequest\x1a:.tollgate.gateway.v1.GatewayAdminServiceListModelsResponse\x12i\n\x0eGetRouteHealth\x12*.tollgate.gateway.v1.GetRouteHealthRequest\x1a+.tollgate.gateway.v1.GetRouteHealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftollgate/gateway/v1/admin.proto\x12\x13tollgate.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1etollgate/type/v1/decimal.proto\"D\n\nRateLimits\x12\x1b\n\x13requests_per_minute\x18\x01 \x01(\x03\x12\x19\n\x11tokens_per_minute\x18\x02 \x01(\x03\"\xbb\x03\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nbuilder_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12\x42\n\x0c\x64\x65\x66\x61ult_tags\x18\x06 \x03(\x0b\x32,.tollgate.gateway.v1.ApiKey.DefaultTagsEntry\x12\x34\n\x0brate_limits\x18\x07 \x01(\x0b\x32\x1f.tollgate.gateway.v1.RateLimits\x12\x15\n\rsecret_prefix\x18\x08 \x01(\t\x12/\n\x05state\x18\t \x01(\x0e\x32 .tollgate.gateway.v1.ApiKeyState\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x32\n\x10\x44\x65\x66\x61ultTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb3\x02\n\x13\x43reateApiKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nbuilder_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x05 \x01(\t\x12O\n\x0c\x64\x65\x66\x61ult_tags\x18\x06 \x03(\x0b\x32\x39.tollgate.gateway.v1.CreateApiKeyRequest.DefaultTagsEntry\x12\x34\n\x0brate_limits\x18\x07 \x01(\x0b\x32\x1f.tollgate.gateway.v1.RateLimits\x1a\x32\n\x10\x44\x65\x66\x61ultTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x14\x43reateApiKeyResponse\x12,\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1b.tollgate.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"Q\n\x13RevokeApiKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\x12\x12\n\nbuilder_id\x18\x03 \x01(\t\"D\n\x14RevokeApiKeyResponse\x12,\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1b.tollgate.gateway.v1.ApiKey\"}\n\x12ListApiKeysRequest\x12\x12\n\nbuilder_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"]\n\x13ListApiKeysResponse\x12-\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1b.tollgate.gateway.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x08Provider\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\x16\n\x0e\x63redential_env\x18\x03 \x01(\t\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x15UpsertProviderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12/\n\x08provider\x18\x02 \x01(\x0b\x32\x1d.tollgate.gateway.v1.Provider\"I\n\x16UpsertProviderResponse\x12/\n\x08provider\x18\x01 \x01(\x0b\x32\x1d.tollgate.gateway.v1.Provider\"\xfe\x01\n\x08Offering\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0eupstream_model\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12\x16\n\x0e\x63redential_env\x18\x05 \x01(\t\x12\x37\n\x14input_price_per_mtok\x18\x06 \x01(\x0b\x32\x19.tollgate.type.v1.Decimal\x12\x38\n\x15output_price_per_mtok\x18\x07 \x01(\x0b\x32\x19.tollgate.type.v1.Decimal\x12\x0e\n\x06weight\x18\x08 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\t \x01(\x08\"x\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\tofferings\x18\x02 \x03(\x0b\x32\x1d.tollgate.gateway.v1.Offering\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x12UpsertModelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x05model\x18\x02 \x01(\x0b\x32\x1a.tollgate.gateway.v1.Model\"@\n\x13UpsertModelResponse\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.tollgate.gateway.v1.Model\"M\n$GatewayAdminServiceListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"l\n%GatewayAdminServiceListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.tollgate.gateway.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x15GetRouteHealthRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x9d\x02\n\x0bRouteHealth\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0boffering_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32!.tollgate.gateway.v1.BreakerState\x12\x1c\n\x14\x63onsecutive_failures\x18\x05 \x01(\x05\x12\x17\n\x0f\x65wma_latency_ms\x18\x06 \x01(\x01\x12\x15\n\rsuccess_count\x18\x07 \x01(\x03\x12\x15\n\rfailure_count\x18\x08 \x01(\x03\x12-\n\topen_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\n \x01(\t\"J\n\x16GetRouteHealthResponse\x12\x30\n\x06routes\x18\x01 \x03(\x0b\x32 .tollgate.gateway.v1.RouteHealth*a\n\x0b\x41piKeyState\x12\x1d\n\x19\x41PI_KEY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PI_KEY_STATE_ACTIVE\x10\x01\x12\x19\n\x15\x41PI_KEY_STATE_REVOKED\x10\x02*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\xff\x05\n\x13GatewayAdminService\x12\x63\n\x0c\x43reateApiKey\x12(.tollgate.gateway.v1.CreateApiKeyRequest\x1a).tollgate.gateway.v1.CreateApiKeyResponse\x12\x63\n\x0cRevokeApiKey\x12(.tollgate.gateway.v1.RevokeApiKeyRequest\x1a).tollgate.gateway.v1.RevokeApiKeyResponse\x12`\n\x0bListApiKeys\x12\'.tollgate.gateway.v1.ListApiKeysRequest\x1a(.tollgate.gateway.v1.ListApiKeysResponse\x12i\n\x0eUpsertProvider\x12*.tollgate.gateway.v1.UpsertProviderRequest\x1a+.tollgate.gateway.v1.UpsertProviderResponse\x12`\n\x0bUpsertModel\x12\'.tollgate.gateway.v1.UpsertModelRequest\x1a(.tollgate.gateway.v1.UpsertModelResponse\x12\x83\x01\n\nListModels\x12\x39.tollgate.gateway.v1.GatewayAdminServiceListModelsRequest\x1a:.tollgate.gateway.v1.GatewayAdminServiceListModelsResponse\x12i\n\x0eGetRouteHealth\x12*.tollgate.gateway.v1.GetRouteHealthRequest\x1a+.tollgate.gateway.v1.GetRouteHealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEY_DEFAULTTAGSENTRY']._serialized_options = b'8\001'
   _globals['_CREATEAPIKEYREQUEST_DEFAULTTAGSENTRY']._loaded_options = None
   _globals['_CREATEAPIKEYREQUEST_DEFAULTTAGSENTRY']._serialized_options = b'8\001'
-  _globals['_APIKEYSTATE']._serialized_start=2797
-  _globals['_APIKEYSTATE']._serialized_end=2894
-  _globals['_BREAKERSTATE']._serialized_start=2896
-  _globals['_BREAKERSTATE']._serialized_end=3020
+  _globals['_APIKEYSTATE']._serialized_start=2817
+  _globals['_APIKEYSTATE']._serialized_end=2914
+  _globals['_BREAKERSTATE']._serialized_start=2916
+  _globals['_BREAKERSTATE']._serialized_end=3040
   _globals['_RATELIMITS']._serialized_start=121
   _globals['_RATELIMITS']._serialized_end=189
   _globals['_APIKEY']._serialized_start=192
@@ -54,37 +54,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEAPIKEYRESPONSE']._serialized_start=947
   _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1031
   _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1033
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1094
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1096
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1164
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1166
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1291
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1293
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1386
-  _globals['_PROVIDER']._serialized_start=1388
-  _globals['_PROVIDER']._serialized_end=1503
-  _globals['_UPSERTPROVIDERREQUEST']._serialized_start=1505
-  _globals['_UPSERTPROVIDERREQUEST']._serialized_end=1597
-  _globals['_UPSERTPROVIDERRESPONSE']._serialized_start=1599
-  _globals['_UPSERTPROVIDERRESPONSE']._serialized_end=1672
-  _globals['_OFFERING']._serialized_start=1675
-  _globals['_OFFERING']._serialized_end=1929
-  _globals['_MODEL']._serialized_start=1931
-  _globals['_MODEL']._serialized_end=2051
-  _globals['_UPSERTMODELREQUEST']._serialized_start=2053
-  _globals['_UPSERTMODELREQUEST']._serialized_end=2136
-  _globals['_UPSERTMODELRESPONSE']._serialized_start=2138
-  _globals['_UPSERTMODELRESPONSE']._serialized_end=2202
-  _globals['_GATEWAYADMINSERVICELISTMODELSREQUEST']._serialized_start=2204
-  _globals['_GATEWAYADMINSERVICELISTMODELSREQUEST']._serialized_end=2281
-  _globals['_GATEWAYADMINSERVICELISTMODELSRESPONSE']._serialized_start=2283
-  _globals['_GATEWAYADMINSERVICELISTMODELSRESPONSE']._serialized_end=2391
-  _globals['_GETROUTEHEALTHREQUEST']._serialized_start=2393
-  _globals['_GETROUTEHEALTHREQUEST']._serialized_end=2431
-  _globals['_ROUTEHEALTH']._serialized_start=2434
-  _globals['_ROUTEHEALTH']._serialized_end=2719
-  _globals['_GETROUTEHEALTHRESPONSE']._serialized_start=2721
-  _globals['_GETROUTEHEALTHRESPONSE']._serialized_end=2795
-  _globals['_GATEWAYADMINSERVICE']._serialized_start=3023
-  _globals['_GATEWAYADMINSERVICE']._serialized_end=3790
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1114
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1116
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1184
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1186
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1311
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1313
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1406
+  _globals['_PROVIDER']._serialized_start=1408
+  _globals['_PROVIDER']._serialized_end=1523
+  _globals['_UPSERTPROVIDERREQUEST']._serialized_start=1525
+  _globals['_UPSERTPROVIDERREQUEST']._serialized_end=1617
+  _globals['_UPSERTPROVIDERRESPONSE']._serialized_start=1619
+  _globals['_UPSERTPROVIDERRESPONSE']._serialized_end=1692
+  _globals['_OFFERING']._serialized_start=1695
+  _globals['_OFFERING']._serialized_end=1949
+  _globals['_MODEL']._serialized_start=1951
+  _globals['_MODEL']._serialized_end=2071
+  _globals['_UPSERTMODELREQUEST']._serialized_start=2073
+  _globals['_UPSERTMODELREQUEST']._serialized_end=2156
+  _globals['_UPSERTMODELRESPONSE']._serialized_start=2158
+  _globals['_UPSERTMODELRESPONSE']._serialized_end=2222
+  _globals['_GATEWAYADMINSERVICELISTMODELSREQUEST']._serialized_start=2224
+  _globals['_GATEWAYADMINSERVICELISTMODELSREQUEST']._serialized_end=2301
+  _globals['_GATEWAYADMINSERVICELISTMODELSRESPONSE']._serialized_start=2303
+  _globals['_GATEWAYADMINSERVICELISTMODELSRESPONSE']._serialized_end=2411
+  _globals['_GETROUTEHEALTHREQUEST']._serialized_start=2413
+  _globals['_GETROUTEHEALTHREQUEST']._serialized_end=2451
+  _globals['_ROUTEHEALTH']._serialized_start=2454
+  _globals['_ROUTEHEALTH']._serialized_end=2739
+  _globals['_GETROUTEHEALTHRESPONSE']._serialized_start=2741
+  _globals['_GETROUTEHEALTHRESPONSE']._serialized_end=2815
+  _globals['_GATEWAYADMINSERVICE']._serialized_start=3043
+  _globals['_GATEWAYADMINSERVICE']._serialized_end=3810
 # @@protoc_insertion_point(module_scope)

@@ -106,12 +106,14 @@ class CreateApiKeyResponse(_message.Message):
     def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
 
 class RevokeApiKeyRequest(_message.Message):
-    __slots__ = ("request_id", "api_key_id")
+    __slots__ = ("request_id", "api_key_id", "builder_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     api_key_id: str
-    def __init__(self, request_id: _Optional[str] = ..., api_key_id: _Optional[str] = ...) -> None: ...
+    builder_id: str
+    def __init__(self, request_id: _Optional[str] = ..., api_key_id: _Optional[str] = ..., builder_id: _Optional[str] = ...) -> None: ...
 
 class RevokeApiKeyResponse(_message.Message):
     __slots__ = ("api_key",)
