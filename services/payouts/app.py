@@ -13,21 +13,29 @@ import structlog
 from common.db import create_engine, resolve_database_url
 from common.errors import ServiceError
 from common.migrations import upgrade_head_async
+from common.security import open_channel
 from common.server import RunningServer, start_server
-from payouts.api import register
+from payouts.api import ACCESS, register
 from payouts.clients import BillingClient, MeteringClient
 from payouts.config import Settings
 from payouts.service import PayoutsService, Policy
 from payouts.service.base import Clock, utc_now
+from tollgate.payouts.v1 import payouts_pb2
 
 log = structlog.get_logger("payouts.app")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def _channel(address: str) -> grpc.aio.Channel:
-    # One place to change once common provides authenticated channels.
-    return grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+def _channel(settings: Settings, address: str) -> grpc.aio.Channel:
+    """A channel to billing or metering carrying payouts' own service credential (TLS when set)."""
+    security = settings.security
+    return open_channel(
+        address,
+        token=security.token_source(settings.grpc_address),
+        tls=security.client_tls(),
+        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+    )
 
 
 async def consume_forever(service: PayoutsService, interval: float) -> None:
@@ -47,8 +55,8 @@ async def start(settings: Settings, *, clock: Clock = utc_now) -> RunningServer:
     url = await resolve_database_url(settings.database_url, settings.data_dir, "payouts")
     await upgrade_head_async(MIGRATIONS, url, "alembic_version_payouts")
     engine = create_engine(url, pool_size=settings.pool_size)
-    billing_channel = _channel(settings.billing_address)
-    metering_channel = _channel(settings.metering_address)
+    billing_channel = _channel(settings, settings.billing_address)
+    metering_channel = _channel(settings, settings.metering_address)
     service = PayoutsService(
         engine,
         BillingClient(billing_channel, deadline_seconds=settings.call_deadline_seconds),
@@ -61,7 +69,12 @@ async def start(settings: Settings, *, clock: Clock = utc_now) -> RunningServer:
         clock=clock,
     )
     running = await start_server(
-        address=settings.grpc_address, register=register(service), metrics_port=settings.metrics_port
+        address=settings.grpc_address,
+        register=register(service),
+        verifier=settings.security.verifier(settings.grpc_address),
+        access={payouts_pb2.DESCRIPTOR.services_by_name["PayoutsService"].full_name: ACCESS},
+        tls=settings.security.server_tls(),
+        metrics_port=settings.metrics_port,
     )
     consumer = (
         asyncio.create_task(consume_forever(service, settings.feed_poll_seconds))

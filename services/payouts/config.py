@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from common.security import SecuritySettings
 from common.settings import Env, SettingsError
 
 
@@ -34,6 +35,8 @@ class Settings:
     # In the payee's currency; must be whole minor units of every currency used (so whole units).
     default_minimum: Decimal = Decimal("50")
     pool_size: int = 10
+    # Whom it trusts, the credential it calls billing and metering with (service "payouts"), TLS.
+    security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="payouts"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +61,7 @@ class Settings:
             default_hold_days=env.int("DEFAULT_HOLD_DAYS", cls.default_hold_days),
             default_minimum=minimum,
             pool_size=env.int("POOL_SIZE", cls.pool_size),
+            security=SecuritySettings.from_env(env, "payouts"),
         )
         if settings.call_deadline_seconds <= 0:
             raise SettingsError("PAYOUTS_CALL_DEADLINE_SECONDS must be positive")

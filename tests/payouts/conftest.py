@@ -11,7 +11,6 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 
 _HERE = str(Path(__file__).resolve().parent)
@@ -20,6 +19,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from common.migrations import upgrade_head_async  # noqa: E402
+from tests.conftest import auth_channel, security  # noqa: E402
 from tollgate.billing.v1 import billing_pb2_grpc  # noqa: E402
 from tollgate.metering.v1 import metering_pb2_grpc  # noqa: E402
 from tollgate.payouts.v1 import payouts_pb2_grpc  # noqa: E402
@@ -43,7 +43,12 @@ async def metering_fast(make_database) -> AsyncIterator[str]:
     from metering.config import Settings
 
     url = await make_database("metering")
-    kwargs = {"database_url": url, "grpc_address": "127.0.0.1:0", "metrics_port": None}
+    kwargs = {
+        "database_url": url,
+        "grpc_address": "127.0.0.1:0",
+        "metrics_port": None,
+        "security": security("metering"),
+    }
     if "settle_seconds" in {f.name for f in fields(Settings)}:
         kwargs["settle_seconds"] = METERING_SETTLE_SECONDS
     running = await start(Settings(**kwargs))
@@ -65,6 +70,7 @@ async def billing_address(make_database, metering_fast: str) -> AsyncIterator[st
             metrics_port=None,
             metering_address=metering_fast,
             metering_retry_seconds=20,
+            security=security("billing"),
         )
     )
     yield f"127.0.0.1:{running.port}"
@@ -106,13 +112,14 @@ async def stack(make_database, metering_fast: str, billing_address: str) -> Asyn
             feed_poll_seconds=0,
             feed_page_size=7,
             default_hold_days=14,
+            security=security("payouts"),
         ),
         clock=clock,
     )
     async with (
-        grpc.aio.insecure_channel(billing_address) as bch,
-        grpc.aio.insecure_channel(metering_fast) as mch,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as pch,
+        auth_channel(billing_address) as bch,
+        auth_channel(metering_fast) as mch,
+        auth_channel(f"127.0.0.1:{running.port}") as pch,
     ):
         yield Stack(
             billing_pb2_grpc.BillingServiceStub(bch),

@@ -41,6 +41,7 @@ from common.db import create_engine, libpq_url
 from payouts import store
 from payouts.domain.ledger import EntryKind, FeedEntry, entry_transfer, release_transfer
 from payouts.domain.periods import Period
+from tests.conftest import auth_channel, security_env
 from tollgate.payouts.v1 import payouts_pb2 as ppb
 from tollgate.payouts.v1 import payouts_pb2_grpc
 
@@ -67,6 +68,7 @@ async def start_process(
         PAYOUTS_METRICS_PORT="off",
         PAYOUTS_LOG_LEVEL="INFO",
         **{f"PAYOUTS_{k.upper()}": v for k, v in settings.items()},
+        **security_env("payouts"),
     )
     log = log_path.open("ab")
     proc = await asyncio.create_subprocess_exec(
@@ -76,7 +78,7 @@ async def start_process(
     address = f"127.0.0.1:{port}"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
-    async with grpc.aio.insecure_channel(address) as ch:
+    async with auth_channel(address) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         while loop.time() < deadline:
             if proc.returncode is not None:
@@ -134,7 +136,7 @@ async def test_run_payouts_killed_mid_run_and_restarted_pays_each_payee_once(mak
     try:
         for attempt in range(KILLS):
             proc, address = await start_process(url, log_path, **common)
-            async with grpc.aio.insecure_channel(address) as ch:
+            async with auth_channel(address) as ch:
                 call = asyncio.ensure_future(
                     payouts_pb2_grpc.PayoutsServiceStub(ch).RunPayouts(
                         ppb.RunPayoutsRequest(request_id=f"run-{attempt}", period=period)
@@ -149,7 +151,7 @@ async def test_run_payouts_killed_mid_run_and_restarted_pays_each_payee_once(mak
 
         proc, address = await start_process(url, log_path, **common)
         try:
-            async with grpc.aio.insecure_channel(address) as ch:
+            async with auth_channel(address) as ch:
                 stub = payouts_pb2_grpc.PayoutsServiceStub(ch)
                 await stub.RunPayouts(ppb.RunPayoutsRequest(request_id="run-final", period=period))
                 again = await stub.RunPayouts(ppb.RunPayoutsRequest(request_id="run-again", period=period))
@@ -211,7 +213,7 @@ async def test_feed_consumer_killed_mid_page_applies_every_entry_once(stack, mak
 
         proc, address = await start_process(url, log_path, **settings)
         try:
-            async with grpc.aio.insecure_channel(address) as ch:
+            async with auth_channel(address) as ch:
                 await payouts_pb2_grpc.PayoutsServiceStub(ch).SyncEarnings(
                     ppb.SyncEarningsRequest(request_id=rid())
                 )

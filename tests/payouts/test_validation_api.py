@@ -11,9 +11,12 @@ import pytest
 from conftest import payouts_database
 from payouts_kit import field_of, rid, usd
 
+from tests.conftest import auth_channel, security, token
 from tollgate.payouts.v1 import payouts_pb2 as ppb
 from tollgate.payouts.v1 import payouts_pb2_grpc
 from tollgate.type.v1 import money_pb2
+
+ADDRESS: dict[str, str] = {}
 
 
 def _dead_port() -> int:
@@ -38,9 +41,11 @@ async def payouts(make_database) -> AsyncIterator[payouts_pb2_grpc.PayoutsServic
             metering_address=dead,
             call_deadline_seconds=1,
             feed_poll_seconds=0,
+            security=security("payouts"),
         )
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+    ADDRESS["payouts"] = f"127.0.0.1:{running.port}"
+    async with auth_channel(ADDRESS["payouts"]) as ch:
         yield payouts_pb2_grpc.PayoutsServiceStub(ch)
     await running.stop(0)
 
@@ -168,3 +173,31 @@ async def test_reconcile_before_any_builder_needs_neither_billing_nor_metering(p
     # No builder has been seen yet, so only the ledger checks run: they need neither.
     reply = await payouts.Reconcile(ppb.ReconcileRequest(period="2026-01"))
     assert reply.clean
+
+
+async def test_a_builder_reads_its_own_payee_only_and_cannot_run_payouts(payouts):
+    await payouts.CreatePayee(ppb.CreatePayeeRequest(request_id=rid(), payee=payee(payee_id="agency-42")))
+    await payouts.CreatePayee(ppb.CreatePayeeRequest(request_id=rid(), payee=payee(payee_id="other-1")))
+    address = ADDRESS["payouts"]
+    async with auth_channel(address, credential=token("builder", "agency-42")) as ch:
+        builder = payouts_pb2_grpc.PayoutsServiceStub(ch)
+        own = await builder.GetPayee(ppb.GetPayeeRequest(currency_code="USD"))  # empty: its own
+        assert own.payee.payee_id == "agency-42"
+        balance = await builder.GetBalance(ppb.GetBalanceRequest(payee_id="agency-42", currency_code="USD"))
+        assert len(balance.accounts) == 4
+        for call, request in (
+            (builder.GetBalance, ppb.GetBalanceRequest(payee_id="other-1", currency_code="USD")),
+            (builder.GetBalance, ppb.GetBalanceRequest(payee_id="provider:all", currency_code="USD")),
+            (builder.GetStatement, ppb.GetStatementRequest(payee_id="other-1", currency_code="USD",
+                                                           period="2026-01")),
+            (builder.RunPayouts, ppb.RunPayoutsRequest(request_id=rid(), period="2026-01")),
+            (builder.Reconcile, ppb.ReconcileRequest(period="2026-01")),
+        ):  # fmt: skip
+            code, _, _ = await rejected(call, request)
+            assert code == grpc.StatusCode.PERMISSION_DENIED
+    async with grpc.aio.insecure_channel(address) as ch:
+        code, _, _ = await rejected(
+            payouts_pb2_grpc.PayoutsServiceStub(ch).GetPayee,
+            ppb.GetPayeeRequest(payee_id="agency-42", currency_code="USD"),
+        )
+        assert code == grpc.StatusCode.UNAUTHENTICATED

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from common.idempotency import claim, complete, fingerprint
+from common.idempotency import builder_scope, claim, complete, fingerprint
 from payouts import store
 from payouts.clients import BillingClient, MeteringClient
 
@@ -32,11 +31,9 @@ class Policy:
 
 
 def scope(method: str, who: str) -> str:
-    """The idempotency scope: the method and the payee (or "operator"), within the key column's 64."""
-    text = f"{method}:{who}"
-    if len(text) <= 64:
-        return text
-    return f"{method}:{hashlib.sha256(who.encode()).hexdigest()[:32]}"[:64]
+    """The idempotency scope: the method and the payee (a digest of it), or the method alone for
+    platform-wide calls ("operator")."""
+    return builder_scope(method, "" if who == "operator" else who)
 
 
 def iso(value: datetime | None) -> str | None:
