@@ -20,13 +20,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import grpc
-
-from bench._db import fresh_database
+from bench._db import bench_credentials, credentials_env, fresh_database, operator_channel
 from common.db import create_engine
 from common.logging import configure_logging
 from common.migrations import upgrade_head_async
 from common.money import to_timestamp
+from common.security import SecuritySettings
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.billing.v1 import billing_pb2_grpc
 from tollgate.metering.v1 import metering_pb2 as mpb
@@ -85,6 +84,7 @@ async def _payouts_server(url: str, billing: str = "127.0.0.1:1", metering: str 
             default_hold_days=0,
             call_deadline_seconds=60,
             log_level="WARNING",
+            security=SecuritySettings.local("payouts", bench_credentials().directory),
         )
     )
 
@@ -128,7 +128,7 @@ async def bench_payout_run() -> None:
           f"transfers_per_s={entries // 2 / seconds:.0f}", flush=True)  # fmt: skip
     running = await _payouts_server(url)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", options=OPTIONS) as ch:
+        async with operator_channel(f"127.0.0.1:{running.port}", options=OPTIONS) as ch:
             stub = payouts_pb2_grpc.PayoutsServiceStub(ch)
             t1 = time.perf_counter()
             released = await stub.ReleaseHolds(
@@ -173,6 +173,7 @@ async def bench_feed() -> None:
         "METERING_METRICS_PORT": "off",
         "METERING_LOG_LEVEL": "WARNING",
         "METERING_SETTLE_SECONDS": "2",
+        **credentials_env("metering"),
     }
     proc = subprocess.Popen([sys.executable, "-m", "metering"], env=env)  # noqa: ASYNC220 - started once
     billing_running = payouts_running = None
@@ -181,7 +182,7 @@ async def bench_feed() -> None:
         from billing.config import Settings as BillingSettings
 
         metering_address = f"127.0.0.1:{port}"
-        async with grpc.aio.insecure_channel(metering_address, options=OPTIONS) as mch:
+        async with operator_channel(metering_address, options=OPTIONS) as mch:
             await asyncio.wait_for(mch.channel_ready(), 60)
             metering = metering_pb2_grpc.MeteringServiceStub(mch)
             for meter in (
@@ -218,10 +219,11 @@ async def bench_feed() -> None:
                     database_url=billing_url, grpc_address="127.0.0.1:0", metrics_port=None,
                     metering_address=metering_address, usage_cutoff_lag_seconds=2,
                     metering_deadline_seconds=300, log_level="WARNING",
+                    security=SecuritySettings.local("billing", bench_credentials().directory),
                 )
             )  # fmt: skip
             billing_address = f"127.0.0.1:{billing_running.port}"
-            async with grpc.aio.insecure_channel(billing_address, options=OPTIONS) as bch:
+            async with operator_channel(billing_address, options=OPTIONS) as bch:
                 billing = billing_pb2_grpc.BillingServiceStub(bch)
                 await billing.SetPlatformFee(
                     bpb.SetPlatformFeeRequest(
@@ -285,7 +287,7 @@ async def bench_feed() -> None:
                 await _pool([pay(i) for i in invoices], 32)
 
             payouts_running = await _payouts_server(payouts_url, billing_address, metering_address)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{payouts_running.port}", options=OPTIONS) as pch:
+            async with operator_channel(f"127.0.0.1:{payouts_running.port}", options=OPTIONS) as pch:
                 stub = payouts_pb2_grpc.PayoutsServiceStub(pch)
                 t0 = time.perf_counter()
                 synced = await stub.SyncEarnings(
