@@ -120,7 +120,7 @@ holds = Table(
     metadata,
     Column("transfer_id", String(TRANSFER_ID_LEN), ForeignKey("transfers.id"), primary_key=True),
     Column("available_time", DateTime(timezone=True), nullable=False),
-    Index("ix_holds_available_time", "available_time"),
+    Index("ix_holds_available_time_transfer_id", "available_time", "transfer_id"),
 )
 
 feed_entries = Table(
@@ -342,8 +342,12 @@ async def owner_exists(conn: AsyncConnection, owner: str, currency: str) -> bool
 # ---- holds ----------------------------------------------------------------------------------------
 
 
-async def due_holds(conn: AsyncConnection, now: datetime, limit: int) -> list[Transfer]:
-    """Earnings whose hold has ended, oldest first; locked so two sweeps share the work."""
+async def due_holds(
+    conn: AsyncConnection, now: datetime, limit: int, after: tuple[datetime, str] | None = None
+) -> list[Transfer]:
+    """Earnings whose hold has ended, oldest first, after the key `after` of the previous batch (a
+    sweep walks the index instead of re-reading the rows it just deleted); locked so two sweeps share
+    the work."""
     debit, credit = accounts.alias("d"), accounts.alias("c")
     q = (
         select(transfers, debit.c.owner.label("d_owner"), debit.c.purpose.label("d_purpose"),
@@ -354,6 +358,9 @@ async def due_holds(conn: AsyncConnection, now: datetime, limit: int) -> list[Tr
             .join(credit, credit.c.id == transfers.c.credit_account_id)
         )
         .where(holds.c.available_time <= now)
+        .where(
+            tuple_(holds.c.available_time, holds.c.transfer_id) > after if after is not None else text("true")
+        )
         .order_by(holds.c.available_time, holds.c.transfer_id)
         .limit(limit)
         .with_for_update(of=holds, skip_locked=True)

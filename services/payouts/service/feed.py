@@ -107,14 +107,17 @@ class Feed(Base):
         """Release every hold that has ended by now, in batches; the number released."""
         released = 0
         now = self.clock()
+        after = None
         while True:
             async with self.engine.begin() as conn:
-                due = await store.due_holds(conn, now, RELEASE_BATCH)
+                due = await store.due_holds(conn, now, RELEASE_BATCH, after)
                 if not due:
                     break
                 fresh = await store.post(conn, [release_transfer(t, now) for t in due])
                 await store.drop_holds(conn, [t.id for t in due])
             released += len(fresh)
+            last = due[-1]
+            after = (last.available_time, last.id)
         if released:
             log.info("payouts.holds.released", count=released)
         return released

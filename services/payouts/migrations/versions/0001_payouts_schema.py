@@ -162,12 +162,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("transfer_id", name=op.f("pk_holds")),
     )
-    op.create_index("ix_holds_available_time", "holds", ["available_time"], unique=False)
+    op.create_index(
+        "ix_holds_available_time_transfer_id", "holds", ["available_time", "transfer_id"], unique=False
+    )
 
 
 def downgrade() -> None:
 
-    op.drop_index("ix_holds_available_time", table_name="holds")
+    op.drop_index("ix_holds_available_time_transfer_id", table_name="holds")
     op.drop_table("holds")
     op.drop_index("ix_transfers_source_id", table_name="transfers")
     op.drop_index("ix_transfers_payee_time", table_name="transfers")
