@@ -20,7 +20,7 @@ import grpc
 from common.auth import Access
 from common.errors import FailedPrecondition, InvalidArgument
 from common.money import from_money, to_money, to_timestamp
-from payouts.domain.ledger import PLATFORM, PROVIDER_POOL, LedgerError, Purpose, Reason
+from payouts.domain.ledger import PLATFORM, LedgerError, Purpose, Reason
 from payouts.domain.money import MAX_AMOUNT, is_whole_minor_units
 from payouts.domain.periods import Period
 from payouts.domain.statement import Statement, statement_csv
@@ -419,4 +419,4 @@ def register(service: PayoutsService) -> Any:
     return _register
 
 
-__all__ = ["ACCESS", "PROVIDER_POOL", "PayoutsServicer", "register"]
+__all__ = ["ACCESS", "PayoutsServicer", "register"]
