@@ -228,6 +228,21 @@ async def test_next_period_pays_the_returned_amount_and_marks_it_paid(stack, wor
         ppb.MarkPayoutPaidRequest(request_id=rid(), payout_id=payout.id, external_reference="bank-77")
     )
     assert paid.payout.state == ppb.PAYOUT_STATE_PAID and paid.payout.external_reference == "bank-77"
+    again = await p.MarkPayoutPaid(
+        ppb.MarkPayoutPaidRequest(request_id=rid(), payout_id=payout.id, external_reference="bank-77")
+    )
+    assert again.payout == paid.payout  # the bank's second confirmation changes nothing
+    for late in (
+        p.MarkPayoutPaid(
+            ppb.MarkPayoutPaidRequest(request_id=rid(), payout_id=payout.id, external_reference="b-2")
+        ),
+        p.MarkPayoutFailed(
+            ppb.MarkPayoutFailedRequest(request_id=rid(), payout_id=payout.id, reason="Returned")
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await late
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     b = await balance(stack, BUILDER)
     assert (b[AVAILABLE], b[PAID_OUT]) == (0, dec(world.payout.amount))
 
