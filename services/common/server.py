@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 import time
 import traceback
 import uuid
@@ -41,6 +42,7 @@ from sqlalchemy import exc as sqlalchemy_exc
 from common import auth, errors
 from common.logging import configure_logging
 from common.security import ServerTLS
+from common.settings import SettingsError
 
 log = structlog.get_logger("common.server")
 
@@ -191,11 +193,44 @@ class _Guard:
         self, rule: auth.Access | None, request: Any, context: grpc.aio.ServicerContext
     ) -> auth.Principal | None:
         if rule is not None and rule.api_key:
+            _refuse_undecodable(request)
             return None
         principal = self.verifier.verify(auth.bearer(context.invocation_metadata()))
+        _refuse_undecodable(request)  # after the credential: a stranger learns nothing, not even this
         if rule is not None:  # None: reflection, open to any authenticated caller
             auth.authorize(principal, rule, request)
         return principal
+
+
+class _Undecodable:
+    """A request body that is not the RPC's message (not protobuf, or a string field that is not UTF-8)."""
+
+    request_id = ""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers UNKNOWN when a deserializer raises, before any interceptor runs; this one hands the
+    failure to the handler wrapper instead, which answers INVALID_ARGUMENT like any other bad input."""
+    if deserialize is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return tolerant
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise errors.InvalidArgument(
+            "the request body is not a valid message of this method (protobuf, strings in UTF-8)"
+        )
 
 
 _HEALTH_PREFIX = "/grpc.health."
@@ -235,7 +270,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
+                unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
@@ -257,7 +292,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
+                unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         return handler
 
@@ -402,4 +437,8 @@ def quiet_gc(young_threshold: int) -> None:
 def run(service: str, log_level: str, main: Callable[[], Awaitable[None]]) -> None:
     """The body of `python -m <service>`: structured logs, then `main()` on uvloop."""
     configure_logging(service, log_level)
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except SettingsError as exc:  # a setting that cannot work: one line, not a traceback
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
