@@ -219,38 +219,39 @@ async def _bulk_insert(
 # ---- accounts and posting -------------------------------------------------------------------------
 
 
+async def _account_ids(conn: AsyncConnection, keys: list[AccountKey]) -> dict[AccountKey, int]:
+    # A join on unnest, not a tuple IN list: PostgreSQL turns a long IN list of rows into an OR chain it
+    # checks for every row (quadratic at thousands of keys).
+    rows = await conn.execute(
+        text(
+            "SELECT a.id, a.owner, a.currency_code, a.purpose FROM accounts a "
+            "JOIN unnest(CAST(:o AS text[]), CAST(:c AS text[]), CAST(:p AS text[])) AS k(o, c, p) "
+            "ON a.owner = k.o AND a.currency_code = k.c AND a.purpose = k.p"
+        ),
+        {"o": [k.owner for k in keys], "c": [k.currency for k in keys], "p": [k.purpose.value for k in keys]},
+    )
+    return {AccountKey(r.owner, r.currency_code, Purpose(r.purpose)): r.id for r in rows}
+
+
 async def ensure_accounts(conn: AsyncConnection, keys: Iterable[AccountKey]) -> dict[AccountKey, int]:
-    wanted = sorted(set(keys))
+    """The ids of the accounts, creating the missing ones. Read first: almost every posting touches
+    accounts that exist, and an INSERT ... ON CONFLICT of thousands of existing keys is not free."""
+    wanted = list(set(keys))
     if not wanted:
         return {}
-    out: dict[AccountKey, int] = {}
-    for i in range(0, len(wanted), 5000):
-        chunk = wanted[i : i + 5000]
+    out = await _account_ids(conn, wanted)
+    missing = [k for k in wanted if k not in out]
+    if missing:
         await _bulk_insert(
             conn,
             accounts,
             [
                 {"owner": k.owner, "currency_code": k.currency, "purpose": k.purpose.value,
                  "bound": BOUNDS[k.purpose].value}
-                for k in chunk
+                for k in missing
             ],
         )  # fmt: skip
-        # A join on unnest, not a tuple IN list: PostgreSQL turns a long IN list of rows into an OR
-        # chain it checks for every row (quadratic at thousands of keys).
-        rows = await conn.execute(
-            text(
-                "SELECT a.id, a.owner, a.currency_code, a.purpose FROM accounts a "
-                "JOIN unnest(CAST(:o AS text[]), CAST(:c AS text[]), CAST(:p AS text[])) AS k(o, c, p) "
-                "ON a.owner = k.o AND a.currency_code = k.c AND a.purpose = k.p"
-            ),
-            {
-                "o": [k.owner for k in chunk],
-                "c": [k.currency for k in chunk],
-                "p": [k.purpose.value for k in chunk],
-            },
-        )
-        for r in rows:
-            out[AccountKey(r.owner, r.currency_code, Purpose(r.purpose))] = r.id
+        out.update(await _account_ids(conn, missing))
     return out
 
 
