@@ -344,11 +344,17 @@ async def owner_exists(conn: AsyncConnection, owner: str, currency: str) -> bool
 
 
 async def due_holds(
-    conn: AsyncConnection, now: datetime, limit: int, after: tuple[datetime, str] | None = None
+    conn: AsyncConnection,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+    *,
+    wait: bool = False,
 ) -> list[Transfer]:
     """Earnings whose hold has ended, oldest first, after the key `after` of the previous batch (a
-    sweep walks the index instead of re-reading the rows it just deleted); locked so two sweeps share
-    the work."""
+    sweep walks the index instead of re-reading the rows it just deleted), locked. Background sweeps
+    skip holds another sweep has locked and share the work; `wait` waits for them instead, so a payout
+    run sees every hold due before it as released."""
     debit, credit = accounts.alias("d"), accounts.alias("c")
     q = (
         select(transfers, debit.c.owner.label("d_owner"), debit.c.purpose.label("d_purpose"),
@@ -364,7 +370,7 @@ async def due_holds(
         )
         .order_by(holds.c.available_time, holds.c.transfer_id)
         .limit(limit)
-        .with_for_update(of=holds, skip_locked=True)
+        .with_for_update(of=holds, skip_locked=not wait)
     )  # fmt: skip
     return [_transfer_from_row(r) for r in _rows(await conn.execute(q))]
 

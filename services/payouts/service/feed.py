@@ -103,14 +103,15 @@ class Feed(Base):
 
         return await self.idempotent_outside(scope("SyncEarnings", "operator"), request_id, {}, work)
 
-    async def release_due(self) -> int:
-        """Release every hold that has ended by now, in batches; the number released."""
+    async def release_due(self, *, wait: bool = False) -> int:
+        """Release every hold that has ended by now, in batches; the number released. With `wait`,
+        holds another sweep is releasing are waited for rather than skipped."""
         released = 0
         now = self.clock()
         after = None
         while True:
             async with self.engine.begin() as conn:
-                due = await store.due_holds(conn, now, RELEASE_BATCH, after)
+                due = await store.due_holds(conn, now, RELEASE_BATCH, after, wait=wait)
                 if not due:
                     break
                 fresh = await store.post(conn, [release_transfer(t, now) for t in due])

@@ -45,7 +45,9 @@ class Runs(Feed, Base):
     async def run_payouts(self, request_id: str, period: Period) -> dict[str, Any]:
         if period.start > self.clock():
             raise InvalidArgument(f"period {period} has not started yet", field="period")
-        await self.release_due()
+        # Every hold due by now is released (waiting for any sweep releasing one right now) before the
+        # run reads the available balances.
+        await self.release_due(wait=True)
         name = str(period)
 
         async def work(conn: Any) -> dict[str, Any]:
