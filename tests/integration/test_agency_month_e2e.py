@@ -182,11 +182,15 @@ async def gateway(make_stack, metering_address):  # noqa: F811
 
 async def set_up_agency(billing, metering, start: datetime) -> None:
     meters = [
-        mpb.Meter(key="llm_cost", event_types=["ai.request"], aggregation=mpb.AGGREGATION_SUM,
-                  quantity="provider_cost"),
+        mpb.Meter(
+            key="llm_cost",
+            event_types=["ai.request"],
+            aggregation=mpb.AGGREGATION_SUM,
+            quantity="provider_cost",
+        ),
         mpb.Meter(key="runs", event_types=["ai.request"], aggregation=mpb.AGGREGATION_UNIQUE_COUNT),
         mpb.Meter(key="pages", event_types=["ai.request"], aggregation=mpb.AGGREGATION_SUM, quantity="pages"),
-    ]  # fmt: skip
+    ]
     for meter in meters:
         meter.builder_id, meter.display_name = BUILDER, meter.key
         await metering.CreateMeter(mpb.CreateMeterRequest(request_id=rid(), meter=meter), timeout=10)
@@ -214,14 +218,26 @@ async def set_up_agency(billing, metering, start: datetime) -> None:
                 plan_id=plan.plan.id,
                 base_fee=to_money(BASE_FEE, "USD"),
                 charges=[
-                    bpb.Charge(key="tokens", meter_key="llm_cost", display_name="AI model usage",
-                               cost_plus=bpb.CostPlusPrice(markup_percent=str(MARKUP))),
-                    bpb.Charge(key="runs", meter_key="runs", display_name="Runs",
-                               per_unit=bpb.PerUnitPrice(unit_price=str(RUN_PRICE))),
-                    bpb.Charge(key="pages", meter_key="pages", display_name="Pages",
-                               per_unit=bpb.PerUnitPrice(unit_price=str(PAGE_PRICE))),
+                    bpb.Charge(
+                        key="tokens",
+                        meter_key="llm_cost",
+                        display_name="AI model usage",
+                        cost_plus=bpb.CostPlusPrice(markup_percent=str(MARKUP)),
+                    ),
+                    bpb.Charge(
+                        key="runs",
+                        meter_key="runs",
+                        display_name="Runs",
+                        per_unit=bpb.PerUnitPrice(unit_price=str(RUN_PRICE)),
+                    ),
+                    bpb.Charge(
+                        key="pages",
+                        meter_key="pages",
+                        display_name="Pages",
+                        per_unit=bpb.PerUnitPrice(unit_price=str(PAGE_PRICE)),
+                    ),
                 ],
-            ),  # fmt: skip
+            ),
         ),
         timeout=10,
     )
@@ -229,18 +245,26 @@ async def set_up_agency(billing, metering, start: datetime) -> None:
         await billing.CreateCustomer(
             bpb.CreateCustomerRequest(
                 request_id=rid(),
-                customer=bpb.Customer(id=customer, builder_id=BUILDER, app_id=app, currency_code="USD",
-                                      display_name=customer.title()),
+                customer=bpb.Customer(
+                    id=customer,
+                    builder_id=BUILDER,
+                    app_id=app,
+                    currency_code="USD",
+                    display_name=customer.title(),
+                ),
             ),
             timeout=10,
-        )  # fmt: skip
+        )
         await billing.Subscribe(
             bpb.SubscribeRequest(
-                request_id=rid(), builder_id=BUILDER, customer_id=customer, plan_id=plan.plan.id,
+                request_id=rid(),
+                builder_id=BUILDER,
+                customer_id=customer,
+                plan_id=plan.plan.id,
                 start_time=to_timestamp(start),
             ),
             timeout=10,
-        )  # fmt: skip
+        )
 
 
 async def ask(client, model: str, text: str, *, failover: bool = False, **kw: Any) -> Decimal:
@@ -260,6 +284,18 @@ async def ask(client, model: str, text: str, *, failover: bool = False, **kw: An
 
 def amounts(money_list) -> list[Decimal]:
     return [from_money(m) for m in money_list]
+
+
+def summary_of(statement) -> list[Decimal]:
+    """revenue, provider cost, platform fee, earnings."""
+    s = statement.summary
+    return amounts([s.revenue, s.provider_cost, s.platform_fee, s.earnings])
+
+
+def ledger_of(statement) -> list[Decimal]:
+    """opening balance, earnings, clawbacks, payouts, closing balance."""
+    g = statement.ledger
+    return amounts([g.opening_balance, g.earnings, g.clawbacks, g.payouts, g.closing_balance])
 
 
 async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_reconciles(
@@ -284,23 +320,31 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
             [{"provider": "provider_a", "prices": prices}, {"provider": "provider_b", "prices": prices}]
         )
         order = {"x-tollgate-provider-order": "provider_a,provider_b"}
-        acme_secret, _ = await gateway.create_key(builder_id=BUILDER, app_id="support-bot", customer_id="acme",
-                                                  default_tags={"workflow": "triage"})  # fmt: skip
-        globex_secret, _ = await gateway.create_key(builder_id=BUILDER, app_id="doc-parser",
-                                                    customer_id="globex",
-                                                    default_tags={"workflow": "extraction"})  # fmt: skip
+        acme_secret, _ = await gateway.create_key(
+            builder_id=BUILDER, app_id="support-bot", customer_id="acme", default_tags={"workflow": "triage"}
+        )
+        globex_secret, _ = await gateway.create_key(
+            builder_id=BUILDER,
+            app_id="doc-parser",
+            customer_id="globex",
+            default_tags={"workflow": "extraction"},
+        )
         acme, globex = gateway.openai(acme_secret), gateway.openai(globex_secret)
 
         # Acme: 3 ticket runs, 5 answers; the second answer of run t-2 fails over once.
         acme_cost = ZERO
-        for run, texts in (("t-1", ["my order is late", "thanks"]), ("t-2", ["refund please", "ok"]),
-                           ("t-3", ["where is the invoice for march and april"])):  # fmt: skip
+        for run, texts in (
+            ("t-1", ["my order is late", "thanks"]),
+            ("t-2", ["refund please", "ok"]),
+            ("t-3", ["where is the invoice for march and april"]),
+        ):
             for n, text in enumerate(texts):
                 failover = run == "t-2" and n == 1
                 if failover:
                     gateway.providers["provider_a"].control(fail_next=1)
-                acme_cost += await ask(acme, model, text, failover=failover,
-                                       extra_headers={**order, "x-tollgate-run-id": run})  # fmt: skip
+                acme_cost += await ask(
+                    acme, model, text, failover=failover, extra_headers={**order, "x-tollgate-run-id": run}
+                )
         # Globex: 3 documents (12 + 30 + 7 pages), one request each, run id in OpenAI's metadata;
         # the second document fails over once.
         globex_cost, pages = ZERO, {"d-1": 12, "d-2": 30, "d-3": 7}
@@ -309,10 +353,13 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
             if failover:
                 gateway.providers["provider_a"].control(fail_next=1)
             globex_cost += await ask(
-                globex, model, f"extract the totals of document {doc} " * 3, failover=failover,
+                globex,
+                model,
+                f"extract the totals of document {doc} " * 3,
+                failover=failover,
                 extra_headers={**order, "x-tollgate-document-id": doc, "x-tollgate-page-count": str(count)},
                 metadata={"tollgate_run_id": f"run-{doc}"},
-            )  # fmt: skip
+            )
         # 8 answers + 2 failed attempts reach metering through the gateway's outbox and relay
         events = await wait_for_events(metering_address, BUILDER, 10)
         assert sorted(e.status for e in events) == sorted(
@@ -327,28 +374,54 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
         )
         assert closed.finalized_count == 2
         expected = {
-            "acme": Bill((Line(BASE_FEE), Line(acme_cost * (1 + MARKUP / 100), acme_cost), Line(3 * RUN_PRICE),
-                          Line(ZERO))),
-            "globex": Bill((Line(BASE_FEE), Line(globex_cost * (1 + MARKUP / 100), globex_cost),
-                            Line(3 * RUN_PRICE), Line(sum(pages.values()) * PAGE_PRICE))),
-        }  # fmt: skip
+            "acme": Bill(
+                (
+                    Line(BASE_FEE),
+                    Line(acme_cost * (1 + MARKUP / 100), acme_cost),
+                    Line(3 * RUN_PRICE),
+                    Line(ZERO),
+                )
+            ),
+            "globex": Bill(
+                (
+                    Line(BASE_FEE),
+                    Line(globex_cost * (1 + MARKUP / 100), globex_cost),
+                    Line(3 * RUN_PRICE),
+                    Line(sum(pages.values()) * PAGE_PRICE),
+                )
+            ),
+        }
         invoices = {
             i.customer_id: i
-            for i in (await billing.ListInvoices(bpb.ListInvoicesRequest(builder_id=BUILDER), timeout=10)).invoices
+            for i in (
+                await billing.ListInvoices(bpb.ListInvoicesRequest(builder_id=BUILDER), timeout=10)
+            ).invoices
         }
         assert set(invoices) == {"acme", "globex"}
         for customer, bill in expected.items():
             inv = invoices[customer]
             assert from_money(inv.total) == bill.total(), customer
-            got = [(from_money(x.amount), from_money(x.split.provider_cost), from_money(x.split.platform_fee),
-                    from_money(x.split.builder_margin)) for x in inv.lines]  # fmt: skip
+            got = [
+                (
+                    from_money(x.amount),
+                    from_money(x.split.provider_cost),
+                    from_money(x.split.platform_fee),
+                    from_money(x.split.builder_margin),
+                )
+                for x in inv.lines
+            ]
             assert got == [(x.amount, x.cost, x.fee, x.margin) for x in bill.lines], customer
         for customer, inv in invoices.items():
             paid = await billing.RecordPayment(
-                bpb.RecordPaymentRequest(request_id=rid(), builder_id=BUILDER, invoice_id=inv.id,
-                                         amount=inv.amount_due, external_reference=f"bank-{customer}"),
+                bpb.RecordPaymentRequest(
+                    request_id=rid(),
+                    builder_id=BUILDER,
+                    invoice_id=inv.id,
+                    amount=inv.amount_due,
+                    external_reference=f"bank-{customer}",
+                ),
                 timeout=10,
-            )  # fmt: skip
+            )
             assert paid.invoice.payment_status == bpb.PAYMENT_STATUS_PAID, customer
 
         revenue = sum((b.total() for b in expected.values()), ZERO)
@@ -360,11 +433,22 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
         # ---- payouts: consume the feed, release the 0-day holds, run the period's payouts ----
         synced = await payouts.SyncEarnings(ppb.SyncEarningsRequest(request_id=rid()), timeout=30)
         assert synced.applied_count > 0
-        await payouts.ReleaseHolds(ppb.ReleaseHoldsRequest(request_id=rid()), timeout=30)
+        # one hold per non-zero builder margin and provider cost of a line (fees are not held)
+        held = sum((x.margin != 0) + (x.cost != 0) for bill in expected.values() for x in bill.lines)
+        released = await payouts.ReleaseHolds(ppb.ReleaseHoldsRequest(request_id=rid()), timeout=30)
+        assert released.released_count == held
+        balance = await payouts.GetBalance(ppb.GetBalanceRequest(payee_id=BUILDER, currency_code="USD"))
+        assert from_money(balance.payable) == margin
         run = await payouts.RunPayouts(ppb.RunPayoutsRequest(request_id=rid(), period=period), timeout=30)
         assert run.created_count == 2 and amounts(run.totals) == [margin + cost]
         listed = await payouts.ListPayouts(ppb.ListPayoutsRequest(period=period), timeout=10)
-        assert {p.payee_id: from_money(p.amount) for p in listed.payouts} == {BUILDER: margin, PROVIDERS: cost}
+        assert {p.payee_id: from_money(p.amount) for p in listed.payouts} == {
+            BUILDER: margin,
+            PROVIDERS: cost,
+        }
+        bank = await payouts.ExportPayoutRun(ppb.ExportPayoutRunRequest(period=period), timeout=10)
+        rows = sorted(tuple(row.split(",")[i] for i in (0, 2, 3)) for row in bank.csv.splitlines()[1:])
+        assert rows == sorted([(BUILDER, f"{margin:.2f}", "USD"), (PROVIDERS, f"{cost:.2f}", "USD")])
         platform = await payouts.GetBalance(ppb.GetBalanceRequest(payee_id=PLATFORM, currency_code="USD"))
         by_purpose = {a.account.purpose: from_money(a.balance) for a in platform.accounts}
         assert by_purpose[ppb.ACCOUNT_PURPOSE_FEE_REVENUE] == fee
@@ -375,11 +459,9 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
             await as_builder.GetStatement(ppb.GetStatementRequest(currency_code="USD", period=period))
         ).statement
         assert statement.payee_id == BUILDER
-        summary = [from_money(getattr(statement.summary, f))
-                   for f in ("revenue", "provider_cost", "platform_fee", "earnings")]  # fmt: skip
+        summary = summary_of(statement)
         assert summary == [revenue, cost, fee, margin]
-        ledger = [from_money(getattr(statement.ledger, f))
-                  for f in ("opening_balance", "earnings", "clawbacks", "payouts", "closing_balance")]  # fmt: skip
+        ledger = ledger_of(statement)
         assert ledger == [ZERO, margin, ZERO, margin, ZERO]
         by_customer = {x.key: from_money(x.earnings) for x in statement.lines if x.dimension == "customer"}
         assert by_customer == {c: b.margin() for c, b in expected.items()}
@@ -390,13 +472,20 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
         # ---- a credit note after payment: Globex's invoice credited whole, clawed back from the payees ----
         globex_bill = expected["globex"]
         await billing.IssueCreditNote(
-            bpb.IssueCreditNoteRequest(request_id=rid(), builder_id=BUILDER, invoice_id=invoices["globex"].id,
-                                       amount=invoices["globex"].total, reason="documents re-run for free"),
+            bpb.IssueCreditNoteRequest(
+                request_id=rid(),
+                builder_id=BUILDER,
+                invoice_id=invoices["globex"].id,
+                amount=invoices["globex"].total,
+                reason="documents re-run for free",
+            ),
             timeout=10,
-        )  # fmt: skip
+        )
         synced = await payouts.SyncEarnings(ppb.SyncEarningsRequest(request_id=rid()), timeout=30)
         assert synced.applied_count > 0
-        builder_balance = await payouts.GetBalance(ppb.GetBalanceRequest(payee_id=BUILDER, currency_code="USD"))
+        builder_balance = await payouts.GetBalance(
+            ppb.GetBalanceRequest(payee_id=BUILDER, currency_code="USD")
+        )
         assert from_money(builder_balance.payable) == -globex_bill.margin()
         providers = await payouts.GetBalance(ppb.GetBalanceRequest(payee_id=PROVIDERS, currency_code="USD"))
         assert from_money(providers.payable) == -globex_cost
@@ -408,12 +497,10 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
         statement = (
             await as_builder.GetStatement(ppb.GetStatementRequest(currency_code="USD", period=period))
         ).statement
-        summary = [from_money(getattr(statement.summary, f))
-                   for f in ("revenue", "provider_cost", "platform_fee", "earnings")]  # fmt: skip
+        summary = summary_of(statement)
         acme_bill = expected["acme"]
         assert summary == [acme_bill.total(), acme_bill.cost(), acme_bill.fee(), acme_bill.margin()]
-        ledger = [from_money(getattr(statement.ledger, f))
-                  for f in ("opening_balance", "earnings", "clawbacks", "payouts", "closing_balance")]  # fmt: skip
+        ledger = ledger_of(statement)
         assert ledger == [ZERO, margin, globex_bill.margin(), margin, -globex_bill.margin()]
         await assert_reconciled(payouts, period, invoices=2)
 
