@@ -502,6 +502,18 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
         assert summary == [acme_bill.total(), acme_bill.cost(), acme_bill.fee(), acme_bill.margin()]
         ledger = ledger_of(statement)
         assert ledger == [ZERO, margin, globex_bill.margin(), margin, -globex_bill.margin()]
+        # the providers' statement: their reward, paid out, then Globex's provider cost clawed back
+        statement = (
+            await payouts.GetStatement(
+                ppb.GetStatementRequest(payee_id=PROVIDERS, currency_code="USD", period=period)
+            )
+        ).statement
+        assert summary_of(statement)[0] == acme_cost
+        assert ledger_of(statement) == [ZERO, cost, globex_cost, cost, -globex_cost]
+        assert by_purpose[ppb.ACCOUNT_PURPOSE_CLEARING] == -acme_bill.total()
+        # a second run for the period creates nothing (the negative balances carry over)
+        again = await payouts.RunPayouts(ppb.RunPayoutsRequest(request_id=rid(), period=period), timeout=30)
+        assert again.created_count == 0 and amounts(again.totals) == [margin + cost]
         await assert_reconciled(payouts, period, invoices=2)
 
 
