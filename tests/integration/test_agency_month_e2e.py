@@ -467,6 +467,22 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
         assert by_customer == {c: b.margin() for c, b in expected.items()}
         by_app = {x.key: from_money(x.earnings) for x in statement.lines if x.dimension == "app"}
         assert by_app == {"support-bot": expected["acme"].margin(), "doc-parser": expected["globex"].margin()}
+        # the keys' workflow tag rides gateway -> metering -> billing -> payouts on the usage lines; the
+        # base fees (line 0) have neither workflow nor meter
+        acme_lines, globex_lines = expected["acme"].lines, expected["globex"].lines
+        by_workflow = {x.key: from_money(x.earnings) for x in statement.lines if x.dimension == "workflow"}
+        assert by_workflow == {
+            "": acme_lines[0].margin + globex_lines[0].margin,
+            "triage": sum((x.margin for x in acme_lines[1:]), ZERO),
+            "extraction": sum((x.margin for x in globex_lines[1:]), ZERO),
+        }
+        by_meter = {x.key: from_money(x.earnings) for x in statement.lines if x.dimension == "meter"}
+        assert by_meter == {
+            "": acme_lines[0].margin + globex_lines[0].margin,
+            "llm_cost": acme_lines[1].margin + globex_lines[1].margin,
+            "runs": acme_lines[2].margin + globex_lines[2].margin,
+            "pages": globex_lines[3].margin,  # Acme's pages line is $0: no entry
+        }
         await assert_reconciled(payouts, period, invoices=2)
 
         # ---- a credit note after payment: Globex's invoice credited whole, clawed back from the payees ----
