@@ -518,6 +518,20 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
         assert summary == [acme_bill.total(), acme_bill.cost(), acme_bill.fee(), acme_bill.margin()]
         ledger = ledger_of(statement)
         assert ledger == [ZERO, margin, globex_bill.margin(), margin, -globex_bill.margin()]
+        # the CSV export says the same; the next period opens where this one closed
+        exported = await as_builder.ExportStatement(
+            ppb.ExportStatementRequest(currency_code="USD", period=period)
+        )
+        csv_ledger = {
+            row.split(",")[1]: Decimal(row.split(",")[2])
+            for row in exported.csv.splitlines()
+            if row.startswith("ledger,")
+        }
+        assert list(csv_ledger.values()) == ledger
+        following = (
+            await as_builder.GetStatement(ppb.GetStatementRequest(currency_code="USD", period=f"{end:%Y-%m}"))
+        ).statement
+        assert ledger_of(following) == [-globex_bill.margin(), ZERO, ZERO, ZERO, -globex_bill.margin()]
         # the providers' statement: their reward, paid out, then Globex's provider cost clawed back
         statement = (
             await payouts.GetStatement(
