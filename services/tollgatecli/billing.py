@@ -25,7 +25,7 @@ from tollgatecli.base import (
     when,
 )
 from tollgatecli.client import Client, CliError, Exit
-from tollgatecli.output import money, to_data
+from tollgatecli.output import amount_text, money, to_data
 
 customers = typer.Typer(help="A builder's paying customers.", no_args_is_help=True)
 plans = typer.Typer(
@@ -490,7 +490,8 @@ def earnings(
             {
                 "entries": [to_data(e) for e in entries],
                 "totals": [
-                    {"kind": k, "currency_code": c, "amount": str(v)} for (k, c), v in sorted(totals.items())
+                    {"kind": k, "currency_code": c, "amount": amount_text(v)}
+                    for (k, c), v in sorted(totals.items())
                 ],
                 "next_page_token": cursor,
             }

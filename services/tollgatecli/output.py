@@ -37,10 +37,10 @@ def money(value: Message | None) -> str:
     if value is None or not value.currency_code:
         return ""
     amount = from_money(value)
-    return f"{_plain(amount)} {value.currency_code}"
+    return f"{amount_text(amount)} {value.currency_code}"
 
 
-def _plain(amount: Decimal) -> str:
+def amount_text(amount: Decimal) -> str:
     text = format(amount.normalize(), "f")
     whole, _, frac = text.partition(".")
     return f"{whole}.{frac.ljust(2, '0')}"
@@ -72,7 +72,7 @@ def _scalar_or_message(f: Any, value: Any) -> Any:
             return named.name if named else value
         return value
     if mtype.full_name == MONEY:
-        return {"currency_code": value.currency_code, "amount": _plain(from_money(value))}
+        return {"currency_code": value.currency_code, "amount": amount_text(from_money(value))}
     if mtype.full_name == DECIMAL:
         return value.value or "0"
     if mtype.full_name == TIMESTAMP:
