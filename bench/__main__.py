@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import sys
 
-ORDER = ["metering", "gateway", "billing", "payouts"]
+ORDER = ["auth", "metering", "gateway", "billing", "payouts"]
 
 
 def main(argv: list[str]) -> int:

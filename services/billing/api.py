@@ -14,6 +14,7 @@ import grpc
 from google.protobuf import json_format
 
 from billing.service import BillingService
+from billing.validation import check_coverage, validated
 from common.auth import Access
 from common.errors import InvalidArgument
 from common.money import format_decimal, from_money, from_timestamp, to_money, to_timestamp
@@ -500,9 +501,20 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return pb.ListEarningsResponse(entries=[earnings_pb(r) for r in rows], next_page_token=token)
 
 
+def validating_servicer(service: BillingService) -> BillingServicer:
+    """The servicer with every RPC behind the one validation layer (billing/validation.py)."""
+    missing = check_coverage()
+    if missing:
+        raise RuntimeError(f"billing/validation.py has no rule for: {', '.join(missing)}")
+    servicer = BillingServicer(service)
+    for method in pb.DESCRIPTOR.services_by_name["BillingService"].methods:
+        setattr(servicer, method.name, validated(getattr(servicer, method.name)))
+    return servicer
+
+
 def register(service: BillingService) -> Any:
     def _register(server: grpc.aio.Server) -> list[str]:
-        billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(service), server)
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(validating_servicer(service), server)
         return [pb.DESCRIPTOR.services_by_name["BillingService"].full_name]
 
     return _register

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import structlog
 
+from billing.domain.text import quote
 from common.errors import FailedPrecondition, Unavailable
 from common.money import from_timestamp, to_timestamp
 from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
@@ -27,6 +28,14 @@ _RETRYABLE = (
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
+
+
+# Metering's answers about the query itself: the close or preview cannot go on as asked.
+_REFUSED = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
 )
 
 
@@ -135,12 +144,23 @@ class MeteringClient:
                 return await stub.QueryUsage(request, timeout=self._deadline)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in _RETRYABLE:
+                    details = (exc.details() or "")[:200]
                     if exc.code() == grpc.StatusCode.NOT_FOUND:
                         raise FailedPrecondition(
-                            f"metering has no meter {meter_key!r} for this builder: {exc.details()}",
+                            f"metering has no meter {quote(meter_key)} for this builder: {details}",
                             field="meter_key",
                         ) from None
-                    raise
+                    if exc.code() in _REFUSED:
+                        raise FailedPrecondition(
+                            f"metering refused the usage query for meter {quote(meter_key)}: {details}",
+                            field="meter_key",
+                        ) from None
+                    # Anything else (a credential metering refuses, its own failure) is metering
+                    # not serving billing: nothing was finalized, a later close can succeed.
+                    log.warning("billing.metering.failed", meter_key=meter_key, code=exc.code().name)
+                    raise Unavailable(
+                        f"metering failed the usage query ({exc.code().name}); nothing was finalized"
+                    ) from None
                 if time.monotonic() + delay > give_up:
                     log.warning("billing.metering.unavailable", meter_key=meter_key, code=exc.code().name)
                     raise Unavailable(

@@ -7,9 +7,11 @@ stored as the idempotency reply, so a retry returns exactly the first reply, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -44,7 +46,9 @@ from billing.domain import (
     void_allocation,
 )
 from billing.domain.money import has_at_most_places
+from billing.domain.text import quote
 from billing.usage import (
+    PeriodUsage,
     charge_usage,
     meter_needs,
     query_period,
@@ -57,7 +61,6 @@ from common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    ServiceError,
     Unavailable,
 )
 from common.idempotency import claim, complete, fingerprint
@@ -67,6 +70,9 @@ log = structlog.get_logger("billing.service")
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 ZERO = Decimal(0)
+# The most a prepaid wallet may hold (whole units of its currency), far below NUMERIC(38, 9)'s 10^29:
+# a top-up that would pass it is FAILED_PRECONDITION (stated in the proto's TopUpWalletRequest).
+MAX_WALLET_BALANCE = Decimal(10) ** 15
 EPSILON = timedelta(microseconds=1)
 # A customer id no event carries: the cutoff probe asks metering for its clock, not for data.
 PROBE_CUSTOMER = "billing.cutoff-probe"
@@ -83,6 +89,40 @@ def _s(value: Decimal | None) -> str | None:
 
 def _t(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def idempotency_scope(rpc: str, builder_id: str) -> str:
+    """The idempotency scope of a mutation: the RPC and the builder, so one builder's request id never
+    answers (or blocks) another builder's request. The builder is hashed because ids run to 128
+    characters and the scope column holds 64; 128 bits of SHA-256 make a collision out of reach."""
+    return f"{rpc}:{hashlib.sha256(builder_id.encode()).hexdigest()[:32]}"
+
+
+_MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+_MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+_CURSOR_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+
+
+def _not_our_token() -> InvalidArgument:
+    return InvalidArgument("page_token is not a token this service issued", field="page_token")
+
+
+def _cursor(token: str, shape: dict[str, type]) -> dict[str, Any] | None:
+    """Decode a page token and check it has exactly the keys and types billing writes into it, so a
+    well-formed token billing did not issue is INVALID_ARGUMENT, never a bad query."""
+    cursor = decode_token(token)
+    if cursor is None:
+        return None
+    if set(cursor) != set(shape):
+        raise _not_our_token()
+    for key, kind in shape.items():
+        value = cursor[key]
+        if kind is int:
+            if type(value) is not int or not 0 <= value < 2**63:
+                raise _not_our_token()
+        elif not isinstance(value, str) or not _CURSOR_TEXT.fullmatch(value):
+            raise _not_our_token()
+    return cursor
 
 
 def _new_id(prefix: str) -> str:
@@ -346,6 +386,21 @@ def _earnings_rows(entries: Any, source_id: str, line_positions: dict[int, int] 
     ]
 
 
+class _StaleCloseInputs(Exception):
+    """The customers to invoice need plan versions the close did not read usage for: read again."""
+
+
+@dataclass(frozen=True)
+class _CloseUsage:
+    """What phase 1 of a close read from metering, and for which plan versions."""
+
+    keys: frozenset[tuple[str, int]]
+    prev_keys: frozenset[tuple[str, int]]
+    cutoff: datetime
+    usage: PeriodUsage
+    prev_usage: PeriodUsage | None
+
+
 class BillingService:
     def __init__(
         self,
@@ -355,17 +410,28 @@ class BillingService:
         settle_timeout_seconds: float = 60.0,
         cutoff_lag_seconds: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        close_concurrency: int = 2,
     ) -> None:
         self.engine = engine
+        # Closes of one builder run one after another in this process, queued without a connection.
+        self._close_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        # At most this many closes hold a database connection at once, whatever the number waiting.
+        self._close_slots = asyncio.Semaphore(close_concurrency)
         self.metering = metering
         self.settle_timeout_seconds = settle_timeout_seconds
         self.cutoff_lag = timedelta(seconds=cutoff_lag_seconds)
         self.clock = clock
 
     async def _idempotent(
-        self, scope: str, request_id: str, body: Any, work: Callable[[AsyncConnection], Awaitable[dict]]
+        self,
+        rpc: str,
+        builder_id: str,
+        request_id: str,
+        body: Any,
+        work: Callable[[AsyncConnection], Awaitable[dict]],
     ) -> dict[str, Any]:
         _require(request_id, "request_id")
+        scope = idempotency_scope(rpc, builder_id)
         async with self.engine.begin() as conn:
             prior = await claim(conn, store.idempotency_keys, scope, request_id, fingerprint(body))
             if prior is not None:
@@ -395,11 +461,11 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             row = await store.insert_customer(conn, c)
             if row is None:
-                raise AlreadyExists(f"customer {c['id']!r} already exists", field="customer.id")
+                raise AlreadyExists(f"customer {quote(c['id'])} already exists", field="customer.id")
             log.info("billing.customer.created", builder_id=c["builder_id"], customer_id=c["id"])
             return customer_view(row)
 
-        return await self._idempotent("CreateCustomer", request_id, c, work)
+        return await self._idempotent("CreateCustomer", c["builder_id"], request_id, c, work)
 
     async def get_customer(self, builder_id: str, customer_id: str) -> dict[str, Any]:
         _require(builder_id, "builder_id")
@@ -407,13 +473,13 @@ class BillingService:
         async with self.engine.connect() as conn:
             row = await store.get_customer(conn, builder_id, customer_id)
         if row is None:
-            raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+            raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
         return customer_view(row)
 
     async def list_customers(self, builder_id: str, size: int, token: str) -> tuple[list[dict], str]:
         _require(builder_id, "builder_id")
         limit = page_size(size)
-        cursor = decode_token(token)
+        cursor = _cursor(token, {"id": str})
         async with self.engine.connect() as conn:
             rows = await store.list_customers(conn, builder_id, cursor["id"] if cursor else None, limit + 1)
         more = len(rows) > limit
@@ -431,10 +497,10 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             row = await store.insert_plan(conn, {**p, "id": _new_id("plan")})
             if row is None:
-                raise AlreadyExists(f"plan {p['key']!r} already exists", field="plan.key")
+                raise AlreadyExists(f"plan {quote(p['key'])} already exists", field="plan.key")
             return plan_view(row, [])
 
-        return await self._idempotent("CreatePlan", request_id, p, work)
+        return await self._idempotent("CreatePlan", p["builder_id"], request_id, p, work)
 
     async def get_plan(self, builder_id: str, plan_id: str) -> dict[str, Any]:
         _require(builder_id, "builder_id")
@@ -442,14 +508,14 @@ class BillingService:
         async with self.engine.connect() as conn:
             row = await store.get_plan(conn, builder_id, plan_id)
             if row is None:
-                raise NotFound(f"plan {plan_id!r} not found", field="plan_id")
+                raise NotFound(f"plan {quote(plan_id)} not found", field="plan_id")
             versions = await store.plan_versions_of(conn, [plan_id])
         return plan_view(row, versions[plan_id])
 
     async def list_plans(self, builder_id: str, size: int, token: str) -> tuple[list[dict], str]:
         _require(builder_id, "builder_id")
         limit = page_size(size)
-        cursor = decode_token(token)
+        cursor = _cursor(token, {"key": str})
         async with self.engine.connect() as conn:
             rows = await store.list_plans(conn, builder_id, cursor["key"] if cursor else None, limit + 1)
             more = len(rows) > limit
@@ -483,7 +549,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             plan = await store.get_plan(conn, builder_id, plan_id)
             if plan is None:
-                raise NotFound(f"plan {plan_id!r} not found", field="version.plan_id")
+                raise NotFound(f"plan {quote(plan_id)} not found", field="version.plan_id")
             if spec.currency != plan["currency_code"]:
                 raise InvalidArgument(
                     f"the plan is priced in {plan['currency_code']}", field="version.currency_code"
@@ -491,7 +557,7 @@ class BillingService:
             return version_view(await self._publish(conn, plan, spec))
 
         body = {"builder_id": builder_id, "plan_id": plan_id, "spec": spec_dict}
-        return await self._idempotent("PublishPlanVersion", request_id, body, work)
+        return await self._idempotent("PublishPlanVersion", builder_id, request_id, body, work)
 
     async def apply_plan_yaml(
         self, request_id: str, builder_id: str, plan_key: str, display_name: str, text: str
@@ -500,7 +566,9 @@ class BillingService:
         if not KEY.match(plan_key):
             raise InvalidArgument("plan_key must be 1 to 64 characters of [a-z0-9_.-]", field="plan_key")
         try:
-            spec = parse_plan_yaml(text)
+            # Off the event loop: parsing up to 64 KiB of YAML in pure Python takes milliseconds that
+            # every other call on this process would otherwise wait for.
+            spec = await asyncio.to_thread(parse_plan_yaml, text)
         except InvalidArgument as exc:
             raise InvalidArgument(
                 exc.message, field=f"yaml.{exc.field}" if exc.field and exc.field != "yaml" else "yaml"
@@ -521,7 +589,7 @@ class BillingService:
                 )
                 if plan is None:
                     raise AlreadyExists(
-                        f"plan {plan_key!r} was created concurrently; retry", field="plan_key"
+                        f"plan {quote(plan_key)} was created concurrently; retry", field="plan_key"
                     )
             if spec.currency != plan["currency_code"]:
                 raise InvalidArgument(f"the plan is priced in {plan['currency_code']}", field="yaml.currency")
@@ -537,14 +605,14 @@ class BillingService:
             }
 
         body = {"builder_id": builder_id, "plan_key": plan_key, "display_name": display_name, "yaml": text}
-        return await self._idempotent("ApplyPlanYaml", request_id, body, work)
+        return await self._idempotent("ApplyPlanYaml", builder_id, request_id, body, work)
 
     async def _version(
         self, conn: AsyncConnection, builder_id: str, plan_id: str, version: int, currency: str
     ) -> dict[str, Any]:
         plan = await store.get_plan(conn, builder_id, plan_id)
         if plan is None:
-            raise NotFound(f"plan {plan_id!r} not found", field="plan_id")
+            raise NotFound(f"plan {quote(plan_id)} not found", field="plan_id")
         if version < 0:
             raise InvalidArgument("plan_version must not be negative", field="plan_version")
         row = await (
@@ -554,8 +622,8 @@ class BillingService:
         )
         if row is None:
             if version == 0:
-                raise FailedPrecondition(f"plan {plan_id!r} has no published version", field="plan_id")
-            raise NotFound(f"plan {plan_id!r} has no version {version}", field="plan_version")
+                raise FailedPrecondition(f"plan {quote(plan_id)} has no published version", field="plan_id")
+            raise NotFound(f"plan {quote(plan_id)} has no version {version}", field="plan_version")
         if plan["currency_code"] != currency:
             raise FailedPrecondition(
                 f"plan is priced in {plan['currency_code']} but the customer pays in {currency}",
@@ -581,7 +649,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             row = await self._version(conn, builder_id, plan_id, version, customer["currency_code"])
             sub = await store.insert_subscription(
                 conn,
@@ -596,7 +664,8 @@ class BillingService:
             )
             if sub is None:
                 raise AlreadyExists(
-                    f"customer {customer_id!r} is already subscribed; use ChangePlan", field="customer_id"
+                    f"customer {quote(customer_id)} is already subscribed; use ChangePlan",
+                    field="customer_id",
                 )
             log.info(
                 "billing.subscription.created",
@@ -614,7 +683,7 @@ class BillingService:
             "version": version,
             "start": _t(start),
         }
-        return await self._idempotent("Subscribe", request_id, body, work)
+        return await self._idempotent("Subscribe", builder_id, request_id, body, work)
 
     async def change_plan(
         self, request_id: str, builder_id: str, customer_id: str, plan_id: str, version: int
@@ -626,7 +695,7 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             sub = await store.get_subscription(conn, builder_id, customer_id, for_update=True)
             if sub is None:
-                raise NotFound(f"customer {customer_id!r} has no subscription", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} has no subscription", field="customer_id")
             customer = await store.get_customer(conn, builder_id, customer_id)
             assert customer is not None
             row = await self._version(conn, builder_id, plan_id, version, customer["currency_code"])
@@ -652,7 +721,7 @@ class BillingService:
             return subscription_view(sub)
 
         body = {"builder_id": builder_id, "customer_id": customer_id, "plan_id": plan_id, "version": version}
-        return await self._idempotent("ChangePlan", request_id, body, work)
+        return await self._idempotent("ChangePlan", builder_id, request_id, body, work)
 
     async def set_platform_fee(
         self, request_id: str, builder_id: str, percent_of_line: str, percent_of_margin: str
@@ -664,7 +733,7 @@ class BillingService:
                 values[name] = Decimal(raw or "0")
             except ArithmeticError:
                 raise InvalidArgument(
-                    f"{raw!r} is not a decimal number", field=f"platform_fee.{name}"
+                    f"{quote(raw)} is not a decimal number", field=f"platform_fee.{name}"
                 ) from None
         rule = PlatformFeeRule(**values).validate(prefix="platform_fee")
 
@@ -673,7 +742,7 @@ class BillingService:
             return fee_view(row)
 
         body = {"builder_id": builder_id, "line": percent_of_line, "margin": percent_of_margin}
-        return await self._idempotent("SetPlatformFee", request_id, body, work)
+        return await self._idempotent("SetPlatformFee", builder_id, request_id, body, work)
 
     # ---- pricing ----------------------------------------------------------------------------------
 
@@ -699,10 +768,12 @@ class BillingService:
         async with self.engine.connect() as conn:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             sub = await store.get_subscription(conn, builder_id, customer_id)
             if sub is None:
-                raise FailedPrecondition(f"customer {customer_id!r} has no subscription", field="customer_id")
+                raise FailedPrecondition(
+                    f"customer {quote(customer_id)} has no subscription", field="customer_id"
+                )
             plan_id, version = self._in_force(sub, period.start)
             spec = plan_from_dict((await store.get_plan_version(conn, plan_id, version))["spec"])
             fee = await self._fee_rule(conn, builder_id)
@@ -781,7 +852,21 @@ class BillingService:
         return cutoff
 
     async def close_period(self, request_id: str, builder_id: str, period_end: datetime) -> dict[str, Any]:
+        """Close a builder's period in two phases, so that waiting on metering holds no connection.
+
+        1. Without a transaction (short reads only): which plan versions the customers still to
+           invoice are on; then wait for metering's cutoff to settle and read the usage, holding NO
+           database connection (the settle wait lasts seconds; many closes waiting at once must not
+           starve other calls of connections).
+        2. One short transaction: claim the request id, take the builder's advisory lock, re-read who
+           is still to invoice and finalize them with the usage read in phase 1. If a customer on a
+           plan version phase 1 did not read appeared meanwhile, the transaction rolls back and
+           phase 1 runs again.
+        Closes of one builder are also serialized in this process (no connection held while
+        queued), and at most `close_concurrency` closes hold a connection at once.
+        """
         _require(builder_id, "builder_id")
+        _require(request_id, "request_id")
         period = period_containing(period_end - EPSILON)
         if period.end != period_end:
             raise InvalidArgument(
@@ -791,17 +876,91 @@ class BillingService:
             raise FailedPrecondition(
                 f"the period ending {_t(period_end)} has not ended yet", field="period_end_time"
             )
-
-        async def work(conn: AsyncConnection) -> dict:
-            return await self._close(conn, builder_id, period)
-
         body = {"builder_id": builder_id, "period_end": _t(period_end)}
-        try:
-            return await self._idempotent("ClosePeriod", request_id, body, work)
-        except ServiceError:
-            raise
+        scope = idempotency_scope("ClosePeriod", builder_id)
+        async with self._builder_close_lock(builder_id):
+            for _ in range(3):
+                async with self._close_slots, self.engine.connect() as conn:
+                    prior = await store.peek_idempotency(conn, scope, request_id)
+                    if prior is not None:
+                        if prior["fingerprint"] != fingerprint(body):
+                            raise AlreadyExists(
+                                f"request_id {quote(request_id)} was already used with a different request",
+                                field="request_id",
+                            )
+                        if prior["reply"] is not None:
+                            return prior["reply"]
+                    inputs = await self._close_inputs(conn, builder_id, period)
+                fetched = await self._read_close_usage(builder_id, period, inputs) if inputs else None
 
-    async def _close(self, conn: AsyncConnection, builder_id: str, period: Any) -> dict[str, Any]:
+                async def work(conn: AsyncConnection, fetched: _CloseUsage | None = fetched) -> dict:
+                    return await self._close(conn, builder_id, period, fetched)
+
+                try:
+                    async with self._close_slots:
+                        return await self._idempotent("ClosePeriod", builder_id, request_id, body, work)
+                except _StaleCloseInputs:
+                    log.info(
+                        "billing.period.close_inputs_changed", builder_id=builder_id, period=period.label
+                    )
+        raise Unavailable("the builder's subscriptions kept changing during the close; retry it")
+
+    @contextlib.asynccontextmanager
+    async def _builder_close_lock(self, builder_id: str) -> AsyncIterator[None]:
+        entry = self._close_locks.setdefault(builder_id, (asyncio.Lock(), [0]))
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if entry[1][0] == 0:
+                self._close_locks.pop(builder_id, None)
+
+    async def _close_inputs(
+        self, conn: AsyncConnection, builder_id: str, period: Any
+    ) -> dict[str, Any] | None:
+        """Phase 1's short reads: the plan versions in force for the customers still to invoice, and
+        those of the previous period's billed usage (for late usage). None when nobody is left."""
+        done = await store.invoiced_customers(conn, builder_id, period.start)
+        todo = [
+            c
+            for c in await store.billable_customers(conn, builder_id, period.end)
+            if c["customer_id"] not in done
+        ]
+        if not todo:
+            return None
+        prev = period_containing(period.start - EPSILON)
+        keys = {self._in_force(c, period.start) for c in todo}
+        billed = await store.billed_usage(conn, builder_id, prev.start)
+        prev_keys = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
+        raw_specs = await store.plan_specs(conn, list(keys | prev_keys))
+        return {"keys": keys, "prev_keys": prev_keys, "specs": raw_specs}
+
+    async def _read_close_usage(self, builder_id: str, period: Any, inputs: dict[str, Any]) -> _CloseUsage:
+        """The settled cutoff and every meter's usage for the close; holds no database connection."""
+        prev = period_containing(period.start - EPSILON)
+        specs = {k: plan_from_dict(v) for k, v in inputs["specs"].items()}
+        needs = meter_needs([specs[k] for k in inputs["keys"]])
+        prev_needs = meter_needs([specs[k] for k in inputs["prev_keys"]])
+        first_meter = next(iter(sorted(needs)), None) or next(iter(sorted(prev_needs)), None)
+        if first_meter is None:
+            cutoff = self.clock()
+        else:
+            cutoff = await self._settled_cutoff(builder_id, first_meter, period.start, period.end)
+        usage, prev_usage = await asyncio.gather(
+            query_period(self.metering, builder_id, needs, period.start, period.end, cutoff),
+            query_period(self.metering, builder_id, prev_needs, prev.start, prev.end, cutoff)
+            if prev_needs
+            else asyncio.sleep(0, None),
+        )
+        return _CloseUsage(
+            frozenset(inputs["keys"]), frozenset(inputs["prev_keys"]), cutoff, usage, prev_usage
+        )
+
+    async def _close(
+        self, conn: AsyncConnection, builder_id: str, period: Any, fetched: _CloseUsage | None
+    ) -> dict[str, Any]:
         started = self.clock()
         await store.lock_builder(conn, builder_id)
         done = await store.invoiced_customers(conn, builder_id, period.start)
@@ -813,7 +972,9 @@ class BillingService:
         cutoff: datetime | None = None
         finalized = 0
         if todo:
-            cutoff, finalized = await self._finalize(conn, builder_id, period, todo)
+            if fetched is None:
+                raise _StaleCloseInputs()
+            cutoff, finalized = await self._finalize(conn, builder_id, period, todo, fetched)
         summary = await store.period_summary(conn, builder_id, period.start)
         if cutoff is None:
             cutoff_row = await store.period_invoices(conn, builder_id, period.start)
@@ -834,29 +995,24 @@ class BillingService:
         }
 
     async def _finalize(
-        self, conn: AsyncConnection, builder_id: str, period: Any, todo: list[dict[str, Any]]
+        self,
+        conn: AsyncConnection,
+        builder_id: str,
+        period: Any,
+        todo: list[dict[str, Any]],
+        fetched: _CloseUsage,
     ) -> tuple[datetime, int]:
         prev = period_containing(period.start - EPSILON)
         in_force = {c["customer_id"]: self._in_force(c, period.start) for c in todo}
         billed = await store.billed_usage(conn, builder_id, prev.start)
         prev_versions = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
+        if not (set(in_force.values()) <= fetched.keys and prev_versions <= fetched.prev_keys):
+            # A subscription or plan change landed between the phases: read again.
+            raise _StaleCloseInputs()
         raw_specs = await store.plan_specs(conn, list(in_force.values()) + list(prev_versions))
         specs = {k: plan_from_dict(v) for k, v in raw_specs.items()}
         fee = await self._fee_rule(conn, builder_id)
-
-        needs = meter_needs([specs[k] for k in set(in_force.values())])
-        prev_needs = meter_needs([specs[k] for k in prev_versions])
-        first_meter = next(iter(sorted(needs)), None) or next(iter(sorted(prev_needs)), None)
-        if first_meter is None:
-            cutoff = self.clock()
-        else:
-            cutoff = await self._settled_cutoff(builder_id, first_meter, period.start, period.end)
-        usage, prev_usage = await asyncio.gather(
-            query_period(self.metering, builder_id, needs, period.start, period.end, cutoff),
-            query_period(self.metering, builder_id, prev_needs, prev.start, prev.end, cutoff)
-            if prev_needs
-            else asyncio.sleep(0, None),
-        )
+        cutoff, usage, prev_usage = fetched.cutoff, fetched.usage, fetched.prev_usage
         todo_ids = [c["customer_id"] for c in todo]
         balances = await store.lock_wallets(conn, builder_id, todo_ids)
         first_number = await store.take_invoice_numbers(conn, builder_id, len(todo))
@@ -943,7 +1099,7 @@ class BillingService:
         _require(invoice_id, "invoice_id", max_len=64)
         inv = await store.get_invoice(conn, builder_id, invoice_id, for_update=for_update)
         if inv is None:
-            raise NotFound(f"invoice {invoice_id!r} not found", field="invoice_id")
+            raise NotFound(f"invoice {quote(invoice_id)} not found", field="invoice_id")
         return inv
 
     async def _invoice_view(self, conn: AsyncConnection, inv: dict[str, Any]) -> dict[str, Any]:
@@ -959,15 +1115,16 @@ class BillingService:
     ) -> tuple[list[dict], str]:
         _require(builder_id, "builder_id")
         limit = page_size(size)
-        cursor = decode_token(token)
+        cursor = _cursor(token, {"p": str, "n": int})
         after = None
         if cursor:
             try:
-                after = (datetime.fromisoformat(cursor["p"]), int(cursor["n"]))
-            except (KeyError, ValueError, TypeError):
-                raise InvalidArgument(
-                    "page_token is not a token this service issued", field="page_token"
-                ) from None
+                start = datetime.fromisoformat(cursor["p"])
+            except ValueError:
+                raise _not_our_token() from None
+            if start.tzinfo is None or not _MIN_TIME <= start < _MAX_TIME:
+                raise _not_our_token()
+            after = (start, cursor["n"])
         async with self.engine.connect() as conn:
             rows = await store.list_invoices(conn, builder_id, customer_id or None, status, after, limit + 1)
             more = len(rows) > limit
@@ -1020,7 +1177,7 @@ class BillingService:
             if prior is not None:
                 if prior["invoice_id"] != invoice_id or prior["amount"] != amount:
                     raise AlreadyExists(
-                        f"external_reference {reference!r} was recorded for another payment",
+                        f"external_reference {quote(reference)} was recorded for another payment",
                         field="external_reference",
                     )
                 return {
@@ -1030,7 +1187,7 @@ class BillingService:
             _money_amount(amount, currency, inv["currency_code"], "amount")
             if inv["status"] == "void":
                 raise FailedPrecondition(
-                    f"invoice {invoice_id!r} is void; nothing can be paid", field="invoice_id"
+                    f"invoice {quote(invoice_id)} is void; nothing can be paid", field="invoice_id"
                 )
             due = amount_due(inv)
             if amount > due:
@@ -1062,7 +1219,7 @@ class BillingService:
             "currency": currency,
             "reference": reference,
         }
-        return await self._idempotent("RecordPayment", request_id, body, work)
+        return await self._idempotent("RecordPayment", builder_id, request_id, body, work)
 
     async def issue_credit_note(
         self, request_id: str, builder_id: str, invoice_id: str, amount: Decimal, currency: str, reason: str
@@ -1073,7 +1230,7 @@ class BillingService:
             inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
             _money_amount(amount, currency, inv["currency_code"], "amount")
             if inv["status"] == "void":
-                raise FailedPrecondition(f"invoice {invoice_id!r} is void", field="invoice_id")
+                raise FailedPrecondition(f"invoice {quote(invoice_id)} is void", field="invoice_id")
             line_rows = (await store.lines_of(conn, [invoice_id]))[invoice_id]
             lines = [_stored_line(r) for r in line_rows]
             credited = await self._credited_splits(conn, invoice_id, len(lines))
@@ -1125,7 +1282,7 @@ class BillingService:
             "currency": currency,
             "reason": reason,
         }
-        return await self._idempotent("IssueCreditNote", request_id, body, work)
+        return await self._idempotent("IssueCreditNote", builder_id, request_id, body, work)
 
     async def void_invoice(
         self, request_id: str, builder_id: str, invoice_id: str, reason: str
@@ -1135,11 +1292,11 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
             if inv["status"] == "void":
-                raise FailedPrecondition(f"invoice {invoice_id!r} is already void", field="invoice_id")
+                raise FailedPrecondition(f"invoice {quote(invoice_id)} is already void", field="invoice_id")
             remaining = inv["total"] - inv["credited"]
             if inv["amount_paid"] > 0 and remaining > 0:
                 raise FailedPrecondition(
-                    f"invoice {invoice_id!r} has payments; issue a credit note for the remaining "
+                    f"invoice {quote(invoice_id)} has payments; issue a credit note for the remaining "
                     f"{_s(remaining)} {inv['currency_code']} before voiding it",
                     field="invoice_id",
                 )
@@ -1169,7 +1326,7 @@ class BillingService:
             return await self._invoice_view(conn, inv)
 
         body = {"builder_id": builder_id, "invoice_id": invoice_id, "reason": reason}
-        return await self._idempotent("VoidInvoice", request_id, body, work)
+        return await self._idempotent("VoidInvoice", builder_id, request_id, body, work)
 
     # ---- wallets and earnings ---------------------------------------------------------------------
 
@@ -1182,9 +1339,16 @@ class BillingService:
         async def work(conn: AsyncConnection) -> dict:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             _money_amount(amount, currency, customer["currency_code"], "amount")
-            await store.add_to_wallet(conn, _new_id("wtx"), builder_id, customer_id, amount, None)
+            balance = await store.add_to_wallet(conn, _new_id("wtx"), builder_id, customer_id, amount, None)
+            if balance > MAX_WALLET_BALANCE:
+                # Raised inside the transaction: the top-up and its wallet row roll back together.
+                raise FailedPrecondition(
+                    f"the top-up would take the wallet to {_s(balance)}, above the maximum balance of "
+                    f"{MAX_WALLET_BALANCE:,}",
+                    field="amount",
+                )
             log.info(
                 "billing.wallet.topped_up", builder_id=builder_id, customer_id=customer_id, amount=_s(amount)
             )
@@ -1196,7 +1360,7 @@ class BillingService:
             "amount": _s(amount),
             "currency": currency,
         }
-        return await self._idempotent("TopUpWallet", request_id, body, work)
+        return await self._idempotent("TopUpWallet", builder_id, request_id, body, work)
 
     async def _wallet(
         self, conn: AsyncConnection, builder_id: str, customer: dict[str, Any]
@@ -1224,20 +1388,13 @@ class BillingService:
         async with self.engine.connect() as conn:
             customer = await store.get_customer(conn, builder_id, customer_id)
             if customer is None:
-                raise NotFound(f"customer {customer_id!r} not found", field="customer_id")
+                raise NotFound(f"customer {quote(customer_id)} not found", field="customer_id")
             return await self._wallet(conn, builder_id, customer)
 
     async def list_earnings(self, builder_id: str, size: int, token: str) -> tuple[list[dict], str]:
         limit = page_size(size)
-        cursor = decode_token(token)
-        after = 0
-        if cursor:
-            try:
-                after = int(cursor["s"])
-            except (KeyError, ValueError, TypeError):
-                raise InvalidArgument(
-                    "page_token is not a token this service issued", field="page_token"
-                ) from None
+        cursor = _cursor(token, {"s": int})
+        after = cursor["s"] if cursor else 0
         async with self.engine.connect() as conn:
             rows = await store.list_earnings(conn, builder_id or None, after, limit)
         last = rows[-1]["sequence"] if rows else after

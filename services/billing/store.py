@@ -255,6 +255,18 @@ def _rows(result: Any) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
+async def peek_idempotency(conn: AsyncConnection, scope: str, request_id: str) -> dict[str, Any] | None:
+    """A read-only look at a claimed request id (fingerprint, and reply once completed); no lock."""
+    row = (
+        await conn.execute(
+            select(idempotency_keys.c.fingerprint, idempotency_keys.c.reply).where(
+                idempotency_keys.c.scope == scope, idempotency_keys.c.request_id == request_id
+            )
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
 # ---- customers ------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,8 @@
 """Alembic per service: each context has its own script folder and its own version table.
 
 Each context's migrations/env.py is two lines: `from common.migrations import run_env; run_env(...)`.
+Every service runs its migrations at start-up under a PostgreSQL advisory lock named after its version
+table, so replicas started at the same moment (or across a release that adds a migration) migrate once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -55,8 +57,18 @@ def run_env(target_metadata: MetaData | None, default_version_table: str) -> Non
         engine = create_async_engine(url, poolclass=pool.NullPool, hide_parameters=True)
         try:
             async with engine.connect() as conn:
-                await conn.run_sync(do_run)
+                # Replicas that start together serialize here: the first migrates, the others wait on
+                # the session lock, then find the database at head and do nothing.
+                await conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": version_table})
                 await conn.commit()
+                try:
+                    await conn.run_sync(do_run)
+                    await conn.commit()
+                finally:
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": version_table}
+                    )
+                    await conn.commit()
         finally:
             await engine.dispose()
 

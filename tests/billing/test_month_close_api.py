@@ -232,12 +232,17 @@ async def test_retry_with_same_request_id_returns_first_close_reply(stack, world
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.billing.ClosePeriod(
             bpb.ClosePeriodRequest(
-                request_id=world.close_request_ids[first_index],
-                builder_id="someone-else",
-                period_end_time=ts(M2),
+                request_id=world.close_request_ids[first_index], builder_id=BUILDER, period_end_time=ts(M3)
             )
         )
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    # Request ids are scoped by builder: another builder's close with the same id is its own close.
+    other = await stack.billing.ClosePeriod(
+        bpb.ClosePeriodRequest(
+            request_id=world.close_request_ids[first_index], builder_id="someone-else", period_end_time=ts(M2)
+        )
+    )
+    assert (other.invoice_count, other.finalized_count) == (0, 0)
     assert field_of(err.value) is None or field_of(err.value) == "request_id"
 
 

@@ -210,9 +210,17 @@ async def test_close_and_money_inputs_are_checked(stack) -> None:
     )
     await _fails(
         b.ClosePeriod(
-            bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(at(2999, 1, 1)))
+            bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(at(2099, 1, 1)))
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    # Past the stated range (2000-01-01 up to 2100-01-01): a bad argument, not a period to wait for.
+    await _fails(
+        b.ClosePeriod(
+            bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(at(2999, 1, 1)))
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "period_end_time",
     )
     await _fails(
         b.ClosePeriod(bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER)),

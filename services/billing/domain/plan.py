@@ -67,6 +67,7 @@ from .pricing import (
     Tier,
     Volume,
 )
+from .text import CONTROL, quote
 
 MAX_PLACES = 9
 # Every amount and quantity must fit NUMERIC(38, 9) with room for products and sums: 10^18 units.
@@ -74,6 +75,12 @@ MAX_VALUE = Decimal(10) ** 18
 KEY_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAX_CHARGES = 100
 MAX_TIERS = 50
+MAX_BUCKETS = 50
+# Names are printed on invoice lines (VARCHAR(256)); bucket keys are metering's (at most 64).
+MAX_NAME_CHARS = 256
+MAX_BUCKET_CHARS = 64
+# A plan is a few dozen lines; a YAML document nested deeper than this is not a plan.
+MAX_YAML_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ def _join(prefix: str, name: str) -> str:
 
 def _number(value: Decimal, path: str, *, places: int = MAX_PLACES, positive: bool = False) -> None:
     if not isinstance(value, Decimal) or not value.is_finite():
-        raise InvalidArgument(f"must be a decimal number, got {value!r}", field=path)
+        raise InvalidArgument(f"must be a decimal number, got {quote(value)}", field=path)
     if value >= MAX_VALUE:
         raise InvalidArgument(f"must be less than 10^18, got {value}", field=path)
     if value < 0 or (positive and value == 0):
@@ -151,13 +158,16 @@ def _validate_price(model: PriceModel, path: str) -> None:
     elif isinstance(model, SizeBuckets):
         if not model.buckets:
             raise InvalidArgument("needs at least one bucket", field=f"{path}.buckets")
+        if len(model.buckets) > MAX_BUCKETS:
+            raise InvalidArgument(f"has more than {MAX_BUCKETS} buckets", field=f"{path}.buckets")
         seen: set[str] = set()
         for i, bucket in enumerate(model.buckets):
             bpath = f"{path}.buckets[{i}]"
             if not bucket.bucket or not isinstance(bucket.bucket, str):
                 raise InvalidArgument("is required", field=f"{bpath}.bucket")
+            _name(bucket.bucket, f"{bpath}.bucket", MAX_BUCKET_CHARS)
             if bucket.bucket in seen:
-                raise InvalidArgument(f"duplicate bucket {bucket.bucket!r}", field=f"{bpath}.bucket")
+                raise InvalidArgument(f"duplicate bucket {quote(bucket.bucket)}", field=f"{bpath}.bucket")
             seen.add(bucket.bucket)
             _number(bucket.unit_price, f"{bpath}.unit_price")
     elif isinstance(model, CostPlusMarkup):
@@ -171,13 +181,20 @@ def validate_charge(charge: Charge, currency: str, path: str) -> None:
     """Validate one charge; `path` is its field path, e.g. "charges[1]"."""
     if not isinstance(charge.key, str) or not KEY_PATTERN.fullmatch(charge.key):
         raise InvalidArgument(
-            f"must be 1 to 64 characters of lower-case letters, digits, '_', '-' or '.'; got {charge.key!r}",
+            "must be 1 to 64 characters of lower-case letters, digits, '_', '-' or '.'; "
+            f"got {quote(charge.key)}",
             field=f"{path}.key",
         )
     if not isinstance(charge.meter_key, str) or not charge.meter_key.strip():
         raise InvalidArgument("is required", field=f"{path}.meter_key")
+    if not KEY_PATTERN.fullmatch(charge.meter_key):
+        raise InvalidArgument(
+            f"must be a meter key: 1 to 64 characters of [a-z0-9_.-]; got {quote(charge.meter_key)}",
+            field=f"{path}.meter_key",
+        )
     if not isinstance(charge.display_name, str) or not charge.display_name.strip():
         raise InvalidArgument("is required", field=f"{path}.display_name")
+    _name(charge.display_name, f"{path}.display_name", MAX_NAME_CHARS)
     kind = getattr(charge.price, "kind", None)
     _validate_price(
         charge.price, f"{path}.{kind.value}" if isinstance(kind, PriceModelKind) else f"{path}.price"
@@ -208,8 +225,17 @@ def validate_charge(charge: Charge, currency: str, path: str) -> None:
                 "must be empty for cost_plus_markup: its own meter is the provider cost",
                 field=f"{path}.provider_cost_meter_key",
             )
-    elif charge.provider_cost_meter_key is not None and not charge.provider_cost_meter_key.strip():
+    elif charge.provider_cost_meter_key is not None and not KEY_PATTERN.fullmatch(
+        charge.provider_cost_meter_key
+    ):
         raise InvalidArgument("must be a meter key or unset", field=f"{path}.provider_cost_meter_key")
+
+
+def _name(value: str, path: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(f"must be at most {limit} characters", field=path)
+    if CONTROL.search(value):
+        raise InvalidArgument("must not contain control characters (NUL, newline, ...)", field=path)
 
 
 def validate_plan(spec: PlanSpec, *, prefix: str = "") -> PlanSpec:
@@ -223,6 +249,9 @@ def validate_plan(spec: PlanSpec, *, prefix: str = "") -> PlanSpec:
             "must be one of: " + ", ".join(i.value for i in BillingInterval),
             field=_join(prefix, "billing_interval"),
         )
+    if not isinstance(spec.base_fee_display_name, str) or not spec.base_fee_display_name.strip():
+        raise InvalidArgument("is required", field=_join(prefix, "base_fee_display_name"))
+    _name(spec.base_fee_display_name, _join(prefix, "base_fee_display_name"), MAX_NAME_CHARS)
     if spec.base_fee is not None:
         _number(spec.base_fee, _join(prefix, "base_fee"), places=minor_units(spec.currency))
     if not spec.charges and spec.base_fee is None:
@@ -236,7 +265,7 @@ def validate_plan(spec: PlanSpec, *, prefix: str = "") -> PlanSpec:
         path = _join(prefix, f"charges[{i}]")
         validate_charge(charge, spec.currency, path)
         if charge.key in seen:
-            raise InvalidArgument(f"duplicate charge key {charge.key!r}", field=f"{path}.key")
+            raise InvalidArgument(f"duplicate charge key {quote(charge.key)}", field=f"{path}.key")
         seen.add(charge.key)
     return spec
 
@@ -245,7 +274,28 @@ def validate_plan(spec: PlanSpec, *, prefix: str = "") -> PlanSpec:
 
 
 class _DecimalLoader(yaml.SafeLoader):
-    """SafeLoader that reads YAML floats straight from their text as Decimal: never a float."""
+    """SafeLoader that reads YAML floats straight from their text as Decimal: never a float.
+
+    It also refuses aliases (`*name`): a plan never needs them, and a few lines of nested aliases
+    (the "billion laughs") expand into billions of nodes for whoever walks the result. Nesting is
+    bounded too: PyYAML composes recursively, so a deep document would exhaust the stack.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a plan", mark)
+        depth = getattr(self, "_depth", 0)
+        if depth >= MAX_YAML_DEPTH:
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, f"the plan is nested deeper than {MAX_YAML_DEPTH} levels", mark
+            )
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
@@ -254,11 +304,11 @@ def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decima
         value = Decimal(text)
     except InvalidOperation:
         raise yaml.constructor.ConstructorError(
-            None, None, f"{text!r} is not a number", node.start_mark
+            None, None, f"{quote(text)} is not a number", node.start_mark
         ) from None
     if not value.is_finite():
         raise yaml.constructor.ConstructorError(
-            None, None, f"{text!r} is not a finite number", node.start_mark
+            None, None, f"{quote(text)} is not a finite number", node.start_mark
         )
     return value
 
@@ -268,9 +318,17 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be plain text", key_node.start_mark
+            ) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {quote(key)}", key_node.start_mark
+            )
     return loader.construct_mapping(node)
 
 
@@ -284,7 +342,7 @@ def _dec(raw: Any, path: str, *, optional: bool = False) -> Decimal | None:
             return None
         raise InvalidArgument("is required", field=path)
     if isinstance(raw, bool):
-        raise InvalidArgument(f"must be a number, got {raw!r}", field=path)
+        raise InvalidArgument(f"must be a number, got {quote(raw)}", field=path)
     if isinstance(raw, Decimal):
         value = raw
     elif isinstance(raw, int):
@@ -295,12 +353,12 @@ def _dec(raw: Any, path: str, *, optional: bool = False) -> Decimal | None:
     elif isinstance(raw, str):
         text = raw.strip()
         if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
-            raise InvalidArgument(f"must be a decimal number, got {raw!r}", field=path)
+            raise InvalidArgument(f"must be a decimal number, got {quote(raw)}", field=path)
         value = Decimal(text)
     else:
         raise InvalidArgument(f"must be a number, got {type(raw).__name__}", field=path)
     if not value.is_finite():
-        raise InvalidArgument(f"must be a finite number, got {raw!r}", field=path)
+        raise InvalidArgument(f"must be a finite number, got {quote(raw)}", field=path)
     return value
 
 
@@ -326,8 +384,8 @@ def _map(raw: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
     for key in raw:
         if key not in allowed:
             raise InvalidArgument(
-                f"unknown field {key!r}; expected one of: {', '.join(sorted(allowed))}",
-                field=_join(path, str(key)),
+                f"unknown field {quote(key)}; expected one of: {', '.join(sorted(allowed))}",
+                field=_join(path, str(key)[:64]),
             )
     return raw
 
@@ -433,7 +491,7 @@ def plan_from_dict(raw: Any) -> PlanSpec:
         interval = BillingInterval(interval_raw)
     except ValueError:
         raise InvalidArgument(
-            "must be one of: " + ", ".join(i.value for i in BillingInterval) + f"; got {interval_raw!r}",
+            "must be one of: " + ", ".join(i.value for i in BillingInterval) + f"; got {quote(interval_raw)}",
             field="billing_interval",
         ) from None
     charges = []
@@ -472,7 +530,10 @@ def _load_yaml(text: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InvalidArgument(f"not valid YAML{where}: {problem}", field="yaml") from None
+        raise InvalidArgument(f"not valid YAML{where}: {problem[:200]}", field="yaml") from None
+    except (ValueError, TypeError, RecursionError):
+        # e.g. an integer of more digits than Python converts, or a key YAML cannot hash.
+        raise InvalidArgument("not valid YAML for a plan: a value cannot be read", field="yaml") from None
     if raw is None:
         raise InvalidArgument("the plan is empty", field="yaml")
     return raw
@@ -493,7 +554,7 @@ def parse_plan_file(text: str) -> PlanFile:
     m = _map(raw, "", _FILE_FIELDS)
     key = _str(m.get("key"), "key", optional=True)
     if key is not None and not KEY_PATTERN.fullmatch(key):
-        raise InvalidArgument(f"must be 1 to 64 characters of [a-z0-9_.-]; got {key!r}", field="key")
+        raise InvalidArgument(f"must be 1 to 64 characters of [a-z0-9_.-]; got {quote(key)}", field="key")
     name = _str(m.get("display_name"), "display_name", optional=True)
     spec = plan_from_dict({k: v for k, v in m.items() if k not in ("key", "display_name")})
     return PlanFile(plan_key=key, display_name=name, spec=spec)
