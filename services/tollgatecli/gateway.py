@@ -101,7 +101,7 @@ def keys_create(
         return
     out.note(f"secret (shown once, store it now): {reply.secret}")
     out.note(
-        f'use it with any OpenAI client:\n  OpenAI(base_url="{client.gateway_url}", api_key="{reply.secret}")'
+        f'use it with any OpenAI client: OpenAI(base_url="{client.gateway_url}", api_key="<the secret>")'
     )
 
 

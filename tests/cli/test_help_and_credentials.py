@@ -127,3 +127,63 @@ def test_rotate_then_retire_keeps_only_credentials_of_the_new_key(cli, tmp_path:
 def test_mint_without_a_signing_key_is_a_usage_error(cli, tmp_path: Path):
     result = cli.sync("--credentials-dir", str(tmp_path), "credentials", "mint", "builder", "acme")
     assert result.exit_code == 2 and "signing key" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["catalog.yaml", "catalog.compose.yaml"])
+def test_catalog_files_read_the_same_as_the_gateway_reads_them(name, monkeypatch):
+    """The command parses catalog YAML itself (it imports no gateway code); it must agree with the gateway."""
+    import yaml
+
+    from gateway.app import expand_env
+    from gateway.domain.catalog import parse_catalog as gateway_parse
+    from tollgatecli.gateway import parse_catalog
+
+    for variable in ("DEMO_PROVIDER_A_BASE_URL", "DEMO_PROVIDER_B_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    path = Path(__file__).resolve().parents[2] / "deploy" / name
+    if not path.exists():
+        pytest.skip(f"no {name}")
+    text = path.read_text()
+    try:
+        doc = yaml.safe_load(expand_env(text, {}))
+    except Exception:
+        pytest.skip(f"{name} needs variables set by compose")
+    providers, models = gateway_parse(doc)
+    ours_providers, ours_models = parse_catalog(text)
+    assert [(p.name, p.base_url, p.credential_env) for p in providers] == [
+        (p.name, p.base_url, p.credential_env) for p in ours_providers
+    ]
+    assert [
+        (
+            m.name,
+            [
+                (o.provider, o.upstream_model, str(o.input_price_per_mtok), str(o.output_price_per_mtok))
+                for o in m.offerings
+            ],
+        )
+        for m in models
+    ] == [
+        (
+            m.name,
+            [
+                (o.provider, o.upstream_model, o.input_price_per_mtok.value, o.output_price_per_mtok.value)
+                for o in m.offerings
+            ],
+        )
+        for m in ours_models
+    ]
+
+
+def test_the_command_imports_no_contexts_code():
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "services" / "tollgatecli"
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] not in {"gateway", "metering", "billing", "payouts"}, (source, name)
