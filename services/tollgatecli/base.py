@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -63,6 +64,16 @@ RequestIdOpt = Annotated[
         help="Idempotency key: the same id and body returns the first reply. Default: a fresh one.",
     ),
 ]
+
+
+def read_text(path: Path) -> str:
+    """A file the user named, or a usage error saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}", Exit.USAGE) from None
+    except UnicodeDecodeError:
+        raise CliError(f"cannot read {path}: it is not UTF-8 text", Exit.USAGE) from None
 
 
 def request_id(given: str = "") -> str:

@@ -19,6 +19,7 @@ from tollgatecli.base import (
     handled,
     month_range,
     parse_time,
+    read_text,
     request_id,
     session,
     timestamp,
@@ -190,10 +191,7 @@ def plans_apply(
 ) -> None:
     """Create the plan if missing and publish a new version when the pricing changed."""
     client, out = session(ctx, as_json)
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {file}: {exc.strerror}", Exit.USAGE) from None
+    text = read_text(file)
     plan_key = key or file.name.removesuffix(".yaml").removesuffix(".yml")
     reply = client.call(
         "billing",

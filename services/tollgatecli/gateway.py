@@ -19,6 +19,7 @@ from tollgatecli.base import (
     enum_name,
     handled,
     key_values,
+    read_text,
     request_id,
     session,
     when,
@@ -282,10 +283,7 @@ def catalog_apply(
 ) -> None:
     """Upsert every provider, then every model (its offerings replaced as a whole), from a catalog file."""
     client, out = session(ctx, as_json)
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {file}: {exc.strerror}", Exit.USAGE) from None
+    text = read_text(file)
     providers, models = parse_catalog(text)
     done_providers, done_models = [], []
     for p in providers:

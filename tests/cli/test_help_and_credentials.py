@@ -187,3 +187,14 @@ def test_the_command_imports_no_contexts_code():
                 names = [node.module or ""]
             for name in names:
                 assert name.split(".")[0] not in {"gateway", "metering", "billing", "payouts"}, (source, name)
+
+
+@pytest.mark.parametrize("command", [["catalog", "apply"], ["plans", "apply"]])
+def test_a_file_that_cannot_be_read_is_a_usage_error_naming_it(cli, tmp_path, command):
+    missing = tmp_path / "missing.yaml"
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00not text")
+    for path, reason in ((missing, "No such file"), (binary, "not UTF-8")):
+        result = cli.sync("--token", "t", *command, str(path))
+        assert result.exit_code == 2
+        assert str(path) in result.stderr and reason in result.stderr
