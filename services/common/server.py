@@ -198,6 +198,37 @@ class _Guard:
         return principal
 
 
+class _Undecodable:
+    """A request body that is not the RPC's message (not protobuf, or a string field that is not UTF-8)."""
+
+    request_id = ""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers UNKNOWN when a deserializer raises, before any interceptor runs; this one hands the
+    failure to the handler wrapper instead, which answers INVALID_ARGUMENT like any other bad input."""
+    if deserialize is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return tolerant
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise errors.InvalidArgument(
+            "the request body is not a valid message of this method (protobuf, strings in UTF-8)"
+        )
+
+
 _HEALTH_PREFIX = "/grpc.health."
 
 
@@ -223,6 +254,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
+                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     return await inner_uu(request, context)
                 except asyncio.CancelledError:
@@ -235,7 +267,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
+                unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
@@ -244,6 +276,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
+                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     async for item in inner_us(request, context):
                         yield item
@@ -257,7 +290,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     scope.finish(context)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
+                unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
             )
         return handler
 

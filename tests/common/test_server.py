@@ -269,3 +269,14 @@ async def test_a_database_error_is_logged_without_the_values_the_caller_sent(mak
     assert secret not in repr(fields)
     assert "exc_info" not in fields and fields["stack"]
     assert fields["error_type"].endswith("DBAPIError")
+
+
+@pytest.mark.parametrize("body", [b"\x0a\x03\xff\xfe\xfd", b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f"])
+async def test_bytes_that_are_not_a_valid_request_are_invalid_argument(metering_address, body):
+    # Invalid UTF-8 in a string field, and wire data that is not protobuf at all: never UNKNOWN.
+    async with auth_channel(metering_address) as ch:
+        raw = ch.unary_unary("/tollgate.metering.v1.MeteringService/GetMeter")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await raw(body, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert "not a valid message" in caught.value.details()
