@@ -364,6 +364,14 @@ def _port_overrides(values: list[str], ports: dict[str, int]) -> dict[str, int]:
     return out
 
 
+async def _play_demo(endpoints: dict[str, str], services: list[str]) -> None:
+    for name in ("metering", "gateway", "billing"):
+        if name in services and _present(f"scripts.demo.{name}"):
+            print(f"\n=== demo: {name} ===", flush=True)
+            module = importlib.import_module(f"scripts.demo.{name}")
+            await module.run(endpoints)
+
+
 def _absolute(text: str | Path) -> Path:
     return Path(text).resolve()
 
@@ -445,13 +453,21 @@ async def main(argv: list[str]) -> int:
                 print(f"suite: {suite.death_message(dead)}\nsuite: stopping the others", file=sys.stderr)
                 code = 1
         else:
-            endpoints = suite.endpoints()
-            for name in ("metering", "gateway", "billing"):
-                if name in services and _present(f"scripts.demo.{name}"):
-                    print(f"\n=== demo: {name} ===", flush=True)
-                    module = importlib.import_module(f"scripts.demo.{name}")
-                    await module.run(endpoints)
-            print("\ndemo: done; stopping the suite", flush=True)
+            # The stories run while every child is watched: a service that dies stops the demo at once,
+            # named, instead of surfacing later as a confusing UNAVAILABLE inside a story.
+            story = asyncio.create_task(_play_demo(suite.endpoints(), services))
+            watcher = asyncio.create_task(suite.watch(asyncio.Event()))
+            await asyncio.wait({story, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if story.done():
+                watcher.cancel()
+                story.result()
+                print("\ndemo: done; stopping the suite", flush=True)
+            else:
+                story.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await story
+                dead = watcher.result()
+                raise SuiteError(suite.death_message(dead) if dead else "the demo stopped")
     except SuiteError as exc:
         print(f"suite: {exc}", file=sys.stderr, flush=True)
         code = 1
