@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -97,6 +98,16 @@ def taken_ports(ports: dict[str, int], names: list[str]) -> list[tuple[str, int]
             except OSError:
                 taken.append((name, ports[name]))
     return taken
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _tail(path: Path | None, lines: int = 15) -> str:
@@ -316,6 +327,19 @@ class Suite:
                 await asyncio.wait_for(stop.wait(), 0.5)
         return None
 
+    def forget_dead_database_users(self) -> None:
+        """pgserver stops the embedded server when its last user exits, counting users in a pid list; a
+        service killed (SIGKILL) never takes itself off it, and the server would outlive the suite. Once
+        every child is stopped, drop the dead pids so this process, the last user, stops it on exit."""
+        handles = self.data_dir / ".handle_pids.json"  # pgserver 0.1.4's list (pinned)
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.popen and proc.popen.poll() is None:
@@ -473,6 +497,7 @@ async def main(argv: list[str]) -> int:
         code = 1
     finally:
         suite.stop()
+        suite.forget_dead_database_users()
         if suite.logs_dir.exists():
             print(f"suite: logs of this run are in {_rel(suite.logs_dir)}/", flush=True)
     return code

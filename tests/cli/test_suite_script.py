@@ -157,3 +157,16 @@ def test_service_help_lists_its_settings_and_starts_nothing(tmp_path, service, v
     assert not (tmp_path / "data").exists()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # nothing listens there
+
+
+def test_a_killed_service_does_not_keep_the_embedded_database_running_after_the_suite(tmp_path):
+    """pgserver stops its server when the last user in its pid list exits; a SIGKILLed service never
+    leaves that list, so the suite drops dead pids once its children are stopped."""
+    dead = subprocess.Popen([PY, "-c", "pass"])
+    dead.wait()
+    suite = Suite(ports={}, services=[], state_dir=tmp_path)
+    suite.data_dir.mkdir(parents=True)
+    handles = suite.data_dir / ".handle_pids.json"
+    handles.write_text(json.dumps([dead.pid, os.getpid()]))
+    suite.forget_dead_database_users()
+    assert json.loads(handles.read_text()) == [os.getpid()]
