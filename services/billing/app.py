@@ -22,14 +22,17 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 async def start(settings: Settings) -> RunningServer:
+    # Credentials first: a service that may not start should say so before it touches its database.
+    security = settings.security
+    verifier = security.verifier(settings.grpc_address)
+    token = security.token_source(settings.grpc_address)
     url = await resolve_database_url(settings.database_url, settings.data_dir, "billing")
     await upgrade_head_async(MIGRATIONS, url, "alembic_version_billing")
     engine = create_engine(url, pool_size=settings.pool_size)
-    security = settings.security
     metering = MeteringClient(
         lambda options: open_channel(
             settings.metering_address,
-            token=security.token_source(settings.grpc_address),
+            token=token,
             tls=security.client_tls(),
             options=options,
         ),
@@ -45,7 +48,7 @@ async def start(settings: Settings) -> RunningServer:
     running = await start_server(
         address=settings.grpc_address,
         register=register(service),
-        verifier=security.verifier(settings.grpc_address),
+        verifier=verifier,
         access={billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name: ACCESS},
         tls=security.server_tls(),
         metrics_port=settings.metrics_port,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 import time
 import traceback
 import uuid
@@ -41,6 +42,7 @@ from sqlalchemy import exc as sqlalchemy_exc
 from common import auth, errors
 from common.logging import configure_logging
 from common.security import ServerTLS
+from common.settings import SettingsError
 
 log = structlog.get_logger("common.server")
 
@@ -435,4 +437,8 @@ def quiet_gc(young_threshold: int) -> None:
 def run(service: str, log_level: str, main: Callable[[], Awaitable[None]]) -> None:
     """The body of `python -m <service>`: structured logs, then `main()` on uvloop."""
     configure_logging(service, log_level)
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except SettingsError as exc:  # a setting that cannot work: one line, not a traceback
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -96,6 +96,10 @@ class GatewayServer:
 
 
 async def start(settings: Settings) -> GatewayServer:
+    # Credentials first: a service that may not start should say so before it touches its database.
+    security = settings.security
+    verifier = security.verifier(settings.grpc_address)
+    token = security.token_source(settings.grpc_address)
     entitlements = entitlements_for(settings.entitlements_enabled, settings.billing_address)
     url = await resolve_database_url(settings.database_url, settings.data_dir, "gateway")
     if not settings.http_worker:
@@ -132,11 +136,10 @@ async def start(settings: Settings) -> GatewayServer:
         store, batch_max=settings.outbox_batch_max, synchronous_commit=settings.outbox_synchronous_commit
     )
     outbox.start()
-    security = settings.security
     metering = MeteringClient(
         lambda options: open_channel(
             settings.metering_address,
-            token=security.token_source(settings.grpc_address),
+            token=token,
             tls=security.client_tls(),
             options=options,
         ),
@@ -171,7 +174,7 @@ async def start(settings: Settings) -> GatewayServer:
     running = await start_server(
         address=settings.grpc_address,
         register=register,
-        verifier=security.verifier(settings.grpc_address),
+        verifier=verifier,
         access={
             services["InferenceService"].full_name: INFERENCE_ACCESS,
             services["GatewayAdminService"].full_name: ADMIN_ACCESS,

@@ -24,6 +24,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 async def start(settings: Settings) -> RunningServer:
     """Start metering; health turns SERVING only after migrations have run."""
+    # Credentials first: a service that may not start should say so before it touches its database.
+    verifier = settings.security.verifier(settings.grpc_address)
     url = await resolve_database_url(settings.database_url, settings.data_dir, "metering")
     await upgrade_head_async(MIGRATIONS, url, "alembic_version_metering")
     engine = create_engine(url, pool_size=settings.pool_size, max_overflow=settings.pool_size)
@@ -48,7 +50,7 @@ async def start(settings: Settings) -> RunningServer:
     running = await start_server(
         address=settings.grpc_address,
         register=register,
-        verifier=settings.security.verifier(settings.grpc_address),
+        verifier=verifier,
         access={metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name: ACCESS},
         tls=settings.security.server_tls(),
         metrics_port=settings.metrics_port,

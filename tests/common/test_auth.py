@@ -366,3 +366,24 @@ async def test_the_container_health_probe_answers_without_a_credential(metering_
 
     assert await probe("metering", metering_address) is True
     assert await probe("metering", "127.0.0.1:1", wait_seconds=0.5) is False
+
+
+@pytest.mark.parametrize("service", ["metering", "billing", "gateway"])
+def test_python_m_service_bound_beyond_loopback_without_credentials_exits_naming_the_setting(service, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("METERING_", "BILLING_", "GATEWAY_"))},
+        f"{service.upper()}_GRPC_ADDRESS": "0.0.0.0:0",
+        f"{service.upper()}_CREDENTIALS_DIR": str(tmp_path / "none"),
+        f"{service.upper()}_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/unused",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", service], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert f"{service.upper()}_AUTH_TRUST_FILE" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "none").exists(), "nothing is generated for a service bound beyond loopback"
