@@ -193,8 +193,10 @@ class _Guard:
         self, rule: auth.Access | None, request: Any, context: grpc.aio.ServicerContext
     ) -> auth.Principal | None:
         if rule is not None and rule.api_key:
+            _refuse_undecodable(request)
             return None
         principal = self.verifier.verify(auth.bearer(context.invocation_metadata()))
+        _refuse_undecodable(request)  # after the credential: a stranger learns nothing, not even this
         if rule is not None:  # None: reflection, open to any authenticated caller
             auth.authorize(principal, rule, request)
         return principal
@@ -256,7 +258,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
-                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     return await inner_uu(request, context)
                 except asyncio.CancelledError:
@@ -278,7 +279,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 scope = _CallScope(method, guard, rule)
                 scope.bind(request, context)
                 try:
-                    _refuse_undecodable(request)
                     scope.admit(request, context)
                     async for item in inner_us(request, context):
                         yield item

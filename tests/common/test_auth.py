@@ -369,7 +369,7 @@ async def test_the_container_health_probe_answers_without_a_credential(metering_
 
 
 @pytest.mark.parametrize("service", ["metering", "billing", "gateway"])
-def test_python_m_service_bound_beyond_loopback_without_credentials_exits_naming_the_setting(service, tmp_path):
+def test_a_service_process_bound_beyond_loopback_without_credentials_exits_naming_it(service, tmp_path):
     import os
     import subprocess
     import sys

@@ -280,3 +280,11 @@ async def test_bytes_that_are_not_a_valid_request_are_invalid_argument(metering_
             await raw(body, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
     assert "not a valid message" in caught.value.details()
+
+
+async def test_an_undecodable_body_without_a_credential_is_unauthenticated(metering_address):
+    async with grpc.aio.insecure_channel(metering_address) as ch:
+        raw = ch.unary_unary("/tollgate.metering.v1.MeteringService/GetMeter")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await raw(b"\xff\xff\xff", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
