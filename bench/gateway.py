@@ -472,7 +472,7 @@ async def main() -> None:
         catalog.write_text(
             "providers:\n"
             f"  - name: bench_provider\n    base_url: {provider_url}/v1\n"
-            "    credential_env: BENCH_UPSTREAM_KEY\n"
+            "    credential_env: TOLLGATE_PROVIDER_BENCH_KEY\n"
             "models:\n"
             f"  - name: {MODEL}\n    offerings:\n"
             "      - provider: bench_provider\n        upstream_model: fake-chat\n"
@@ -486,7 +486,7 @@ async def main() -> None:
             ["-m", "gateway"],
             {
                 **base_env,
-                "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
+                "TOLLGATE_PROVIDER_BENCH_KEY": UPSTREAM_KEY,
                 "GATEWAY_DATABASE_URL": gateway_db,
                 "GATEWAY_GRPC_ADDRESS": grpc_address,
                 "GATEWAY_HTTP_ADDRESS": http_url.removeprefix("http://"),

@@ -237,7 +237,7 @@ class Suite:
                         "GATEWAY_CATALOG_FILE": str(CATALOG),
                         "DEMO_PROVIDER_A_BASE_URL": f"http://127.0.0.1:{p['provider_a']}/v1",
                         "DEMO_PROVIDER_B_BASE_URL": f"http://127.0.0.1:{p['provider_b']}/v1",
-                        "DEMO_PROVIDER_KEY": PROVIDER_KEY,
+                        "TOLLGATE_PROVIDER_DEMO_KEY": PROVIDER_KEY,
                     },
                     ("grpc", f"127.0.0.1:{p['gateway']}"),
                 )

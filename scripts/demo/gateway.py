@@ -38,7 +38,7 @@ async def run(endpoints: dict[str, str]) -> None:
                 admin_pb2.UpsertProviderRequest(
                     request_id=f"demo-provider-{name}-{run_id}",
                     provider=admin_pb2.Provider(
-                        name=name, base_url=f"{url}/v1", credential_env="DEMO_PROVIDER_KEY"
+                        name=name, base_url=f"{url}/v1", credential_env="TOLLGATE_PROVIDER_DEMO_KEY"
                     ),
                 ),
                 metadata=admin_md,

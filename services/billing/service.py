@@ -386,6 +386,38 @@ def _earnings_rows(entries: Any, source_id: str, line_positions: dict[int, int] 
     ]
 
 
+# The largest amount an invoice line or total may carry: amounts go out as Money, whose units are an
+# int64 (about 9.2 x 10^18), and are stored as NUMERIC(38, 9). Quantities are stored in the same type
+# (below 10^29). Usage priced beyond them (absurd prices times absurd usage) refuses the invoice.
+MAX_INVOICE_AMOUNT = Decimal(10) ** 18
+MAX_LINE_QUANTITY = Decimal(10) ** 28
+
+
+def _check_recordable(draft: Any, customer_id: str) -> None:
+    amounts = [draft.subtotal]
+    quantities = []
+    for line in draft.lines:
+        amounts += [
+            line.amount_unrounded,
+            line.amount,
+            line.unit_price or ZERO,
+            line.split.provider_cost,
+            line.split.platform_fee,
+            line.split.builder_margin,
+        ]
+        quantities += [line.quantity, line.included_quantity_applied]
+    if any(abs(a) >= MAX_INVOICE_AMOUNT for a in amounts) or any(
+        abs(q) >= MAX_LINE_QUANTITY for q in quantities
+    ):
+        raise FailedPrecondition(
+            f"the invoice of customer {quote(customer_id)} for {draft.period.label} would exceed the "
+            f"largest amount billing records ({MAX_INVOICE_AMOUNT:,.0f} per line or invoice, "
+            f"{MAX_LINE_QUANTITY:,.0f} units of usage); nothing was finalized. Check the plan's prices "
+            "and the metered usage",
+            field="customer_id",
+        )
+
+
 class _StaleCloseInputs(Exception):
     """The customers to invoice need plan versions the close did not read usage for: read again."""
 
@@ -490,7 +522,7 @@ class BillingService:
 
     async def create_plan(self, request_id: str, p: dict[str, Any]) -> dict[str, Any]:
         _require(p["builder_id"], "plan.builder_id")
-        if not KEY.match(p["key"]):
+        if not KEY.fullmatch(p["key"]):
             raise InvalidArgument("plan.key must be 1 to 64 characters of [a-z0-9_.-]", field="plan.key")
         minor_units(p["currency_code"], field="plan.currency_code")
 
@@ -563,7 +595,7 @@ class BillingService:
         self, request_id: str, builder_id: str, plan_key: str, display_name: str, text: str
     ) -> dict[str, Any]:
         _require(builder_id, "builder_id")
-        if not KEY.match(plan_key):
+        if not KEY.fullmatch(plan_key):
             raise InvalidArgument("plan_key must be 1 to 64 characters of [a-z0-9_.-]", field="plan_key")
         try:
             # Off the event loop: parsing up to 64 KiB of YAML in pure Python takes milliseconds that
@@ -787,6 +819,7 @@ class BillingService:
             customer_id=customer_id,
         )
         draft = build_invoice(spec, charge_usage(spec, usage, customer_id), fee, period)
+        _check_recordable(draft, customer_id)
         tags = {c.meter_key: usage_by_tag(usage, c.meter_key, customer_id) for c in spec.charges}
         lines = _line_rows("", draft.lines, period.start, None, {}, tags)
         inv = {
@@ -1038,6 +1071,7 @@ class BillingService:
                 late.append(LateUsage(charge, prev, usage_from_json(snap["usage_snapshot"]), now_usage))
                 usage_json[f"late:{charge_key}"] = usage_to_json(now_usage)
             draft = build_invoice(spec, by_charge, fee, period, late)
+            _check_recordable(draft, cid)
             invoice_id = _new_id("inv")
             tags = {ch.meter_key: usage_by_tag(usage, ch.meter_key, cid) for ch in spec.charges}
             lines = _line_rows(invoice_id, draft.lines, period.start, prev.start, usage_json, tags)

@@ -156,7 +156,11 @@ KEY = Text(
     pattern=re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}"),
     shape="1 to 64 characters of [a-z0-9_.-], starting with a letter or digit",
 )
-OPTIONAL_KEY = Text(64, pattern=KEY.pattern, shape=KEY.shape)
+# Charge and meter keys: metering's meter key rule (domain/plan.py KEY_PATTERN), a leading '_' allowed.
+CHARGE_KEY = Text(
+    64, required=True, pattern=re.compile(r"[a-z0-9_.-]{1,64}"), shape="1 to 64 characters of [a-z0-9_.-]"
+)
+OPTIONAL_CHARGE_KEY = Text(64, pattern=CHARGE_KEY.pattern, shape=CHARGE_KEY.shape)
 CURRENCY = Text(3, pattern=re.compile(r"[A-Z]{3}"), shape="a three-letter upper-case ISO 4217 code")
 NAME = Text(256)  # display names and e-mail addresses: VARCHAR(256)
 REASON = Text(1000, required=True, free_text=True)
@@ -216,8 +220,8 @@ RULES: dict[str, Rule] = {
     _B + "PlanVersion.base_fee": Amount(),
     _B + "PlanVersion.charges": Nested(max_items=100),
     _B + "PlanVersion.publish_time": Ignored(),
-    _B + "Charge.key": KEY,
-    _B + "Charge.meter_key": KEY,
+    _B + "Charge.key": CHARGE_KEY,
+    _B + "Charge.meter_key": CHARGE_KEY,
     _B + "Charge.display_name": NAME,
     _B + "Charge.per_unit": Nested(),
     _B + "Charge.graduated": Nested(),
@@ -228,7 +232,7 @@ RULES: dict[str, Rule] = {
     _B + "Charge.included_quantity": DECIMAL,
     _B + "Charge.minimum_amount": DECIMAL,
     _B + "Charge.maximum_amount": DECIMAL,
-    _B + "Charge.provider_cost_meter_key": OPTIONAL_KEY,
+    _B + "Charge.provider_cost_meter_key": OPTIONAL_CHARGE_KEY,
     _B + "PerUnitPrice.unit_price": DECIMAL,
     _B + "GraduatedPrice.tiers": Nested(max_items=50),
     _B + "VolumePrice.tiers": Nested(max_items=50),

@@ -29,7 +29,15 @@ from aiohttp import web
 # `timeout` hangs (past any sane client timeout), `reset` drops the connection before any byte,
 # `midstream` sends the status line and part of the answer and then drops the connection.
 STATUS_KINDS = {"400": 400, "401": 401, "404": 404, "429": 429, "500": 500, "502": 502, "503": 503}
-ERROR_KINDS = frozenset({*STATUS_KINDS, "timeout", "reset", "midstream"})
+# Answers with status 200 whose body is not a chat completion: not JSON at all, JSON without choices,
+# and choices of the wrong types (a unary body; streams send one such chunk first).
+MALFORMED_KINDS = {
+    "not_json": "<html><body>upstream proxy error</body></html>",
+    "no_choices": '{"id":"chatcmpl-x","object":"chat.completion","created":0,"model":"m"}',
+    "bad_types": '{"id":"chatcmpl-x","object":"chat.completion","created":0,"model":"m",'
+    '"choices":[{"index":"zero","message":{"role":"assistant","content":42},"finish_reason":7}]}',
+}
+ERROR_KINDS = frozenset({*STATUS_KINDS, *MALFORMED_KINDS, "timeout", "reset", "midstream"})
 
 _ERROR_TYPES = {
     400: ("invalid_request_error", "bad_request"),
@@ -63,6 +71,11 @@ class Behaviour:
     seed: int = 0
     # The provider does not report usage (no `usage` in answers, no usage chunk in streams).
     omit_usage: bool = False
+    # The provider reports usage with 0 tokens (prompt and completion) whatever it answered.
+    zero_usage: bool = False
+    # A request arriving on a keep-alive connection that already carried one is not answered: the
+    # connection is closed (FIN), as a server does whose idle timer fired as the request arrived.
+    drop_reused: bool = False
     # `midstream` failures send this many content chunks before dropping the connection.
     midstream_after: int = 2
     # How long a `timeout` failure hangs before finally answering 504.
@@ -107,7 +120,7 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         return tuple(str(v) for v in value)
-    if key in ("omit_usage", "strict_models"):
+    if key in ("omit_usage", "strict_models", "zero_usage", "drop_reused"):
         if isinstance(value, str):
             return value.lower() in ("1", "true", "yes", "on")
         return bool(value)
@@ -279,6 +292,12 @@ class _Handlers:
         if denied is not None:
             return denied
         raw = await request.read()
+        if s.behaviour.drop_reused and getattr(request.protocol, "_request_count", 1) > 1:
+            s.outcomes["dropped_reused"] += 1
+            transport = request.transport
+            if transport is not None:
+                transport.close()
+            return web.Response(status=500)  # never reaches the client: the connection is gone
         try:
             body = json.loads(raw)
             model = body["model"]
@@ -333,6 +352,13 @@ class _Handlers:
             s.outcomes["reset"] += 1
             _drop_connection(request)
             return web.Response(status=500)  # never reaches the client: the connection is gone
+        if kind in MALFORMED_KINDS:
+            s.outcomes[f"malformed_{kind}"] += 1
+            return web.Response(
+                status=200,
+                text=MALFORMED_KINDS[kind],
+                content_type="text/html" if kind == "not_json" else "application/json",
+            )
         status = STATUS_KINDS[kind]
         s.outcomes[f"error_{status}"] += 1
         headers = {"Retry-After": str(b.retry_after_seconds)} if status == 429 else None
@@ -342,10 +368,11 @@ class _Handlers:
         self, request: web.Request, model: str, prompt: int, n: int, b: Behaviour, midstream: bool
     ) -> web.StreamResponse:
         s = self.s
+        up, un = (0, 0) if b.zero_usage else (prompt, n)
         usage = (
             ""
             if b.omit_usage
-            else f',"usage":{{"prompt_tokens":{prompt},"completion_tokens":{n},"total_tokens":{prompt + n}}}'
+            else f',"usage":{{"prompt_tokens":{up},"completion_tokens":{un},"total_tokens":{up + un}}}'
         )
         text = (
             f'{{"id":"{s.next_id()}","object":"chat.completion","created":{int(time.time())},'
@@ -404,9 +431,8 @@ class _Handlers:
             return resp
         chunks.append(f'{head}"delta":{{}},"finish_reason":"stop"}}]{tail}')
         if include_usage and not b.omit_usage:
-            usage = (
-                f'"usage":{{"prompt_tokens":{prompt},"completion_tokens":{n},"total_tokens":{prompt + n}}}'
-            )
+            up, un = (0, 0) if b.zero_usage else (prompt, n)
+            usage = f'"usage":{{"prompt_tokens":{up},"completion_tokens":{un},"total_tokens":{up + un}}}'
             chunks.append(f"{head[:-12]}[],{usage}}}\n\n")
         chunks.append("data: [DONE]\n\n")
         if not b.ttft_ms and not b.inter_token_ms:

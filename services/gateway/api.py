@@ -11,6 +11,7 @@ from common import errors
 from common.auth import Access
 from common.money import to_timestamp
 from gateway.domain import chat as chat_rules
+from gateway.domain import limits
 from gateway.domain.catalog import Model, Offering, Provider, parse_price
 from gateway.domain.chat import BusinessUnits, ChatInput
 from gateway.domain.health import CLOSED, HALF_OPEN, OPEN
@@ -55,6 +56,12 @@ def _authorization(context: grpc.aio.ServicerContext) -> tuple[str | None, list[
 def decode_chat(req: Any, metadata_pairs: list[tuple[str, Any]]) -> ChatInput:
     if req.routing_strategy not in _STRATEGY:
         raise errors.InvalidArgument("routing_strategy is not a known strategy", field="routing_strategy")
+    if len(req.metadata) > limits.MAX_METADATA_ENTRIES:
+        raise errors.InvalidArgument(
+            f"metadata has more than {limits.MAX_METADATA_ENTRIES} entries", field="metadata"
+        )
+    for i, m in enumerate(req.messages):
+        limits.check_text(m.name, f"messages[{i}].name", limits.MAX_USER_LENGTH)
     models = ([req.model] if req.model else []) + list(req.models)
     messages = []
     for m in req.messages:
@@ -186,11 +193,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def ListModels(self, request, context):
         auth, _ = _authorization(context)
         self.chat.authenticate(auth)
-        from common.paging import decode_token, encode_token, page_size
+        from common.paging import encode_token, page_size
 
         n = page_size(request.page_size)
-        cursor = decode_token(request.page_token)
-        after = str(cursor.get("id", "")) if cursor else ""
+        after = limits.name_cursor(request.page_token, "id")
         models = [m for m in self.chat.public_models() if m[0] > after]
         page = models[:n]
         nxt = encode_token({"id": page[-1][0]}) if len(models) > n else ""
@@ -298,10 +304,15 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
         return admin_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
 
     async def RevokeApiKey(self, request, context):
+        limits.check_request_id(request.request_id)
+        limits.check_api_key_id(request.api_key_id)
+        limits.check_text(request.builder_id, "builder_id", limits.MAX_ID_LENGTH)
         key = await self.admin.revoke_api_key(request.request_id, request.api_key_id, request.builder_id)
         return admin_pb2.RevokeApiKeyResponse(api_key=_api_key(key))
 
     async def ListApiKeys(self, request, context):
+        limits.check_text(request.builder_id, "builder_id", limits.MAX_ID_LENGTH)
+        limits.check_text(request.customer_id, "customer_id", limits.MAX_ID_LENGTH)
         keys, nxt = await self.admin.list_api_keys(
             request.builder_id,
             request.customer_id,
@@ -350,6 +361,7 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
         )
 
     async def GetRouteHealth(self, request, context):
+        limits.check_text(request.model, "model", limits.MAX_MODEL_NAME_LENGTH)
         routes = []
         for v in self.admin.route_health(request.model):
             r = admin_pb2.RouteHealth(

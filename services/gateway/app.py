@@ -14,6 +14,7 @@ import structlog
 import yaml
 from aiohttp import web
 
+from common import errors
 from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
 from common.security import open_channel
@@ -114,12 +115,17 @@ async def start(settings: Settings) -> GatewayServer:
             settings.breaker_failure_threshold, settings.breaker_cooldown_seconds, settings.latency_ewma_alpha
         )
     )
-    admin = AdminService(store, keys, catalog, health)
+    admin = AdminService(store, keys, catalog, health, allowed_hosts=settings.upstream_allowed_hosts)
     if settings.catalog_file and not settings.http_worker:
         text = await asyncio.to_thread(Path(settings.catalog_file).read_text)
         doc = yaml.safe_load(expand_env(text, os.environ))
-        providers, models = parse_catalog(doc)
-        await admin.apply_catalog(providers, models)
+        try:
+            providers, models = parse_catalog(doc, settings.upstream_allowed_hosts)
+            await admin.apply_catalog(providers, models)
+        except errors.InvalidArgument as exc:
+            await store.close()
+            # A catalog the gateway must not trust stops start-up, naming the file and the field.
+            raise SettingsError(f"GATEWAY_CATALOG_FILE {settings.catalog_file}: {exc.message}") from None
         log.info(
             "gateway.catalog.loaded", file=settings.catalog_file, providers=len(providers), models=len(models)
         )
@@ -130,6 +136,7 @@ async def start(settings: Settings) -> GatewayServer:
         attempt_timeout=settings.attempt_timeout_seconds,
         stream_idle_timeout=settings.stream_idle_timeout_seconds,
         connection_limit=settings.upstream_connection_limit,
+        allowed_hosts=settings.upstream_allowed_hosts,
     )
     await upstream.open()
     outbox = OutboxWriter(
@@ -158,13 +165,11 @@ async def start(settings: Settings) -> GatewayServer:
         )
         outbox.on_commit.append(relay.wake)
         relay.start()
-    chat = ChatService(settings, keys, catalog, health, Limiter(), upstream, outbox, entitlements)
+    chat = ChatService(settings, keys, catalog, health, Limiter(), upstream, outbox, entitlements, store)
 
     def register(server) -> list[str]:
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(chat), server)
-        admin_pb2_grpc.add_GatewayAdminServiceServicer_to_server(
-            AdminServicer(admin), server
-        )
+        admin_pb2_grpc.add_GatewayAdminServiceServicer_to_server(AdminServicer(admin), server)
         return [
             inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["GatewayAdminService"].full_name,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from common.security import SecuritySettings
 from common.settings import Env, SettingsError
+from gateway.domain.catalog import parse_allowed_hosts
 
 _STRATEGIES = ("cheapest", "latency", "fixed")
 
@@ -64,6 +65,9 @@ class Settings:
     http_workers: int = 1
     # Set on the extra processes by the first one: skip migrations, catalog file and relay, join the port.
     http_worker: bool = False
+    # Hosts provider base URLs may point at: host, host:port or *.domain patterns; empty allows any.
+    # Checked on UpsertProvider / UpsertModel, on the catalog file, and before every new upstream target.
+    upstream_allowed_hosts: tuple[str, ...] = ()
     # Currency of catalog prices and provider_cost quantities.
     currency: str = "USD"
 
@@ -131,7 +135,15 @@ class Settings:
             outbox_retention_hours=env.float("OUTBOX_RETENTION_HOURS", d.outbox_retention_hours),
             relay_enabled=env.bool("RELAY_ENABLED", d.relay_enabled),
             currency=env.str("CURRENCY", d.currency) or d.currency,
+            upstream_allowed_hosts=_allowed_hosts(env.str("UPSTREAM_ALLOWED_HOSTS") or ""),
             http_workers=env.int("HTTP_WORKERS", d.http_workers),
             http_worker=env.bool("HTTP_WORKER", d.http_worker),
             security=SecuritySettings.from_env(env, "gateway"),
         )
+
+
+def _allowed_hosts(text: str) -> tuple[str, ...]:
+    try:
+        return parse_allowed_hosts(text)
+    except ValueError as exc:
+        raise SettingsError(f"GATEWAY_UPSTREAM_ALLOWED_HOSTS: {exc}") from None

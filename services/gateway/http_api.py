@@ -14,16 +14,29 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from common import errors
 from gateway.domain import chat as chat_rules
+from gateway.domain import limits
 from gateway.domain.chat import BusinessUnits, ChatInput
 from gateway.domain.routing import ProviderPreferences
-from gateway.service import ChatService, Completion, StreamChunk, StreamEnd, StreamStart
+from gateway.service import (
+    UNAUTHENTICATED_MESSAGE,
+    ChatService,
+    Completion,
+    StreamChunk,
+    StreamEnd,
+    StreamStart,
+)
 
 log = structlog.get_logger("gateway.http")
 
-_MAX_BODY = 16 * 1024 * 1024
+# The largest request body, in bytes; a larger one is 413 before it is read.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# aiohttp's limits on one header line and on the request line, in bytes (its defaults, stated here).
+MAX_HEADER_BYTES = 8190
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # OpenAI request fields forwarded to the provider as given (the first five are also validated).
 # Anything else (model, stream, metadata, tollgate extras) is the gateway's and never forwarded as-is.
@@ -60,6 +73,64 @@ _STATUS: list[tuple[type[errors.ServiceError], int, str, str]] = [
 
 def _error_body(message: str, etype: str, param: str | None, code: str | None) -> bytes:
     return _dumps({"error": {"message": message, "type": etype, "param": param, "code": code}}).encode()
+
+
+def _unauthenticated_body() -> bytes:
+    return _error_body(UNAUTHENTICATED_MESSAGE, "authentication_error", None, "invalid_api_key")
+
+
+def _too_large() -> web.Response:
+    resp = web.Response(
+        status=413,
+        body=_error_body(
+            f"the request body is larger than {MAX_BODY_BYTES} bytes",
+            "invalid_request_error",
+            "body",
+            "request_too_large",
+        ),
+        content_type="application/json",
+    )
+    resp.force_close()  # the rest of the body is not read
+    return resp
+
+
+class _Protocol(RequestHandler):
+    """aiohttp's connection handler with the gateway's own answer to requests it cannot parse.
+
+    aiohttp answers those itself, in text, quoting the first 100 bytes of an oversized header line and
+    logging the same with a traceback; that header may be the Authorization header. Here: an
+    oversized header or request line gets exactly the 401 JSON of a bad key (a caller cannot tell a
+    long key from a wrong one), any other unparseable request a 400 JSON, and the log line names the
+    error's kind only. Nothing of what the caller sent is echoed or logged."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send an error")
+        if isinstance(exc, LineTooLong):
+            status, body = 401, _unauthenticated_body()
+        elif isinstance(exc, HttpProcessingError):
+            status = 400
+            body = _error_body(
+                "the request is not valid HTTP/1.1", "invalid_request_error", None, "bad_request"
+            )
+        else:
+            status = 500
+            body = _error_body("internal error", "api_error", None, "internal_error")
+        log.info("gateway.http.unparseable_request", status=status, error=type(exc).__name__)
+        resp = web.Response(status=status, body=body, content_type="application/json")
+        resp.force_close()
+        return resp
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _Protocol(self, loop=self._loop, **self._kwargs)
 
 
 def error_response(exc: errors.ServiceError) -> web.Response:
@@ -114,8 +185,10 @@ def decode_chat(body: Any, headers: Any) -> ChatInput:
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise errors.InvalidArgument("tags must be an object of strings", field="tags")
     metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise errors.InvalidArgument("metadata must be an object", field="metadata")
+    if not isinstance(metadata, dict) or len(metadata) > limits.MAX_METADATA_ENTRIES:
+        raise errors.InvalidArgument(
+            f"metadata must be an object of at most {limits.MAX_METADATA_ENTRIES} entries", field="metadata"
+        )
     stream_options = body.get("stream_options") or {}
     route = body.get("route") or ""
     chat = ChatInput(
@@ -186,10 +259,18 @@ class FrontDoor:
         request costs)."""
 
         def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
-            return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=_MAX_BODY)
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY_BYTES
+            )
 
         loop = asyncio.get_running_loop()
-        return web.Server(self.handle, request_factory=request_factory, access_log=None)
+        return _Server(
+            self.handle,
+            request_factory=request_factory,
+            access_log=None,
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
+        )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path, method = request.path, request.method
@@ -205,7 +286,13 @@ class FrontDoor:
     async def chat_completions(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             key = self.chat.authenticate(request.headers.get("Authorization"))
-            raw = await request.read()
+            length = request.content_length
+            if length is not None and length > MAX_BODY_BYTES:
+                return _too_large()
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit
+                return _too_large()
             try:
                 body = json.loads(raw)
             except ValueError:

@@ -21,6 +21,7 @@ import time
 import uuid
 
 import asyncpg
+import grpc
 import structlog
 from prometheus_client import Counter, Gauge
 
@@ -89,6 +90,7 @@ class OutboxWriter:
         self._batch_max = batch_max
         self._sync = synchronous_commit
         self._writers = writers
+        self._builders: list[str] = []
         self._ids: list[str] = []
         self._payloads: list[bytes] = []
         self._waiters: list[tuple[asyncio.Future[None], int]] = []
@@ -109,6 +111,7 @@ class OutboxWriter:
         if self._closing:
             raise OutboxUnavailable("the gateway is shutting down")
         for r in records:
+            self._builders.append(r.builder_id)
             self._ids.append(r.id)
             self._payloads.append(encode(r))
         fut = asyncio.get_running_loop().create_future()
@@ -116,23 +119,25 @@ class OutboxWriter:
         self._wake.set()
         await asyncio.shield(fut)
 
-    async def _commit(self, state: dict, ids: list[str], payloads: list[bytes]) -> None:
+    async def _commit(self, state: dict, builders: list[str], ids: list[str], payloads: list[bytes]) -> None:
         delay = 0.05
         for attempt in range(6):
             try:
                 if state.get("conn") is None or state["conn"].is_closed():
                     state["conn"] = await self._store.connect_outbox_writer(self._sync)
-                await self._store.append_outbox(state["conn"], ids, payloads)
+                await self._store.append_outbox(state["conn"], builders, ids, payloads)
                 return
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("gateway.outbox.commit_failed", attempt=attempt + 1, error=type(exc).__name__)
                 await _close(state)
                 if attempt == 5:
-                    raise OutboxUnavailable(str(exc)) from exc
+                    raise OutboxUnavailable(type(exc).__name__) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def _take(self) -> tuple[list[tuple[asyncio.Future[None], int]], list[str], list[bytes]]:
+    def _take(
+        self,
+    ) -> tuple[list[tuple[asyncio.Future[None], int]], list[str], list[str], list[bytes]]:
         """Whole requests up to the batch limit; the rest waits for the next commit."""
         take, n = 0, 0
         for _, count in self._waiters:
@@ -141,9 +146,9 @@ class OutboxWriter:
             take += 1
             n += count
         waiters = self._waiters[:take]
-        ids, payloads = self._ids[:n], self._payloads[:n]
-        del self._waiters[:take], self._ids[:n], self._payloads[:n]
-        return waiters, ids, payloads
+        builders, ids, payloads = self._builders[:n], self._ids[:n], self._payloads[:n]
+        del self._waiters[:take], self._builders[:n], self._ids[:n], self._payloads[:n]
+        return waiters, builders, ids, payloads
 
     async def _run(self) -> None:
         state: dict = {}
@@ -155,9 +160,9 @@ class OutboxWriter:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                waiters, ids, payloads = self._take()
+                waiters, builders, ids, payloads = self._take()
                 try:
-                    await self._commit(state, ids, payloads)
+                    await self._commit(state, builders, ids, payloads)
                 except Exception as exc:
                     for fut, _ in waiters:
                         if not fut.done():
@@ -165,7 +170,7 @@ class OutboxWriter:
                     log.error(
                         "gateway.outbox.batch_failed_requests_not_answered",
                         events=len(ids),
-                        error=str(exc)[:200],
+                        error=type(exc).__name__,  # never the message: it can quote the rows
                     )
                     continue
                 for fut, _ in waiters:
@@ -273,7 +278,8 @@ class Relay:
                         failures=failures,
                         retry_in_seconds=round(delay, 3),
                         error=type(exc).__name__,
-                        detail=str(exc)[:200],
+                        # metering's status text; never a database error's text, which can quote rows
+                        detail=exc.details()[:200] if isinstance(exc, grpc.aio.AioRpcError) else "",
                     )
                 await asyncio.sleep(delay)
                 continue

@@ -16,21 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import structlog
 
 from common import errors
 from common.idempotency import builder_scope, claim, complete, fingerprint
-from common.paging import decode_token, encode_token, page_size
+from common.paging import encode_token, page_size
 from gateway.clients import Entitlements
 from gateway.config import Settings
 from gateway.domain import chat as chat_rules
-from gateway.domain import routing
+from gateway.domain import limits, routing
 from gateway.domain.catalog import Model, Provider, Route, resolve_routes, validate_model, validate_provider
 from gateway.domain.chat import ChatInput
 from gateway.domain.health import BreakerPolicy, RouteHealth
 from gateway.domain.keys import ApiKey, RateLimits, hash_secret, new_key_id, new_secret, validate_new_key
 from gateway.domain.ratelimit import Bucket
-from gateway.domain.usage import UsageRecord, build_event, estimate_tokens
+from gateway.domain.usage import UsageRecord, build_event, estimate_tokens, reported_usage
 from gateway.outbox import OutboxUnavailable, OutboxWriter
 from gateway.store import Store, idempotency
 from gateway.upstream import Upstream, UpstreamError, UpstreamStream
@@ -76,6 +77,22 @@ class NoRouteAvailable(errors.Unavailable):
 class StreamInterrupted(errors.Unavailable):
     http_status = 502
     code = "upstream_stream_interrupted"
+
+
+class RequestIdReused(errors.AlreadyExists):
+    http_status = 409
+    code = "request_id_reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "request_id was already used for a different request; use a new request_id",
+            field="request_id",
+        )
+
+
+class RequestIdUnchecked(errors.Unavailable):
+    http_status = 503
+    code = "request_id_unchecked"
 
 
 class UsageNotRecorded(errors.Unavailable):
@@ -159,10 +176,11 @@ class _Attempts:
         "_chat",
         "_key",
         "_occurred",
-        "_prompt_tokens",
+        "_prompt_chars",
         "_request_id",
         "_t0",
         "_tags",
+        "base",
         "created",
         "events",
         "last_error",
@@ -178,13 +196,14 @@ class _Attempts:
         self._tags = tags
         self.created = datetime.now(UTC)
         self.events: list[UsageRecord] = []
-        self.n = 0  # attempts started
+        self.n = 0  # attempts started by this call
+        self.base = 0  # attempt numbers earlier calls with the same request id reserved
         self.skipped = 0  # candidates passed over because their breaker was open
         self.last_error: UpstreamError | None = None
         self.route: Route
         self._occurred = self.created
         self._t0 = 0.0
-        self._prompt_tokens = -1
+        self._prompt_chars = -1
 
     def begin(self, route: Route) -> None:
         self.n += 1
@@ -196,10 +215,20 @@ class _Attempts:
         """Milliseconds since this attempt began."""
         return (time.perf_counter() - self._t0) * 1000
 
+    def prompt_chars(self) -> int:
+        if self._prompt_chars < 0:
+            self._prompt_chars = chat_rules.prompt_chars(self._chat.messages)
+        return self._prompt_chars
+
     def prompt_tokens_estimate(self) -> int:
-        if self._prompt_tokens < 0:
-            self._prompt_tokens = estimate_tokens(chat_rules.prompt_chars(self._chat.messages))
-        return self._prompt_tokens
+        return estimate_tokens(self.prompt_chars())
+
+    def usage(self, raw: object, output_chars: int) -> tuple[tuple[int, int], bool]:
+        """The tokens to record and whether they are estimated (see usage.reported_usage)."""
+        reported = reported_usage(raw, self.prompt_chars(), output_chars)
+        if reported is not None:
+            return reported, False
+        return (self.prompt_tokens_estimate(), estimate_tokens(output_chars)), True
 
     def succeeded(self, tokens: tuple[int, int], estimated: bool, latency_ms: float | None = None) -> None:
         self._add(True, tokens, estimated, latency_ms, "")
@@ -214,7 +243,7 @@ class _Attempts:
         self.events.append(
             build_event(
                 request_id=self._request_id,
-                attempt=self.n,
+                attempt=self.base + self.n,
                 occurred_time=self._occurred,
                 builder_id=key.builder_id,
                 app_id=key.app_id,
@@ -349,14 +378,24 @@ def _upstream_body(route: Route, chat: ChatInput, stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _usage_of(doc: dict[str, Any] | None) -> tuple[int, int] | None:
-    u = doc.get("usage") if doc else None
-    if not isinstance(u, dict):
-        return None
-    try:
-        return int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
-    except (TypeError, ValueError):
-        return None
+def _fingerprint(key: ApiKey, chat: ChatInput) -> str:
+    """What makes two calls with one request id the same request: the key's app and customer and
+    everything the caller asked for, except streaming (a unary retry of a stream is the same work)."""
+    p = chat.prefs
+    u = chat.units
+    return fingerprint(
+        [
+            key.app_id,
+            key.customer_id,
+            chat.models,
+            chat.messages,
+            chat.params,
+            chat.tags,
+            chat.strategy,
+            [p.order, p.only, p.ignore],
+            [u.run_id, u.document_id, u.page_count, u.ticket_id, u.outcome],
+        ]
+    )
 
 
 def _completion_chars(choices: list[dict[str, Any]]) -> int:
@@ -380,8 +419,10 @@ class ChatService:
         upstream: Upstream,
         outbox: OutboxWriter,
         entitlements: Entitlements,
+        store: Store | None = None,
     ) -> None:
         self.s = settings
+        self.store = store  # request id reservations only; never read on a call without a request id
         self.keys = keys
         self.catalog = catalog
         self.health = health
@@ -412,7 +453,7 @@ class ChatService:
             routes = self.catalog.routes.get(name)
             if routes is None:
                 field = "model" if i == 0 else "models"
-                raise errors.NotFound(f"model {name!r} is not in the catalog", field=field)
+                raise errors.NotFound(f"model {limits.shown(name)!r} is not in the catalog", field=field)
             model_routes.append(routes)
         self.limiter.admit(key)
         est_in = estimate_tokens(chat_rules.prompt_chars(chat.messages))
@@ -431,6 +472,31 @@ class ChatService:
                 field="provider_preferences",
             )
         return chat.request_id or uuid.uuid4().hex, tags, candidates
+
+    async def _attempts(
+        self, key: ApiKey, chat: ChatInput, request_id: str, tags: dict[str, str]
+    ) -> _Attempts:
+        """The request's attempts. With a client-supplied request id, first reserve attempt numbers
+        for it (README "Request ids"): the same id with another body is refused before any provider
+        is called; the same id with the same body is served again under new attempt numbers, so
+        every answered call has events of its own and is billed. A generated id cannot collide and
+        costs no database round trip."""
+        att = _Attempts(key, chat, request_id, tags)
+        if chat.request_id:
+            try:
+                assert self.store is not None
+                base = await self.store.reserve_attempts(
+                    key.builder_id, request_id, _fingerprint(key, chat), self.s.max_attempts
+                )
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.warning("gateway.request_id.unchecked", error=type(exc).__name__)
+                raise RequestIdUnchecked(
+                    "the request id could not be checked; nothing was sent to a provider, retry"
+                ) from None
+            if base is None:
+                raise RequestIdReused()
+            att.base = base
+        return att
 
     async def _record(self, events: list[UsageRecord]) -> None:
         try:
@@ -495,7 +561,7 @@ class ChatService:
     async def complete(self, key: ApiKey, chat: ChatInput) -> Completion:
         request_id, tags, candidates = self._plan(key, chat)
         await self.entitlements.check(key.builder_id, key.customer_id)
-        att = _Attempts(key, chat, request_id, tags)
+        att = await self._attempts(key, chat, request_id, tags)
         for h in self._admitted(candidates, att):
             route = att.route
             try:
@@ -509,10 +575,7 @@ class ChatService:
             ms = att.elapsed_ms()
             h.record_success(ms)
             choices = doc["choices"]
-            usage = _usage_of(doc)
-            estimated = usage is None
-            if usage is None:
-                usage = (att.prompt_tokens_estimate(), estimate_tokens(_completion_chars(choices)))
+            usage, estimated = att.usage(doc.get("usage"), _completion_chars(choices))
             att.succeeded(usage, estimated, ms)
             await self._record(att.events)
             self.limiter.charge_tokens(key, usage[0] + usage[1])
@@ -522,7 +585,7 @@ class ChatService:
                 created=int(att.created.timestamp()),
                 choices=choices,
                 usage=Usage(usage[0], usage[1], estimated),
-                served=Served(route, att.n),
+                served=Served(route, att.base + att.n),
                 create_time=att.created,
             )
         raise await self._give_up(att, chat.models)
@@ -535,7 +598,7 @@ class ChatService:
         """StreamStart, StreamChunk..., StreamEnd; errors before StreamStart are ordinary errors."""
         request_id, tags, candidates = self._plan(key, chat)
         await self.entitlements.check(key.builder_id, key.customer_id)
-        att = _Attempts(key, chat, request_id, tags)
+        att = await self._attempts(key, chat, request_id, tags)
         opened: UpstreamStream | None = None
         health: RouteHealth | None = None
         for h in self._admitted(candidates, att):
@@ -553,9 +616,11 @@ class ChatService:
             raise await self._give_up(att, chat.models)
 
         ttft_ms = att.elapsed_ms()
-        served = Served(att.route, att.n)
+        served = Served(att.route, att.base + att.n)
         out_chars = 0
-        usage: tuple[int, int] | None = None
+        raw_usage: object = None
+        usage: tuple[int, int] = (0, 0)
+        estimated = True
         recorded = False
         try:
             yield StreamStart(
@@ -569,9 +634,9 @@ class ChatService:
             while True:
                 frames = []
                 for event in batch:
-                    u = _usage_of(event)
+                    u = event.get("usage")
                     if u is not None:
-                        usage = u
+                        raw_usage = u
                     choices = event.get("choices")
                     if choices:
                         out_chars += _completion_chars(choices)
@@ -583,9 +648,7 @@ class ChatService:
                 except StopAsyncIteration:
                     break
             health.record_success(ttft_ms)
-            estimated = usage is None
-            if usage is None:
-                usage = (att.prompt_tokens_estimate(), estimate_tokens(out_chars))
+            usage, estimated = att.usage(raw_usage, out_chars)
             att.succeeded(usage, estimated)
             recorded = True
             await self._record(att.events)
@@ -593,8 +656,8 @@ class ChatService:
         except UpstreamError as e:
             # Output already reached the caller: no switch. Record the partial usage, then fail the stream.
             health.record_failure(time.monotonic(), time.time(), e.reason)
-            partial = usage or (att.prompt_tokens_estimate(), estimate_tokens(out_chars))
-            att.failed("stream interrupted", partial, estimated=usage is None)
+            partial, partial_estimated = att.usage(raw_usage, out_chars)
+            att.failed("stream interrupted", partial, estimated=partial_estimated)
             recorded = True
             await self._record(att.events)
             self.limiter.charge_tokens(key, partial[0] + partial[1])
@@ -604,8 +667,8 @@ class ChatService:
         finally:
             opened.close()
             if not recorded:
-                partial = usage or (att.prompt_tokens_estimate(), estimate_tokens(out_chars))
-                self._attempt_cancelled(att, health, partial, estimated=usage is None)
+                partial, partial_estimated = att.usage(raw_usage, out_chars)
+                self._attempt_cancelled(att, health, partial, estimated=partial_estimated)
         yield StreamEnd(Usage(usage[0], usage[1], estimated), served)
 
     async def close(self) -> None:
@@ -673,8 +736,7 @@ def model_from_reply(d: dict[str, Any]) -> tuple[Model, datetime]:
 
 
 def _require_request_id(request_id: str) -> None:
-    if not request_id or len(request_id) > 128:
-        raise errors.InvalidArgument("request_id is required (at most 128 characters)", field="request_id")
+    limits.check_request_id(request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -692,8 +754,17 @@ class RouteHealthView:
 
 
 class AdminService:
-    def __init__(self, store: Store, keys: KeyCache, catalog: Catalog, health: HealthBoard) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keys: KeyCache,
+        catalog: Catalog,
+        health: HealthBoard,
+        *,
+        allowed_hosts: tuple[str, ...] = (),
+    ) -> None:
         self.store = store
+        self.allowed_hosts = allowed_hosts
         self.keys = keys
         self.catalog = catalog
         self.health = health
@@ -711,10 +782,10 @@ class AdminService:
         """Upsert a catalog document (the YAML file) in one transaction."""
         async with self.store.engine.begin() as conn:
             for p in providers:
-                await self.store.upsert_provider(conn, validate_provider(p))
+                await self.store.upsert_provider(conn, validate_provider(p, self.allowed_hosts))
             known = await self.store.provider_names(conn)
             for m in models:
-                await self.store.upsert_model(conn, validate_model(m, known))
+                await self.store.upsert_model(conn, validate_model(m, known, self.allowed_hosts))
             await self.store.notify_changed(conn)
         await self.reload()
 
@@ -799,15 +870,7 @@ class AdminService:
         self, builder_id: str, customer_id: str, include_revoked: bool, size: int, token: str
     ) -> tuple[list[ApiKey], str]:
         n = page_size(size)
-        cursor = decode_token(token)
-        after = None
-        if cursor is not None:
-            try:
-                after = (datetime.fromisoformat(cursor["t"]), str(cursor["id"]))
-            except (KeyError, ValueError, TypeError):
-                raise errors.InvalidArgument(
-                    "page_token is not a token this service issued", field="page_token"
-                ) from None
+        after = limits.key_cursor(token)
         rows = await self.store.list_keys(builder_id, customer_id, include_revoked, n + 1, after)
         nxt = ""
         if len(rows) > n:
@@ -818,7 +881,7 @@ class AdminService:
 
     async def upsert_provider(self, request_id: str, provider: Provider) -> tuple[Provider, datetime]:
         _require_request_id(request_id)
-        p = validate_provider(provider)
+        p = validate_provider(provider, self.allowed_hosts)
         async with self.store.engine.begin() as conn:
             prior = await claim(
                 conn,
@@ -840,7 +903,7 @@ class AdminService:
         _require_request_id(request_id)
         async with self.store.engine.begin() as conn:
             known = await self.store.provider_names(conn)
-            m = validate_model(model, known)
+            m = validate_model(model, known, self.allowed_hosts)
             prior = await claim(
                 conn,
                 idempotency,
@@ -859,8 +922,7 @@ class AdminService:
 
     def list_models(self, size: int, token: str) -> tuple[list[tuple[Model, datetime | None]], str]:
         n = page_size(size)
-        cursor = decode_token(token)
-        after = str(cursor.get("name", "")) if cursor else ""
+        after = limits.name_cursor(token, "name")
         names = [name for name in sorted(self.catalog.models) if name > after]
         page = names[:n]
         nxt = encode_token({"name": page[-1]}) if len(names) > n else ""
@@ -868,7 +930,7 @@ class AdminService:
 
     def route_health(self, model: str) -> list[RouteHealthView]:
         if model and model not in self.catalog.models:
-            raise errors.NotFound(f"model {model!r} is not in the catalog", field="model")
+            raise errors.NotFound(f"model {limits.shown(model)!r} is not in the catalog", field="model")
         now = time.monotonic()
         out = []
         for name in sorted(self.catalog.models):

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     delete,
     func,
@@ -104,13 +105,15 @@ usage_outbox = Table(
     "usage_outbox",
     metadata,
     Column("seq", BigInteger, Identity(always=False), primary_key=True),
-    # <request_id>:<attempt>: a retried request's events are dropped here and deduplicated by metering.
-    Column("event_id", String(160), nullable=False, unique=True),
+    # Event ids are scoped by builder, as in metering: (builder_id, <request_id>:<attempt>) is unique.
+    Column("builder_id", String(128), nullable=False, server_default=""),
+    Column("event_id", String(160), nullable=False),
     # A serialized tollgate.metering.v1.UsageEvent.
     Column("payload", LargeBinary, nullable=False),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_time", DateTime(timezone=True), nullable=True),
     Column("parked_reason", Text, nullable=True),
+    UniqueConstraint("builder_id", "event_id"),
     Index(
         "ix_usage_outbox_pending",
         "seq",
@@ -119,6 +122,21 @@ usage_outbox = Table(
 )
 
 idempotency = idempotency_table(metadata)
+
+# Client-supplied chat request ids, per builder (see README "Request ids"): the body's fingerprint
+# decides reuse (refused) from retry (served), and reserved_attempts is how many attempt numbers
+# earlier calls with this id reserved, so a retry's events get ids of their own. Never pruned:
+# forgetting an id would let a later call reuse event ids metering already holds.
+request_ids = Table(
+    "request_ids",
+    metadata,
+    Column("builder_id", String(128), primary_key=True),
+    Column("request_id", String(100), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("reserved_attempts", BigInteger, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("update_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
 
 
 def _key_from_row(r: Any) -> ApiKey:
@@ -305,16 +323,37 @@ class Store:
         )
 
     async def append_outbox(
-        self, conn: asyncpg.Connection, event_ids: list[str], payloads: list[bytes]
+        self, conn: asyncpg.Connection, builder_ids: list[str], event_ids: list[str], payloads: list[bytes]
     ) -> None:
-        """One statement (its own transaction, one round trip) for a whole group of events; an event id
-        already in the outbox (a client retry with the same request id) is skipped."""
+        """One statement (its own transaction, one round trip) for a whole group of events; an event
+        already in the outbox under the same builder and id (written twice after a lost reply) is
+        skipped."""
         await conn.execute(
-            "INSERT INTO usage_outbox (event_id, payload) "
-            "SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO usage_outbox (builder_id, event_id, payload) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) "
+            "ON CONFLICT (builder_id, event_id) DO NOTHING",
+            builder_ids,
             event_ids,
             payloads,
         )
+
+    async def reserve_attempts(
+        self, builder_id: str, request_id: str, fingerprint: str, count: int
+    ) -> int | None:
+        """Reserve `count` attempt numbers for a call with a client-supplied request id, in one
+        statement. Returns how many earlier calls with this id had reserved (the new attempts are
+        numbered after them), or None when the id was used with a different fingerprint."""
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(
+                "INSERT INTO request_ids AS r (builder_id, request_id, fingerprint, reserved_attempts) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (builder_id, request_id) DO UPDATE "
+                "SET reserved_attempts = r.reserved_attempts + $4, update_time = now() "
+                "WHERE r.fingerprint = EXCLUDED.fingerprint RETURNING r.reserved_attempts - $4",
+                builder_id,
+                request_id,
+                fingerprint,
+                count,
+            )
 
     async def claim_pending(self, conn: asyncpg.Connection, limit: int) -> tuple[list[int], list[bytes]]:
         """Lock the oldest undelivered rows (others' locked rows skipped); call inside a transaction.

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.domain.catalog import Route
+from gateway.domain.catalog import CREDENTIAL_ENV_PREFIX, Route, host_allowed
 
 
 class UpstreamError(Exception):
@@ -73,6 +73,7 @@ class _Conn(asyncio.Protocol):
         self.status = 0
         self.keep_alive = False
         self.got_any = False
+        self.uses = 0  # requests sent on this connection
 
     # --- protocol callbacks ---
 
@@ -231,6 +232,7 @@ class _Conn(asyncio.Protocol):
         self.status = 0
         self.got_any = False
         self._state = _HEAD
+        self.uses += 1
         self.transport.write(data)  # type: ignore[union-attr]
 
     async def _wait(self) -> None:
@@ -292,10 +294,10 @@ class _Pool:
         self._ssl: ssl.SSLContext | None = None
         self._open: set[_Conn] = set()
 
-    async def acquire(self, origin: tuple[str, str, int]) -> _Conn:
+    async def acquire(self, origin: tuple[str, str, int], *, fresh: bool = False) -> _Conn:
         await self._slots.acquire()
         try:
-            idle = self._idle.get(origin)
+            idle = None if fresh else self._idle.get(origin)
             now = time.monotonic()
             while idle:
                 conn = idle.pop()
@@ -372,6 +374,64 @@ class UpstreamStream:
             self._pool.release(self._origin, conn)
 
 
+def completion_problem(doc: Any) -> str:
+    """Why a 200 answer is not a chat completion we can pass on and bill ("" when it is one): an
+    object whose choices are a non-empty list of objects, each with a message object whose content
+    is text (or null, with tool calls), and usage, when present, an object."""
+    if not isinstance(doc, dict):
+        return "the provider's answer is not a JSON object"
+    choices = doc.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return "the provider's answer has no choices"
+    for c in choices:
+        if not isinstance(c, dict):
+            return "a choice of the provider's answer is not an object"
+        m = c.get("message")
+        if not isinstance(m, dict):
+            return "a choice of the provider's answer has no message object"
+        content = m.get("content")
+        if content is not None and not isinstance(content, str):
+            return "a message of the provider's answer has non-text content"
+        role = m.get("role")
+        if role is not None and not isinstance(role, str):
+            return "a message of the provider's answer has a role that is not text"
+        finish = c.get("finish_reason")
+        if finish is not None and not isinstance(finish, str):
+            return "a choice of the provider's answer has a finish_reason that is not text"
+        index = c.get("index")
+        if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+            return "a choice of the provider's answer has an index that is not a whole number"
+    usage = doc.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        return "the provider's usage is not an object"
+    return ""
+
+
+def _chunk_ok(event: Any) -> bool:
+    """A streamed chunk the gateway can pass on: an object whose choices (when present) are objects
+    with a delta object whose content is text or null."""
+    if not isinstance(event, dict):
+        return False
+    choices = event.get("choices")
+    if choices is None:
+        return True
+    if not isinstance(choices, list):
+        return False
+    for c in choices:
+        if not isinstance(c, dict):
+            return False
+        d = c.get("delta", {})
+        if not isinstance(d, dict):
+            return False
+        content = d.get("content")
+        if content is not None and not isinstance(content, str):
+            return False
+        index = c.get("index", 0)
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            return False
+    return True
+
+
 _DONE_EVENT: dict[str, Any] = {}
 
 
@@ -383,6 +443,8 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     if data == b"[DONE]":
         return _DONE_EVENT
     event = json.loads(data)
+    if not _chunk_ok(event):
+        raise ValueError("not a chat completion chunk")
     if "error" in event and not event.get("choices"):
         raise UpstreamError("stream error", retryable=True, message=_error_message(data))
     return event
@@ -458,7 +520,9 @@ class Upstream:
         stream_idle_timeout: float,
         connection_limit: int,
         keepalive_seconds: float = 30.0,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
+        self._allowed_hosts = allowed_hosts
         self._connect_timeout = connect_timeout
         self._attempt_timeout = attempt_timeout
         self._idle = stream_idle_timeout
@@ -477,8 +541,16 @@ class Upstream:
             self._pool.close()
 
     def _target(self, route: Route) -> _Target:
+        """The request head for a route, cached. The catalog rules were checked when it was written;
+        they are checked again here (once per target) for rows written before the rules existed."""
         secret = None
         if route.credential_env:
+            if not route.credential_env.startswith(CREDENTIAL_ENV_PREFIX):
+                raise UpstreamError(
+                    "credential refused",
+                    retryable=True,
+                    message=f"credential_env must name a {CREDENTIAL_ENV_PREFIX}* variable",
+                )
             secret = os.environ.get(route.credential_env)
             if not secret:
                 raise UpstreamError(
@@ -489,29 +561,55 @@ class Upstream:
         t = self._targets.get((route.url, secret))
         if t is None:
             t = _Target(route.url, "Bearer " + secret if secret else None)
+            scheme, host, port = t.origin
+            if scheme not in ("http", "https") or not host_allowed(host, port, self._allowed_hosts):
+                raise UpstreamError(
+                    "host refused", retryable=True, message="the base URL is outside the upstream allow-list"
+                )
             if len(self._targets) > 1000:  # rotated credentials: do not grow without bound
                 self._targets.clear()
             self._targets[(route.url, secret)] = t
         return t
 
+    async def _exchange(self, target: _Target, body: bytes, held: list[_Conn]) -> int:
+        """Send the request and read the status line. A pooled connection the provider had already
+        closed (its keep-alive timer fired as we reused it) answers nothing at all: the request is sent
+        again once on a fresh connection, and the provider is not blamed for it. `held` gets the
+        connection in use, for the caller to release."""
+        pool = self._pool
+        assert pool is not None
+        request = target.prefix + b"%d\r\n\r\n" % len(body) + body
+        fresh = False
+        while True:
+            conn = await pool.acquire(target.origin, fresh=fresh)
+            held.append(conn)
+            reused = conn.uses > 0
+            conn.send(request)
+            try:
+                return await conn.read_head()
+            except ConnectionError:
+                if fresh or not reused or conn.got_any:
+                    raise
+            held.pop()
+            pool.release(target.origin, conn)  # not reusable: closed and dropped
+            fresh = True
+
     async def complete(self, route: Route, body: bytes) -> dict[str, Any]:
         assert self._pool is not None
         target = self._target(route)
         pool = self._pool
-        conn: _Conn | None = None
+        held: list[_Conn] = []
         try:
             async with asyncio.timeout(self._attempt_timeout):
-                conn = await pool.acquire(target.origin)
-                conn.send(target.prefix + b"%d\r\n\r\n" % len(body) + body)
-                status = await conn.read_head()
-                raw = await conn.read_all()
+                status = await self._exchange(target, body, held)
+                raw = await held[0].read_all()
         except TimeoutError:
             raise UpstreamError("timeout", retryable=True) from None
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError("connect", retryable=True, message=type(exc).__name__) from None
         finally:
-            if conn is not None:
-                pool.release(target.origin, conn)
+            if held:
+                pool.release(target.origin, held[0])
         if status >= 400:
             raise _http_error(status, raw)
         try:
@@ -520,10 +618,9 @@ class Upstream:
             raise UpstreamError(
                 "bad response", retryable=True, message="the provider answered non-JSON"
             ) from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
-            raise UpstreamError(
-                "bad response", retryable=True, message="the provider's answer has no choices"
-            )
+        problem = completion_problem(doc)
+        if problem:
+            raise UpstreamError("bad response", retryable=True, message=problem)
         return doc
 
     async def open_stream(self, route: Route, body: bytes) -> UpstreamStream:
@@ -532,17 +629,18 @@ class Upstream:
         target = self._target(route)
         pool = self._pool
         conn: _Conn | None = None
+        held: list[_Conn] = []
         try:
             async with asyncio.timeout(self._attempt_timeout):
-                conn = await pool.acquire(target.origin)
-                conn.send(target.prefix + b"%d\r\n\r\n" % len(body) + body)
-                status = await conn.read_head()
+                status = await self._exchange(target, body, held)
+                conn = held[0]
                 if status >= 400:
                     raw = await conn.read_all()
                     raise _http_error(status, raw)
                 batches = _batches(conn, self._attempt_timeout, self._idle)
                 first = await anext(batches)
         except BaseException as exc:
+            conn = held[0] if held else None
             if conn is not None:
                 if not isinstance(exc, UpstreamError) or not conn.reusable:
                     conn.close()

@@ -1,15 +1,13 @@
-"""The gRPC servicer: decode, call the service, encode. Nothing else lives here."""
+"""The gRPC servicer: check at the edge (edge.py), decode, call the service, encode."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 import grpc
 
 from common.auth import Access
-from common.errors import InvalidArgument
-from common.money import format_decimal, from_timestamp, to_timestamp
-from common.paging import decode_token, encode_token, page_size
+from common.money import format_decimal, to_timestamp
+from common.paging import encode_token
+from metering import edge
 from metering.domain.events import INVALID_TIME, EventIn
 from metering.domain.meters import Meter
 from metering.domain.usage import UsageQuery
@@ -45,49 +43,6 @@ def _meter_to_pb(meter: Meter) -> pb.Meter:
     return message
 
 
-# google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
-_MIN_SECONDS = -62_135_596_800
-_MAX_SECONDS = 253_402_300_799
-
-
-def _valid_timestamp(ts) -> bool:
-    return _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos <= 999_999_999
-
-
-def _optional_time(message, name: str) -> datetime | None:
-    if not message.HasField(name):
-        return None
-    ts = getattr(message, name)
-    if not _valid_timestamp(ts):
-        raise InvalidArgument(f"{name} is not a valid timestamp", field=name)
-    return from_timestamp(ts)
-
-
-def _reject_nul(message, prefix: str = "") -> None:
-    """PostgreSQL text cannot hold NUL: name the first request string that has one.
-
-    Every RPC but IngestEvents runs this over its whole request (IngestEvents checks per event, so
-    that one bad event rejects only itself).
-    """
-    for descriptor, value in message.ListFields():
-        path = prefix + descriptor.name
-        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
-            for key, item in value.items():
-                if "\x00" in key or (isinstance(item, str) and "\x00" in item):
-                    raise InvalidArgument(f"{path} contains a NUL character", field=path)
-        elif descriptor.type == descriptor.TYPE_STRING:
-            items = value if descriptor.is_repeated else (value,)
-            for i, item in enumerate(items):
-                if "\x00" in item:
-                    where = f"{path}[{i}]" if descriptor.is_repeated else path
-                    raise InvalidArgument(f"{where} contains a NUL character", field=where)
-        elif descriptor.type == descriptor.TYPE_MESSAGE:
-            items = value if descriptor.is_repeated else (value,)
-            for i, item in enumerate(items):
-                where = f"{path}[{i}]" if descriptor.is_repeated else path
-                _reject_nul(item, where + ".")
-
-
 # Who may call what (common/auth.py): operators everything; a builder its own usage and meters; the
 # gateway delivers usage events, billing and payouts read usage.
 _READERS = ("billing", "payouts")
@@ -110,6 +65,7 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         # The hot path: one pass over the decoded batch. The protobuf maps are handed over as they
         # are (read-only Mappings): validation reads each entry once, so copying them first would
         # only add work.
+        edge.check_ingest_events(request)
         events: list[EventIn] = []
         append = events.append
         for e in request.events:
@@ -152,9 +108,7 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         return response
 
     async def CreateMeter(self, request: pb.CreateMeterRequest, context: grpc.aio.ServicerContext):
-        _reject_nul(request)
-        if not request.HasField("meter"):
-            raise InvalidArgument("meter is required", field="meter")
+        edge.check_create_meter(request)
         m = request.meter
         meter = await self.service.create_meter(
             request.request_id,
@@ -175,19 +129,12 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         return pb.CreateMeterResponse(meter=_meter_to_pb(meter))
 
     async def GetMeter(self, request: pb.GetMeterRequest, context: grpc.aio.ServicerContext):
-        _reject_nul(request)
+        edge.check_get_meter(request)
         meter = await self.service.get_meter(request.builder_id, request.key)
         return pb.GetMeterResponse(meter=_meter_to_pb(meter))
 
     async def ListMeters(self, request: pb.ListMetersRequest, context: grpc.aio.ServicerContext):
-        _reject_nul(request)
-        size = page_size(request.page_size)
-        cursor = decode_token(request.page_token)
-        after_key = None
-        if cursor is not None:
-            after_key = cursor.get("k")
-            if not isinstance(after_key, str) or cursor.get("b") != request.builder_id:
-                raise InvalidArgument("page_token is not a token this service issued", field="page_token")
+        size, after_key = edge.check_list_meters(request)
         found, last_key = await self.service.list_meters(
             request.builder_id, include_archived=request.include_archived, after_key=after_key, limit=size
         )
@@ -195,26 +142,26 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         return pb.ListMetersResponse(meters=[_meter_to_pb(m) for m in found], next_page_token=token)
 
     async def ArchiveMeter(self, request: pb.ArchiveMeterRequest, context: grpc.aio.ServicerContext):
-        _reject_nul(request)
+        edge.check_archive_meter(request)
         meter = await self.service.archive_meter(request.request_id, request.builder_id, request.key)
         return pb.ArchiveMeterResponse(meter=_meter_to_pb(meter))
 
     async def QueryUsage(self, request: pb.QueryUsageRequest, context: grpc.aio.ServicerContext):
-        _reject_nul(request)
+        start, end, ingested_before = edge.check_query_usage(request)
         answer = await self.service.query_usage(
             UsageQuery(
                 builder_id=request.builder_id,
                 meter_key=request.meter_key,
                 customer_id=request.customer_id,
-                start=_optional_time(request, "start_time"),
-                end=_optional_time(request, "end_time"),
+                start=start,
+                end=end,
                 window=request.window_size,
                 group_by_customer=request.group_by_customer,
                 group_by_app=request.group_by_app,
                 group_by_tags=tuple(request.group_by_tags),
                 group_by_bucket=request.group_by_bucket,
                 tag_filters=dict(request.tag_filters),
-                ingested_before=_optional_time(request, "ingested_before_time"),
+                ingested_before=ingested_before,
             )
         )
         return pb.QueryUsageResponse(
@@ -236,24 +183,14 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         )
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext):
-        _reject_nul(request)
-        size = page_size(request.page_size)
-        cursor = decode_token(request.page_token)
-        after = None
-        if cursor is not None:
-            try:
-                after = (datetime.fromisoformat(cursor["t"]), int(cursor["s"]))
-            except (KeyError, TypeError, ValueError):
-                raise InvalidArgument(
-                    "page_token is not a token this service issued", field="page_token"
-                ) from None
+        size, start, end, after = edge.check_list_events(request)
         page = await self.service.list_events(
             builder_id=request.builder_id,
             customer_id=request.customer_id,
             type_=request.type,
             run_id=request.run_id,
-            start=_optional_time(request, "start_time"),
-            end=_optional_time(request, "end_time"),
+            start=start,
+            end=end,
             after=after,
             limit=size,
         )

@@ -40,6 +40,8 @@ async def start(settings: Settings) -> RunningServer:
         max_batch_size=settings.max_batch_size,
         future_tolerance_seconds=settings.future_tolerance_seconds,
         settle_seconds=settings.settle_seconds,
+        max_event_age_days=settings.max_event_age_days,
+        max_new_partitions_per_batch=settings.max_new_partitions_per_batch,
     )
     servicer = MeteringServicer(service)
 

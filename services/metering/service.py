@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ from metering.domain.events import (
     ACCEPTED,
     CONFLICT,
     DUPLICATE,
+    MIN_TIME_US,
     BatchResult,
     EventIn,
     Invalid,
     Outcome,
     ValidEvent,
+    quoted,
     split_batch,
     validate_event,
 )
@@ -34,6 +37,7 @@ from metering.store import (
     PartitionMissing,
     StoredEvent,
     idempotency_keys,
+    month_of_us,
     partition_months,
     rows_per_month,
 )
@@ -65,6 +69,13 @@ class EventPage:
     next_cursor: tuple[datetime, int] | None
 
 
+def idempotency_scope(rpc: str, builder_id: str) -> str:
+    """The idempotency scope of a mutation: the RPC and the builder, so one builder's request id never
+    answers (or blocks) another builder's request. The builder is hashed because its id runs to 128
+    characters and the scope column holds 64; 128 bits of SHA-256 put a collision out of reach."""
+    return f"{rpc}:{hashlib.sha256(builder_id.encode()).hexdigest()[:32]}"
+
+
 def _require_request_id(request_id: str) -> None:
     if not request_id:
         raise InvalidArgument("request_id is required", field="request_id")
@@ -82,10 +93,14 @@ class MeteringService:
         max_batch_size: int,
         future_tolerance_seconds: int,
         settle_seconds: float,
+        max_event_age_days: int = 400,
+        max_new_partitions_per_batch: int = 4,
     ) -> None:
         self.store = store
         self.max_batch_size = max_batch_size
         self.future_tolerance_us = future_tolerance_seconds * 1_000_000
+        self.max_event_age_us = max_event_age_days * 86_400_000_000
+        self.max_new_partitions = max_new_partitions_per_batch
         self.settle = timedelta(seconds=settle_seconds)
         # Meters never change apart from archiving, which QueryUsage ignores: safe to cache.
         self._meters: dict[tuple[str, str], Meter] = {}
@@ -100,27 +115,54 @@ class MeteringService:
                 f"events holds {len(events)} events, more than {self.max_batch_size}", field="events"
             )
         now_us = time.time_ns() // 1000
+        oldest_us = max(MIN_TIME_US, now_us - self.max_event_age_us)
+        tolerance_us = self.future_tolerance_us
         results: list[BatchResult | None] = [None] * len(events)
         valid: list[ValidEvent] = []
         invalid = 0
         for i, event in enumerate(events):
-            checked = validate_event(i, event, now_us=now_us, future_tolerance_us=self.future_tolerance_us)
+            checked = validate_event(
+                i, event, now_us=now_us, future_tolerance_us=tolerance_us, oldest_us=oldest_us
+            )
             if type(checked) is Invalid:
                 results[i] = BatchResult(Outcome.INVALID, checked.reason, checked.field)
                 invalid += 1
             else:
                 valid.append(checked)  # type: ignore[arg-type]
 
-        firsts, repeats = split_batch(valid)
-        stored: dict[tuple[str, str], str] = {}
-        if firsts:
-            months = partition_months(e.occurred_us for e in firsts)
+        months: set[tuple[int, int]] = set()
+        if valid:
+            months = partition_months(e.occurred_us for e in valid)
             try:
-                await self.store.ensure_partitions(months)
+                refused = await self.store.ensure_partitions(months, max_new=self.max_new_partitions)
             except PartitionBusy:
                 raise Unavailable(
                     "a new month's storage is being prepared; retry the batch", field="events"
                 ) from None
+            if refused:
+                # Rejected per event, never the batch: the rest is stored, and the refused months'
+                # events are stored when resent (their partitions then count against a new batch).
+                months -= refused
+                kept: list[ValidEvent] = []
+                for e in valid:
+                    month = month_of_us(e.occurred_us)
+                    if month in refused:
+                        results[e.index] = BatchResult(
+                            Outcome.INVALID,
+                            f"this batch needs more than {self.max_new_partitions} new monthly partitions; "
+                            f"events of {month[0]:04d}-{month[1]:02d} were not stored, send them again "
+                            "in another batch",
+                            f"events[{e.index}].occurred_time",
+                        )
+                        invalid += 1
+                    else:
+                        kept.append(e)
+                valid = kept
+                log.warning("metering.events.partitions_capped", refused_months=len(refused))
+
+        firsts, repeats = split_batch(valid)
+        stored: dict[tuple[str, str], str] = {}
+        if firsts:
             for attempt in range(3):
                 try:
                     async with self.store.ingest_transaction() as tx:
@@ -138,8 +180,11 @@ class MeteringService:
                 except PartitionMissing:
                     # A partition was dropped or detached behind our cache: recreate and retry;
                     # the failed transaction rolled back, registry rows included.
+                    log.warning("metering.partition.missing", attempt=attempt + 1)
                     if attempt == 2:
-                        raise
+                        raise Unavailable(
+                            "a month's storage is being changed; retry the same batch", field="events"
+                        ) from None
                     self.store.forget_partitions()
                     await self.store.ensure_partitions(months)
 
@@ -187,20 +232,20 @@ class MeteringService:
         except MeterError as exc:
             raise InvalidArgument(exc.message, field=exc.field) from None
         body = {"op": "create_meter", **meter_rules.spec_fingerprint_body(spec)}
+        scope = idempotency_scope("create_meter", spec.builder_id)
         async with self.store.begin() as conn:
             prior = await idempotency.claim(
-                conn, idempotency_keys, "create_meter", request_id, idempotency.fingerprint(body)
+                conn, idempotency_keys, scope, request_id, idempotency.fingerprint(body)
             )
             if prior is not None:
                 return meter_rules.from_json(prior)
             meter = await self.store.insert_meter(conn, uuid.uuid4().hex, spec)
             if meter is None:
                 raise AlreadyExists(
-                    f"builder {spec.builder_id} already has a meter with key {spec.key}", field="meter.key"
+                    f"builder {quoted(spec.builder_id)} already has a meter with key {quoted(spec.key)}",
+                    field="meter.key",
                 )
-            await idempotency.complete(
-                conn, idempotency_keys, "create_meter", request_id, meter_rules.to_json(meter)
-            )
+            await idempotency.complete(conn, idempotency_keys, scope, request_id, meter_rules.to_json(meter))
         log.info("metering.meter.created", meter_id=meter.id, builder_id=spec.builder_id, key=spec.key)
         return meter
 
@@ -209,7 +254,7 @@ class MeteringService:
         async with self.store.begin() as conn:
             meter = await self.store.get_meter(conn, builder_id, key)
         if meter is None:
-            raise NotFound(f"builder {builder_id} has no meter with key {key}", field="key")
+            raise NotFound(f"builder {quoted(builder_id)} has no meter with key {quoted(key)}", field="key")
         return meter
 
     async def list_meters(
@@ -230,21 +275,22 @@ class MeteringService:
         _require_request_id(request_id)
         _check_meter_ref(builder_id, key)
         body = {"op": "archive_meter", "builder_id": builder_id, "key": key}
+        scope = idempotency_scope("archive_meter", builder_id)
         async with self.store.begin() as conn:
             prior = await idempotency.claim(
-                conn, idempotency_keys, "archive_meter", request_id, idempotency.fingerprint(body)
+                conn, idempotency_keys, scope, request_id, idempotency.fingerprint(body)
             )
             if prior is not None:
                 return meter_rules.from_json(prior)
             meter = await self.store.get_meter(conn, builder_id, key, for_update=True)
             if meter is None:
-                raise NotFound(f"builder {builder_id} has no meter with key {key}", field="key")
+                raise NotFound(
+                    f"builder {quoted(builder_id)} has no meter with key {quoted(key)}", field="key"
+                )
             if meter.state is not meter_rules.MeterState.ARCHIVED:
                 meter = await self.store.archive_meter(conn, meter)
                 log.info("metering.meter.archived", meter_id=meter.id, builder_id=builder_id, key=key)
-            await idempotency.complete(
-                conn, idempotency_keys, "archive_meter", request_id, meter_rules.to_json(meter)
-            )
+            await idempotency.complete(conn, idempotency_keys, scope, request_id, meter_rules.to_json(meter))
         self._meters[(builder_id, key)] = meter
         return meter
 
@@ -257,7 +303,9 @@ class MeteringService:
         async with self.store.begin() as conn:
             meter = await self.store.get_meter(conn, builder_id, key)
         if meter is None:
-            raise NotFound(f"builder {builder_id} has no meter with key {key}", field="meter_key")
+            raise NotFound(
+                f"builder {quoted(builder_id)} has no meter with key {quoted(key)}", field="meter_key"
+            )
         self._meters[(builder_id, key)] = meter
         return meter
 

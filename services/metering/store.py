@@ -130,6 +130,10 @@ def month_of_day(day: int) -> tuple[int, int]:
     return d.year, d.month
 
 
+def month_of_us(occurred_us: int) -> tuple[int, int]:
+    return month_of_day(occurred_us // _MICROS_PER_DAY)
+
+
 def partition_months(occurred_us: Iterable[int]) -> set[tuple[int, int]]:
     days = {us // _MICROS_PER_DAY for us in occurred_us}
     return {month_of_day(day) for day in days}
@@ -225,7 +229,9 @@ class IngestTx:
             )
         except asyncpg.CheckViolationError as exc:
             if "no partition" in str(exc):
-                raise PartitionMissing(str(exc)) from exc
+                # Neither the text nor the chained error: its detail quotes the row's occurred_time,
+                # and whatever logs this exception must not log a caller's values.
+                raise PartitionMissing(f"no partition for a row (SQLSTATE {exc.sqlstate})") from None
             raise
         if not unclaimed:
             return {}
@@ -281,7 +287,11 @@ WHERE claimed.event_id IS NULL
 """
 
 
-_PARTITION_NAME = re.compile(r"^events_p\d{4}_\d{2}$")
+_PARTITION_NAME = re.compile(r"events_p\d{4}_\d{2}")
+
+
+def _partition_name(year: int, month: int) -> str:
+    return f"events_p{year:04d}_{month:02d}"
 
 
 class MeteringStore:
@@ -371,31 +381,46 @@ class MeteringStore:
 
     # ---- events: ingest ---------------------------------------------------------------
 
-    async def ensure_partitions(self, months: set[tuple[int, int]]) -> None:
-        """Create the monthly partitions these events need, each once per process.
+    async def ensure_partitions(
+        self, months: set[tuple[int, int]], *, max_new: int | None = None
+    ) -> set[tuple[int, int]]:
+        """Create the monthly partitions these events need, each once per process; return the months
+        refused because creating them would exceed max_new new partitions (newest months first).
 
         Runs in its own short transactions before the ingest transaction, so DDL locks never sit
         inside an ingest. CREATE ... IF NOT EXISTS plus catching the race makes it safe when several
-        processes create the same month at once.
+        processes create the same month at once. A month whose partition already exists (another
+        process made it, or an earlier run) costs nothing and never counts against max_new.
         """
         missing = months - self._partitions
         if not missing:
-            return
+            return set()
         async with self._partition_lock:
             missing = months - self._partitions
             if not missing:
-                return
+                return set()
             async with self.engine.connect() as sa_conn:
                 raw = await sa_conn.get_raw_connection()
                 conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-                for year, month in sorted(missing):
+                names = {_partition_name(y, m): (y, m) for y, m in missing}
+                existing = await conn.fetch(
+                    "SELECT n FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL", list(names)
+                )
+                for record in existing:
+                    month = names[record[0]]
+                    self._partitions.add(month)
+                    missing.discard(month)
+                newest_first = sorted(missing, reverse=True)
+                allowed = newest_first if max_new is None else newest_first[:max_new]
+                for year, month in sorted(allowed):
                     await self._create_partition(conn, year, month)
                     self._partitions.add((year, month))
+            return set(newest_first[len(allowed) :])
 
     @staticmethod
     async def _create_partition(conn: asyncpg.Connection, year: int, month: int) -> None:
-        name = f"events_p{year:04d}_{month:02d}"
-        assert _PARTITION_NAME.match(name)
+        name = _partition_name(year, month)
+        assert _PARTITION_NAME.fullmatch(name)
         exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
         if exists:
             return
@@ -468,9 +493,14 @@ class MeteringStore:
                     log.info("metering.partition.analyzed", partition=name)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # Statistics are an optimisation: a failure costs plan quality, never data.
-            log.warning("metering.partition.analyze_failed", exc_info=True)
+            # By type and SQLSTATE only: a database error's text can quote values.
+            log.warning(
+                "metering.partition.analyze_failed",
+                error_type=type(exc).__name__,
+                sqlstate=getattr(exc, "sqlstate", None),
+            )
 
     async def close(self) -> None:
         if self._analyze_task is not None and not self._analyze_task.done():
@@ -502,7 +532,9 @@ class MeteringStore:
                 # A statement or an idle gap hit its bound (the server then cancels the statement
                 # or ends the session), or the connection was lost. Before COMMIT nothing is
                 # stored; during it the outcome is unknown. Either way a retry is safe.
-                raise IngestTimedOut(str(exc)) from exc
+                raise IngestTimedOut(
+                    f"{type(exc).__name__} (SQLSTATE {getattr(exc, 'sqlstate', None)})"
+                ) from None
 
     # ---- events: read -----------------------------------------------------------------
 

@@ -37,6 +37,8 @@ async def fast_metering_address(make_database) -> AsyncIterator[str]:
         "grpc_address": "127.0.0.1:0",
         "metrics_port": None,
         "security": security("metering"),
+        # Billing's tests play fixed months of 2026: keep them inside metering's retention window for good.
+        "max_event_age_days": 36_600,
     }
     if "settle_seconds" in {f.name for f in fields(Settings)}:
         kwargs["settle_seconds"] = METERING_SETTLE_SECONDS

@@ -61,6 +61,7 @@ async def slow_stack(make_database) -> AsyncIterator[tuple[billing_pb2_grpc.Bill
             metrics_port=None,
             settle_seconds=SETTLE_SECONDS,
             security=security("metering"),
+            max_event_age_days=36_600,  # fixed dates in 2026 stay inside the retention window
         )
     )
     url = await make_database("billing")

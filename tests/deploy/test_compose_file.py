@@ -146,6 +146,6 @@ def test_the_gateway_catalog_loads_and_its_credentials_are_in_the_gateway_enviro
 @pytest.mark.parametrize("name", ["provider-a", "provider-b"])
 def test_stand_in_provider_arguments_parse_and_match_the_catalog_urls(name):
     args = parse_args(SERVICES[name]["command"][3:])
-    assert args.api_key == SERVICES["gateway"]["environment"]["DEMO_PROVIDER_KEY"]
+    assert args.api_key == SERVICES["gateway"]["environment"]["TOLLGATE_PROVIDER_DEMO_KEY"]
     catalog = (REPO / "deploy/catalog.compose.yaml").read_text()
     assert f"http://{name}:{args.port}/v1" in catalog

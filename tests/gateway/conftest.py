@@ -38,7 +38,7 @@ PRICES = {
 
 
 def credential_env(name: str) -> str:
-    return f"TOLLGATE_TEST_{name.upper()}_KEY"
+    return f"TOLLGATE_PROVIDER_{name.upper()}_KEY"
 
 
 def provider_key(name: str) -> str:

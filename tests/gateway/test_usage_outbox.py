@@ -120,20 +120,26 @@ async def test_every_attempt_is_an_event_with_tokens_exact_cost_and_merged_tags(
     assert Decimal(failed.quantities.get("output_tokens", "0")) == 0
 
 
-async def test_retry_with_the_same_request_id_counts_once(stack, metering_address):
+async def test_each_answered_call_with_the_same_request_id_is_billed_under_its_own_event_ids(
+    stack, metering_address
+):
     builder = f"b-{uuid.uuid4().hex[:8]}"
     secret, _ = await stack.create_key(builder_id=builder)
     model = await stack.upsert_model([{"provider": "provider_c"}])
     rid = f"req-{uuid.uuid4().hex}"
+    attempts = []
     for _ in range(3):
         reply = await stack.inference.CreateChatCompletion(
             chat_request(model, request_id=rid), metadata=bearer(secret), timeout=10
         )
         assert reply.request_id == rid
-    await asyncio.sleep(1.0)  # give a second copy every chance to arrive
-    events = await wait_for_events(metering_address, builder, 1)
-    assert [e.id for e in events] == [f"{rid}:1"]
-    assert Decimal(events[0].quantities["provider_cost"]) == cost("provider_c", 2, 8)
+        attempts.append(reply.route.attempt)
+    # Each call reserves max_attempts (6) attempt numbers: 1-6, 7-12, 13-18.
+    assert attempts == [1, 7, 13]
+    events = await wait_for_events(metering_address, builder, 3)
+    assert sorted(e.id for e in events) == sorted(f"{rid}:{n}" for n in (1, 7, 13))
+    # three answers, three charges: 2 input and 8 output tokens each at provider_c's prices
+    assert sum(Decimal(e.quantities["provider_cost"]) for e in events) == 3 * cost("provider_c", 2, 8)
 
 
 def test_the_relay_frames_stored_events_into_the_same_request_the_stub_would_send():

@@ -1,5 +1,5 @@
-"""Fixtures for the metering API tests: one real server per module (tests/conftest.py), a channel
-and a stub on it. Helpers shared by the modules live in metering_kit.py next to this file."""
+"""Fixtures for the metering API tests: one real server per module, a channel and a stub on it.
+Helpers shared by the modules live in metering_kit.py next to this file."""
 
 from __future__ import annotations
 
@@ -15,8 +15,21 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from metering_kit import migrated_metering_database, server_settings  # noqa: E402
+
 from tests.conftest import auth_channel  # noqa: E402
 from tollgate.metering.v1 import metering_pb2_grpc  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+async def metering_address(make_database) -> AsyncIterator[str]:
+    """A real metering server on a free loopback port, with its own migrated database. Overrides the
+    suite-wide fixture of tests/conftest.py only to widen the retention window (metering_kit)."""
+    from metering.app import start
+
+    running = await start(server_settings(await migrated_metering_database(make_database)))
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(0)
 
 
 @pytest.fixture(scope="module")

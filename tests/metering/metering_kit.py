@@ -248,6 +248,28 @@ def event_field_is(result: pb.EventResult, position: int, path: str) -> bool:
 
 REPO = Path(__file__).resolve().parents[2]
 
+# The API tests use fixed calendar dates (January 2026 and around it). The default retention window
+# (400 days) would start refusing them as the calendar moves on, so their servers keep a century;
+# the default window itself is tested by test_retention_api.py against a server with default settings.
+TEST_MAX_EVENT_AGE_DAYS = 36_600
+
+
+def server_settings(database_url: str, **overrides):
+    """Settings for a test server on a free loopback port, with the tests' credentials and retention
+    window."""
+    from metering.config import Settings
+    from tests.conftest import security
+
+    values = {
+        "database_url": database_url,
+        "grpc_address": "127.0.0.1:0",
+        "metrics_port": None,
+        "security": security("metering"),
+        "max_event_age_days": TEST_MAX_EVENT_AGE_DAYS,
+        **overrides,
+    }
+    return Settings(**values)
+
 
 async def migrated_metering_database(make_database) -> str:
     """A new database at metering's migration head, as tests/conftest.py's migrated_database builds it."""

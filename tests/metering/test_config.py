@@ -26,6 +26,8 @@ def test_defaults_match_the_agreed_interface():
     assert s.max_batch_size == 10_000
     assert s.future_tolerance_seconds == 300
     assert s.settle_seconds == 30.0
+    assert s.max_event_age_days == 400
+    assert s.max_new_partitions_per_batch == 4
 
 
 def test_metering_variables_are_read():
@@ -39,6 +41,8 @@ def test_metering_variables_are_read():
             "METERING_MAX_BATCH_SIZE": "500",
             "METERING_FUTURE_TOLERANCE_SECONDS": "60",
             "METERING_SETTLE_SECONDS": "4",
+            "METERING_MAX_EVENT_AGE_DAYS": "30",
+            "METERING_MAX_NEW_PARTITIONS_PER_BATCH": "2",
             "BILLING_GRPC_ADDRESS": "ignored:1",
         }
     )
@@ -50,6 +54,8 @@ def test_metering_variables_are_read():
     assert s.max_batch_size == 500
     assert s.future_tolerance_seconds == 60
     assert s.settle_seconds == 4.0
+    assert s.max_event_age_days == 30
+    assert s.max_new_partitions_per_batch == 2
 
 
 @pytest.mark.parametrize("value", ["off", "none", "OFF", "0"])
@@ -66,6 +72,10 @@ def test_metrics_port_off_disables_metrics(value):
         ("METERING_METRICS_PORT", "ninety"),
         ("METERING_METRICS_PORT", "70000"),
         ("METERING_SHUTDOWN_GRACE_SECONDS", "soon"),
+        ("METERING_MAX_EVENT_AGE_DAYS", "0"),
+        ("METERING_MAX_EVENT_AGE_DAYS", "4000000"),
+        ("METERING_MAX_NEW_PARTITIONS_PER_BATCH", "0"),
+        ("METERING_FUTURE_TOLERANCE_SECONDS", "-1"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(name, value):

@@ -18,6 +18,7 @@ from metering_kit import (
     ACCEPTED,
     COUNT,
     DUPLICATE,
+    TEST_MAX_EVENT_AGE_DAYS,
     create_meter,
     event,
     free_port,
@@ -51,6 +52,7 @@ async def start_process(
         METERING_METRICS_PORT=str(metrics_port) if metrics_port else "off",
         METERING_LOG_LEVEL="INFO",
         METERING_SHUTDOWN_GRACE_SECONDS=str(grace),
+        METERING_MAX_EVENT_AGE_DAYS=str(TEST_MAX_EVENT_AGE_DAYS),
     )
     log = log_path.open("ab")
     proc = await asyncio.create_subprocess_exec(

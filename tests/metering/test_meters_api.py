@@ -301,3 +301,31 @@ async def test_archive_request_id_reused_for_another_meter_is_already_exists_and
         await archive(stub, b, "second", request_id=rid)
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert (await get(stub, b, "second")).state == pb.METER_STATE_ACTIVE
+
+
+async def test_two_builders_using_one_create_request_id_each_get_their_own_meter(stub):
+    b1, b2 = new_id(), new_id()
+    rid = uuid.uuid4().hex
+    m1 = await create_meter(stub, meter(b1, "requests", COUNT), request_id=rid)
+    m2 = await create_meter(stub, meter(b2, "tokens", SUM, quantity="input_tokens"), request_id=rid)
+    assert (m1.builder_id, m1.key) == (b1, "requests")
+    assert (m2.builder_id, m2.key, m2.quantity) == (b2, "tokens", "input_tokens")
+    assert m1.id != m2.id
+    # Each builder's retry is answered with its own first reply, never the other builder's.
+    assert await create_meter(stub, meter(b1, "requests", COUNT), request_id=rid) == m1
+    assert await create_meter(stub, meter(b2, "tokens", SUM, quantity="input_tokens"), request_id=rid) == m2
+    assert await get(stub, b1, "requests") == m1
+    assert await get(stub, b2, "tokens") == m2
+
+
+async def test_two_builders_using_one_archive_request_id_each_archive_their_own_meter(stub):
+    b1, b2 = new_id(), new_id()
+    await create_meter(stub, meter(b1, "first", COUNT))
+    await create_meter(stub, meter(b2, "second", COUNT))
+    rid = uuid.uuid4().hex
+    a1 = await archive(stub, b1, "first", request_id=rid)
+    a2 = await archive(stub, b2, "second", request_id=rid)
+    assert (a1.builder_id, a1.key, a1.state) == (b1, "first", pb.METER_STATE_ARCHIVED)
+    assert (a2.builder_id, a2.key, a2.state) == (b2, "second", pb.METER_STATE_ARCHIVED)
+    assert (await get(stub, b2, "second")).state == pb.METER_STATE_ARCHIVED
+    assert await archive(stub, b1, "first", request_id=rid) == a1

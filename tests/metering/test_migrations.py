@@ -23,14 +23,14 @@ from metering_kit import (
     ingest,
     meter,
     query,
+    server_settings,
     utc,
 )
 
 from common.db import libpq_url
 from common.migrations import alembic_config, upgrade_head_async
 from metering.app import start
-from metering.config import Settings
-from tests.conftest import auth_channel, security
+from tests.conftest import auth_channel
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -81,11 +81,7 @@ async def test_upgrade_from_0001_keeps_events_ids_and_answers(make_database):
     await _fill_at_0001(url)
     await upgrade_head_async(MIGRATIONS, url, VERSION_TABLE)
 
-    running = await start(
-        Settings(
-            database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, security=security("metering")
-        )
-    )
+    running = await start(server_settings(url))
     try:
         async with auth_channel(f"127.0.0.1:{running.port}") as ch:
             stub = metering_pb2_grpc.MeteringServiceStub(ch)

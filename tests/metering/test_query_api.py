@@ -32,14 +32,14 @@ from metering_kit import (
     new_id,
     now,
     query,
+    server_settings,
     total,
     utc,
     values,
 )
 
 from metering.app import start
-from metering.config import Settings
-from tests.conftest import auth_channel, security
+from tests.conftest import auth_channel
 from tollgate.metering.v1 import metering_pb2 as pb
 from tollgate.metering.v1 import metering_pb2_grpc
 
@@ -647,15 +647,7 @@ async def test_latest_tie_goes_to_the_event_ingested_last_whatever_connection_st
     # Two pooled database connections, both used by concurrent batches first; sequential calls then
     # take turns on them, so consecutive events are stored through different connections.
     url = await migrated_metering_database(make_database)
-    running = await start(
-        Settings(
-            database_url=url,
-            grpc_address="127.0.0.1:0",
-            metrics_port=None,
-            pool_size=2,
-            security=security("metering"),
-        )
-    )
+    running = await start(server_settings(url, pool_size=2))
     try:
         async with auth_channel(f"127.0.0.1:{running.port}") as ch:
             own = metering_pb2_grpc.MeteringServiceStub(ch)

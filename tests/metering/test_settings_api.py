@@ -1,5 +1,6 @@
 """A server started with non-default settings honours them: the settle period behind cutoff_settled,
-the future tolerance on occurred_time, and the batch size limit."""
+the future tolerance on occurred_time, the batch size limit, the partition cap and the retention
+window."""
 
 from __future__ import annotations
 
@@ -23,26 +24,24 @@ from metering_kit import (
     new_id,
     now,
     query,
+    server_settings,
     utc,
 )
 
 from metering.app import start
-from metering.config import Settings
-from tests.conftest import auth_channel, security
+from tests.conftest import auth_channel
 from tollgate.metering.v1 import metering_pb2_grpc
 
 
 @pytest.fixture(scope="module")
 async def tuned_stub(make_database) -> AsyncIterator[metering_pb2_grpc.MeteringServiceStub]:
     url = await migrated_metering_database(make_database)
-    settings = Settings(
-        database_url=url,
-        grpc_address="127.0.0.1:0",
-        metrics_port=None,
-        security=security("metering"),
+    settings = server_settings(
+        url,
         settle_seconds=2.0,
         future_tolerance_seconds=60,
         max_batch_size=10,
+        max_new_partitions_per_batch=1,
     )
     running = await start(settings)
     async with auth_channel(f"127.0.0.1:{running.port}") as ch:
@@ -77,6 +76,26 @@ async def test_batch_limit_comes_from_settings(tuned_stub):
     assert_invalid_field(caught.value, "events")
 
 
+async def test_partition_cap_and_retention_window_come_from_settings(tuned_stub):
+    b = new_id()
+    # Two months nobody has written, in one batch: with a cap of 1 only the newer one opens.
+    response = await ingest(
+        tuned_stub,
+        [
+            event("march", builder=b, at=utc(2018, 3, 10)),
+            event("april", builder=b, at=utc(2018, 4, 10)),
+            event("ancient", builder=b, at=utc(1900, 1, 1)),
+        ],
+    )
+    assert [r.outcome for r in response.results] == [INVALID, ACCEPTED, INVALID]
+    assert "more than 1 new monthly partitions" in response.results[0].reason
+    # The tests' servers keep 36,600 days (metering_kit); 1900 is older than that.
+    assert "36600 days in the past" in response.results[2].reason
+    assert (await ingest(tuned_stub, [event("march", builder=b, at=utc(2018, 3, 10))])).results[
+        0
+    ].outcome == ACCEPTED
+
+
 async def test_a_settled_answer_never_changes_when_late_events_arrive(tuned_stub):
 
     b = new_id()
@@ -100,20 +119,8 @@ async def test_a_settled_answer_never_changes_when_late_events_arrive(tuned_stub
 async def test_a_batch_cut_off_by_the_ingest_time_bound_stores_nothing_and_is_safe_to_retry(make_database):
     url = await migrated_metering_database(make_database)
     # A 1 ms statement bound: no 10,000-event batch fits in it.
-    strict = await start(
-        Settings(
-            database_url=url,
-            grpc_address="127.0.0.1:0",
-            metrics_port=None,
-            settle_seconds=0.004,
-            security=security("metering"),
-        )
-    )
-    normal = await start(
-        Settings(
-            database_url=url, grpc_address="127.0.0.1:0", metrics_port=None, security=security("metering")
-        )
-    )
+    strict = await start(server_settings(url, settle_seconds=0.004))
+    normal = await start(server_settings(url))
     b = new_id()
     events = [event(f"e{i}", builder=b, quantities={"pages": "2"}) for i in range(10_000)]
     try:

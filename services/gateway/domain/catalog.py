@@ -1,4 +1,15 @@
-"""The model catalog: providers, models and their offerings, and the rules that keep them valid."""
+"""The model catalog: providers, models and their offerings, and the rules that keep them valid.
+
+The catalog is operator input, but it decides where the gateway sends requests and which of its
+environment variables it sends as a bearer token, so it is held to rules that keep it from being
+turned against the gateway itself:
+
+1. A credential is named, never given, and only a variable named TOLLGATE_PROVIDER_<NAME> can be
+   named (the database URL, signing keys and anything else in the environment cannot).
+2. A base URL is http or https, has a host, carries no user name or password and no fragment.
+3. With an upstream allow-list (GATEWAY_UPSTREAM_ALLOWED_HOSTS), the URL's host must match one of its
+   patterns: `host` (any port), `host:port`, or `*.domain` (any subdomain, any port).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +24,16 @@ from common.money import DecimalFormatError, parse_decimal
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+CREDENTIAL_ENV_PREFIX = "TOLLGATE_PROVIDER_"
+_ENV = re.compile(r"TOLLGATE_PROVIDER_[A-Z0-9_]{1,110}")
+_HOST_PATTERN = re.compile(
+    r"(\*\.)?[a-z0-9]([a-z0-9.-]{0,252})?(:[0-9]{1,5})?"  # name or IPv4, optional port
+    r"|\[[0-9a-f:.]{2,45}\](:[0-9]{1,5})?"  # [IPv6], optional port
+)
+MAX_URL_LENGTH = 2048
 MAX_OFFERINGS = 32
 MILLION = Decimal(1_000_000)
+MAX_PRICE = Decimal(10) ** 29  # NUMERIC(38, 9): 29 digits before the point
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,48 +84,124 @@ class Route:
         return (self.model, self.offering_id)
 
 
-def _check_url(url: str, field: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InvalidArgument(f"{field} must be an http or https URL", field=field)
+def parse_allowed_hosts(text: str) -> tuple[str, ...]:
+    """GATEWAY_UPSTREAM_ALLOWED_HOSTS: comma-separated patterns; raises ValueError naming a bad one."""
+    out = []
+    for raw in text.split(","):
+        pattern = raw.strip().lower()
+        if not pattern:
+            continue
+        if not _HOST_PATTERN.fullmatch(pattern):
+            raise ValueError(f"{raw.strip()[:100]!r} is not a host, host:port or *.domain pattern")
+        out.append(pattern)
+    return tuple(out)
+
+
+def _split_pattern(pattern: str) -> tuple[str, int | None]:
+    if pattern.startswith("["):  # an IPv6 literal, port optional after the bracket
+        name, _, rest = pattern.partition("]")
+        return name + "]", int(rest[1:]) if rest else None
+    name, sep, port = pattern.partition(":")
+    return name, int(port) if sep else None
+
+
+def host_allowed(host: str, port: int, allowed: tuple[str, ...]) -> bool:
+    """Whether host:port matches one of the allow-list patterns; an empty list allows every host."""
+    if not allowed:
+        return True
+    host = host.lower()
+    shown = f"[{host}]" if ":" in host else host  # urlparse gives an IPv6 literal without brackets
+    for pattern in allowed:
+        name, want_port = _split_pattern(pattern)
+        if want_port is not None and want_port != port:
+            continue
+        if name.startswith("*.") and shown.endswith(name[1:]) and len(shown) > len(name) - 1:
+            return True
+        if shown == name:
+            return True
+    return False
+
+
+def check_url(url: str, field: str, allowed_hosts: tuple[str, ...] = ()) -> str:
+    """The rules 2 and 3 above; returns the URL without a trailing slash."""
+    if len(url) > MAX_URL_LENGTH or "\x00" in url or not url.isprintable():
+        raise InvalidArgument(
+            f"{field} must be a printable URL of at most {MAX_URL_LENGTH} characters", field=field
+        )
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:
+        raise InvalidArgument(f"{field} is not a valid URL", field=field) from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidArgument(f"{field} must be an http or https URL with a host", field=field)
+    if parsed.username is not None or parsed.password is not None:
+        raise InvalidArgument(
+            f"{field} must not carry a user name or password; name the credential in credential_env",
+            field=field,
+        )
+    if parsed.fragment:
+        raise InvalidArgument(f"{field} must not have a fragment", field=field)
+    effective_port = port or (443 if parsed.scheme == "https" else 80)
+    if not host_allowed(parsed.hostname, effective_port, allowed_hosts):
+        raise InvalidArgument(
+            f"{field} host {parsed.hostname}:{effective_port} is not in the gateway's upstream allow-list "
+            "(GATEWAY_UPSTREAM_ALLOWED_HOSTS)",
+            field=field,
+        )
     return url.rstrip("/")
 
 
-def validate_provider(p: Provider) -> Provider:
+def check_credential_env(name: str, field: str) -> None:
+    """Rule 1: only TOLLGATE_PROVIDER_* variables (upper case, digits, underscores) can be named."""
+    if name and not _ENV.fullmatch(name):
+        raise InvalidArgument(
+            f"{field} must name an environment variable {CREDENTIAL_ENV_PREFIX}<NAME> "
+            "(upper-case letters, digits and underscores, at most 128 characters)",
+            field=field,
+        )
+
+
+def validate_provider(p: Provider, allowed_hosts: tuple[str, ...] = (), prefix: str = "provider") -> Provider:
     if not _NAME.fullmatch(p.name):
         raise InvalidArgument(
-            "provider.name must be 1 to 64 characters of [a-z0-9_.-]", field="provider.name"
+            f"{prefix}.name must be 1 to 64 characters of [a-z0-9_.-]", field=f"{prefix}.name"
         )
-    base_url = _check_url(p.base_url, "provider.base_url")
-    if p.credential_env and not _ENV.fullmatch(p.credential_env):
-        raise InvalidArgument(
-            "provider.credential_env must be an environment variable name", field="provider.credential_env"
-        )
+    base_url = check_url(p.base_url, f"{prefix}.base_url", allowed_hosts)
+    check_credential_env(p.credential_env, f"{prefix}.credential_env")
     return Provider(name=p.name, base_url=base_url, credential_env=p.credential_env)
 
 
 def parse_price(text: str, field: str) -> Decimal:
     if text is None or str(text).strip() == "":
         raise InvalidArgument(f"{field} is required", field=field)
+    if len(str(text)) > 64:
+        raise InvalidArgument(f"{field} is longer than 64 characters", field=field)
     try:
         return parse_decimal(str(text), allow_negative=False, max_places=9)
     except DecimalFormatError as exc:
         raise InvalidArgument(f"{field} {exc}", field=field) from None
 
 
-def validate_model(m: Model, known_providers: set[str]) -> Model:
+def validate_model(
+    m: Model, known_providers: set[str], allowed_hosts: tuple[str, ...] = (), prefix: str = "model"
+) -> Model:
     if not _MODEL.fullmatch(m.name):
         raise InvalidArgument(
-            "model.name must be 1 to 128 characters of [A-Za-z0-9_.:/-]", field="model.name"
+            f"{prefix}.name must be 1 to 128 characters of [A-Za-z0-9_.:/-]", field=f"{prefix}.name"
         )
     if not m.offerings:
-        raise InvalidArgument("model.offerings must have at least one offering", field="model.offerings")
+        raise InvalidArgument(
+            f"{prefix}.offerings must have at least one offering", field=f"{prefix}.offerings"
+        )
     if len(m.offerings) > MAX_OFFERINGS:
-        raise InvalidArgument(f"model.offerings has more than {MAX_OFFERINGS}", field="model.offerings")
+        raise InvalidArgument(
+            f"{prefix}.offerings has more than {MAX_OFFERINGS}", field=f"{prefix}.offerings"
+        )
     seen: set[str] = set()
     out = []
     for i, o in enumerate(m.offerings):
-        f = f"model.offerings[{i}]"
+        f = f"{prefix}.offerings[{i}]"
         oid = o.id or o.provider
         if not _NAME.fullmatch(oid):
             raise InvalidArgument(f"{f}.id must be 1 to 64 characters of [a-z0-9_.-]", field=f"{f}.id")
@@ -118,22 +212,23 @@ def validate_model(m: Model, known_providers: set[str]) -> Model:
             raise InvalidArgument(
                 f"{f}.provider {o.provider!r} is not a known provider", field=f"{f}.provider"
             )
-        if not o.upstream_model or len(o.upstream_model) > 256:
+        if not o.upstream_model or len(o.upstream_model) > 256 or not o.upstream_model.isprintable():
             raise InvalidArgument(
-                f"{f}.upstream_model is required (at most 256 characters)", field=f"{f}.upstream_model"
+                f"{f}.upstream_model is required (at most 256 printable characters)",
+                field=f"{f}.upstream_model",
             )
-        base_url = _check_url(o.base_url, f"{f}.base_url") if o.base_url else ""
-        if o.credential_env and not _ENV.fullmatch(o.credential_env):
-            raise InvalidArgument(
-                f"{f}.credential_env must be an environment variable name", field=f"{f}.credential_env"
-            )
+        base_url = check_url(o.base_url, f"{f}.base_url", allowed_hosts) if o.base_url else ""
+        check_credential_env(o.credential_env, f"{f}.credential_env")
         for name, price in (
             ("input_price_per_mtok", o.input_price_per_mtok),
             ("output_price_per_mtok", o.output_price_per_mtok),
         ):
-            if price < 0 or -price.as_tuple().exponent > 9:  # type: ignore[operator]
+            if (
+                not price.is_finite() or price < 0 or price >= MAX_PRICE or -price.as_tuple().exponent > 9  # type: ignore[operator]
+            ):
                 raise InvalidArgument(
-                    f"{f}.{name} must be at least 0 with at most 9 decimal places", field=f"{f}.{name}"
+                    f"{f}.{name} must be at least 0 and below 10^29 with at most 9 decimal places",
+                    field=f"{f}.{name}",
                 )
         if not 0 <= o.weight <= 1000:
             raise InvalidArgument(f"{f}.weight must be between 0 and 1000", field=f"{f}.weight")
@@ -178,8 +273,9 @@ def resolve_routes(model: Model, providers: dict[str, Provider]) -> tuple[Route,
     return tuple(routes)
 
 
-def parse_catalog(doc: Any) -> tuple[list[Provider], list[Model]]:
-    """Read the catalog YAML document (already parsed): {providers: [...], models: [...]}."""
+def parse_catalog(doc: Any, allowed_hosts: tuple[str, ...] = ()) -> tuple[list[Provider], list[Model]]:
+    """Read the catalog YAML document (already parsed): {providers: [...], models: [...]}; every rule
+    is checked here, so a bad file stops start-up with the field named."""
     if not isinstance(doc, dict):
         raise InvalidArgument("catalog must be a mapping with providers and models", field="catalog")
     providers = []
@@ -192,7 +288,9 @@ def parse_catalog(doc: Any) -> tuple[list[Provider], list[Model]]:
                     name=str(p.get("name", "")),
                     base_url=str(p.get("base_url", "")),
                     credential_env=str(p.get("credential_env") or ""),
-                )
+                ),
+                allowed_hosts,
+                prefix=f"providers[{i}]",
             )
         )
     models = []
@@ -204,6 +302,10 @@ def parse_catalog(doc: Any) -> tuple[list[Provider], list[Model]]:
             f = f"models[{i}].offerings[{j}]"
             if not isinstance(o, dict):
                 raise InvalidArgument(f"{f} must be a mapping", field=f)
+            try:
+                weight = int(o.get("weight") or 1)
+            except (TypeError, ValueError):
+                raise InvalidArgument(f"{f}.weight must be a whole number", field=f"{f}.weight") from None
             offerings.append(
                 Offering(
                     id=str(o.get("id") or ""),
@@ -217,10 +319,14 @@ def parse_catalog(doc: Any) -> tuple[list[Provider], list[Model]]:
                     ),
                     base_url=str(o.get("base_url") or ""),
                     credential_env=str(o.get("credential_env") or ""),
-                    weight=int(o.get("weight") or 1),
+                    weight=weight,
                     enabled=bool(o.get("enabled", True)),
                 )
             )
-        models.append(Model(name=str(m.get("name", "")), offerings=tuple(offerings)))
-    # Models may also name providers already in the database; the service re-validates against them.
+        model = Model(name=str(m.get("name", "")), offerings=tuple(offerings))
+        # Models may also name providers already in the database: the provider check waits for the
+        # service (validate_model again, with the known names), every other rule is checked now.
+        names = {o.provider for o in model.offerings} | {p.name for p in providers}
+        validate_model(model, names, allowed_hosts, prefix=f"models[{i}]")
+        models.append(model)
     return providers, models

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import InvalidArgument
+from gateway.domain import limits, recording
 from gateway.domain.keys import validate_tags
 from gateway.domain.routing import CHEAPEST, FIXED, LATENCY, NO_PREFERENCES, ProviderPreferences
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 STRATEGIES = frozenset({CHEAPEST, LATENCY, FIXED})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:@/-]{1,100}$")
-MAX_MERGED_TAGS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +132,25 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
         raise InvalidArgument("model is required", field="model")
     if len(c.models) > 8:
         raise InvalidArgument("at most 7 fallback models", field="models")
+    for i, name in enumerate(c.models):
+        if len(name) > limits.MAX_MODEL_NAME_LENGTH or "\x00" in name:
+            limits.check_text(name, "model" if i == 0 else f"models[{i - 1}]", limits.MAX_MODEL_NAME_LENGTH)
+    prefs = c.prefs
+    for name, values in (
+        ()
+        if not (prefs.order or prefs.only or prefs.ignore)
+        else (
+            ("order", prefs.order),
+            ("only", prefs.only),
+            ("ignore", prefs.ignore),
+        )
+    ):
+        limits.check_names(
+            values,
+            f"provider_preferences.{name}",
+            limits.MAX_PREFERENCE_ITEMS,
+            limits.MAX_PROVIDER_NAME_LENGTH,
+        )
     if not isinstance(c.messages, list) or not c.messages:
         raise InvalidArgument("messages must have at least one message", field="messages")
     for i, m in enumerate(c.messages):
@@ -160,22 +179,45 @@ def validate(c: ChatInput, key_tags: dict[str, str]) -> dict[str, str]:
         or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
     ):
         raise InvalidArgument("stop must be a string or up to 4 strings", field="stop")
+    if stop is not None:
+        for s in [stop] if isinstance(stop, str) else stop:
+            if len(s) > limits.MAX_STOP_LENGTH:
+                raise InvalidArgument(
+                    f"a stop sequence is longer than {limits.MAX_STOP_LENGTH} characters", field="stop"
+                )
+    user = p.get("user")
+    if user is not None and (not isinstance(user, str) or len(user) > limits.MAX_USER_LENGTH):
+        raise InvalidArgument(
+            f"user must be a string of at most {limits.MAX_USER_LENGTH} characters", field="user"
+        )
     if c.strategy and c.strategy not in STRATEGIES:
         raise InvalidArgument("routing strategy must be cheapest, latency or fixed", field="routing_strategy")
     u = c.units
-    if len(u.run_id) > 128:
-        raise InvalidArgument("run_id is longer than 128 characters", field="business_units.run_id")
-    for name in ("document_id", "ticket_id", "outcome"):
-        if len(getattr(u, name)) > 256:
-            raise InvalidArgument(f"{name} is longer than 256 characters", field=f"business_units.{name}")
-    if u.page_count < 0:
-        raise InvalidArgument("page_count must not be negative", field="business_units.page_count")
+    unit_tags: dict[str, str] = {}
+    if u != NO_UNITS:  # most requests declare none: skip the checks
+        problem = recording.ref_problem(u.run_id)
+        if problem:
+            raise InvalidArgument(f"run_id {problem}", field="business_units.run_id")
+        for name in recording.UNIT_TAG_KEYS:
+            value = getattr(u, name)
+            if value:
+                reason, _ = recording.tag_problem(name, value)
+                if reason:
+                    raise InvalidArgument(f"{name} {reason}", field=f"business_units.{name}")
+                unit_tags[name] = value
+        if not 0 <= u.page_count <= recording.MAX_PAGE_COUNT:
+            raise InvalidArgument(
+                f"page_count must be between 0 and {recording.MAX_PAGE_COUNT}",
+                field="business_units.page_count",
+            )
     validate_tags(c.tags, "tags")
-    if not c.tags:
-        return key_tags
-    merged = {**key_tags, **c.tags}
-    if len(merged) > MAX_MERGED_TAGS:
-        raise InvalidArgument(f"key and request tags together exceed {MAX_MERGED_TAGS}", field="tags")
+    merged = {**key_tags, **c.tags} if c.tags else key_tags
+    if recording.event_tag_keys(merged, unit_tags) > recording.MAX_TAGS:
+        raise InvalidArgument(
+            f"the key's and the request's tags, the business units and the gateway's "
+            f"{len(recording.ROUTE_TAG_KEYS)} route tags together exceed metering's {recording.MAX_TAGS}",
+            field="tags",
+        )
     return merged
 
 

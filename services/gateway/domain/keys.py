@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from common.errors import InvalidArgument
+from gateway.domain import recording
 
 SECRET_PREFIX = "tg_"
 _TAG_KEY = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAX_TAGS = 16
+# Rate limits are BIGINT columns; a bound far below that keeps bucket arithmetic exact in floats.
+MAX_RATE = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +61,16 @@ def validate_tags(tags: dict[str, str], field_name: str) -> dict[str, str]:
         raise InvalidArgument(f"{field_name} has more than {MAX_TAGS} tags", field=field_name)
     for k, v in tags.items():
         if not _TAG_KEY.fullmatch(k):
+            shown = k[:64]  # the caller's text, quoted in the error: bounded
             raise InvalidArgument(
-                f"{field_name} key {k!r} must be 1 to 64 characters of [a-z0-9_.-]", field=f"{field_name}.{k}"
+                f"{field_name} key {shown!r} must be 1 to 64 characters of [a-z0-9_.-]",
+                field=f"{field_name}.{shown}",
             )
-        if len(v) > 256:
-            raise InvalidArgument(
-                f"{field_name}.{k} is longer than 256 characters", field=f"{field_name}.{k}"
-            )
+        if not isinstance(v, str):
+            raise InvalidArgument(f"{field_name}.{k} must be a string", field=f"{field_name}.{k}")
+        reason, _ = recording.tag_problem(k, v)
+        if reason:
+            raise InvalidArgument(f"{field_name}.{k} {reason}", field=f"{field_name}.{k}")
     return dict(tags)
 
 
@@ -77,16 +83,18 @@ def validate_new_key(
     limits: RateLimits,
 ) -> None:
     for name, value in (("builder_id", builder_id), ("app_id", app_id), ("customer_id", customer_id)):
-        if not value or len(value) > 128:
-            raise InvalidArgument(f"{name} is required (at most 128 characters)", field=name)
-    if len(display_name) > 256:
-        raise InvalidArgument("display_name is longer than 256 characters", field="display_name")
+        if not value or recording.ref_problem(value):
+            raise InvalidArgument(f"{name} is required: 1 to 128 characters, no NUL", field=name)
+    if len(display_name) > 256 or recording.ref_problem(display_name[:128]) or "\x00" in display_name:
+        raise InvalidArgument("display_name must be at most 256 characters, no NUL", field="display_name")
     validate_tags(default_tags, "default_tags")
-    if limits.requests_per_minute < 0:
+    if not 0 <= limits.requests_per_minute <= MAX_RATE:
         raise InvalidArgument(
-            "rate_limits.requests_per_minute must not be negative", field="rate_limits.requests_per_minute"
+            f"rate_limits.requests_per_minute must be between 0 and {MAX_RATE}",
+            field="rate_limits.requests_per_minute",
         )
-    if limits.tokens_per_minute < 0:
+    if not 0 <= limits.tokens_per_minute <= MAX_RATE:
         raise InvalidArgument(
-            "rate_limits.tokens_per_minute must not be negative", field="rate_limits.tokens_per_minute"
+            f"rate_limits.tokens_per_minute must be between 0 and {MAX_RATE}",
+            field="rate_limits.tokens_per_minute",
         )

@@ -33,9 +33,35 @@ class UsageRecord:
     type: str = EVENT_TYPE
 
 
+# A token count above this is not believed (it also keeps quantities far inside metering's bound).
+MAX_REPORTED_TOKENS = 10**12
+
+
 def estimate_tokens(chars: int) -> int:
     """About four characters a token, rounded up; used when a provider omits usage."""
     return (chars + 3) // 4
+
+
+def reported_usage(raw: object, prompt_chars: int, output_chars: int) -> tuple[int, int] | None:
+    """The provider's (input, output) tokens, or None when it reported none worth billing by.
+
+    Treated as reporting none (the caller then estimates, and marks the event estimated): no usage
+    object; counts that are not whole numbers from 0 to MAX_REPORTED_TOKENS; and zero tokens for a
+    side that was not empty (a non-empty prompt or answer cannot have cost 0 tokens, so a provider
+    saying so must not turn a paid answer into a $0 one)."""
+    if not isinstance(raw, dict):
+        return None
+    counts = []
+    for name in ("prompt_tokens", "completion_tokens"):
+        v = raw.get(name)
+        if v is None:
+            v = 0
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_REPORTED_TOKENS:
+            return None
+        counts.append(v)
+    if (counts[0] == 0 and prompt_chars > 0) or (counts[1] == 0 and output_chars > 0):
+        return None
+    return counts[0], counts[1]
 
 
 def provider_cost(route: Route, input_tokens: int, output_tokens: int) -> Decimal:

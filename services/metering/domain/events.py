@@ -35,6 +35,7 @@ _CANONICAL = re.compile(r"(0|[1-9][0-9]{0,28})(\.[0-9]{0,8}[1-9])?")
 _PLAIN_DECIMAL = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _INTEGER_LIMIT = Decimal(10) ** MAX_QUANTITY_INTEGER_DIGITS
 _MICROS_PER_SECOND = 1_000_000
+_MICROS_PER_DAY = 86_400 * _MICROS_PER_SECOND
 # occurred_us bounds: google.protobuf.Timestamp's range, 0001-01-01 to 9999-12-31 (UTC).
 MIN_TIME_US = -62_135_596_800 * _MICROS_PER_SECOND
 MAX_TIME_US = 253_402_300_799 * _MICROS_PER_SECOND + 999_999
@@ -107,6 +108,14 @@ class Invalid:
     field: str
 
 
+def quoted(value: str, limit: int = 64) -> str:
+    """User input as it may appear in an error message: repr'd and cut to `limit` characters, so a
+    megabyte-long or control-character-laden value never travels back in full (nor into a log)."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit]) + f"... ({len(value)} characters)"
+
+
 def normalise_quantity(text: str) -> str:
     """The canonical literal of a quantity ("007.50" -> "7.5"); raises ValueError with a reason."""
     if _CANONICAL.fullmatch(text):
@@ -119,7 +128,7 @@ def normalise_quantity(text: str) -> str:
     if body.lower() in ("inf", "infinity", "nan", "snan"):
         raise ValueError("is not finite")
     if not _PLAIN_DECIMAL.fullmatch(body):
-        raise ValueError(f"{text!r} is not a decimal number")
+        raise ValueError(f"{quoted(text)} is not a decimal number")
     value = Decimal(body)
     if value == 0:
         return "0"
@@ -156,9 +165,12 @@ _STATUSES = frozenset((1, 2, 3))
 
 
 def validate_event(
-    index: int, event: EventIn, *, now_us: int, future_tolerance_us: int
+    index: int, event: EventIn, *, now_us: int, future_tolerance_us: int, oldest_us: int = MIN_TIME_US
 ) -> ValidEvent | Invalid:
     """Check one event against every rule; the first broken rule is reported with its field path.
+
+    occurred_us must lie in [oldest_us, now_us + future_tolerance_us]: oldest_us is the start of
+    the retention window (the caller's clock minus the stated maximum age).
 
     The common case (a valid event) takes one pass of cheap checks; only an event that fails one
     goes through _first_problem, which names the rule and the field.
@@ -174,7 +186,7 @@ def validate_event(
         and len(app_id) <= MAX_REF_LENGTH
         and len(run_id) <= MAX_REF_LENGTH
         and occurred_us is not None
-        and MIN_TIME_US <= occurred_us <= now_us + future_tolerance_us
+        and oldest_us <= occurred_us <= now_us + future_tolerance_us
         and status in _STATUSES
         and len(tags) <= MAX_TAGS
         and len(quantities) <= MAX_QUANTITIES
@@ -226,7 +238,9 @@ def validate_event(
     )
     # PostgreSQL text cannot hold NUL; tags and quantity keys were checked above.
     if not ok or "\x00" in content or "\x00" in event_id or "\x00" in builder_id:
-        return _first_problem(index, event, now_us=now_us, future_tolerance_us=future_tolerance_us)
+        return _first_problem(
+            index, event, now_us=now_us, future_tolerance_us=future_tolerance_us, oldest_us=oldest_us
+        )
 
     return ValidEvent(
         index,
@@ -244,7 +258,9 @@ def validate_event(
     )
 
 
-def _first_problem(index: int, event: EventIn, *, now_us: int, future_tolerance_us: int) -> Invalid:
+def _first_problem(
+    index: int, event: EventIn, *, now_us: int, future_tolerance_us: int, oldest_us: int
+) -> Invalid:
     """The first rule the event breaks, with a sentence and the field path inside the request."""
     prefix = f"events[{index}]."
 
@@ -282,6 +298,12 @@ def _first_problem(index: int, event: EventIn, *, now_us: int, future_tolerance_
     if not MIN_TIME_US <= event.occurred_us <= MAX_TIME_US:
         return bad(
             "occurred_time is not a valid timestamp (years 1 to 9999, nanos 0 to 999999999)", "occurred_time"
+        )
+    if event.occurred_us < oldest_us:
+        return bad(
+            f"occurred_time is more than {(now_us - oldest_us) // _MICROS_PER_DAY} days in the past, "
+            "outside the retention window",
+            "occurred_time",
         )
     if event.occurred_us > now_us + future_tolerance_us:
         return bad(

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
 
-from metering.domain.events import EventStatus, normalise_quantity
+from metering.domain.events import EventStatus, normalise_quantity, quoted
 
 MAX_METER_KEY_LENGTH = 64
 MAX_DISPLAY_NAME_LENGTH = 256
@@ -16,9 +16,9 @@ MAX_EVENT_TYPES = 32
 MAX_BUCKETS = 64
 MAX_TAG_FILTERS = 32
 
-_KEY_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
-_TYPE_RE = re.compile(r"^[a-z0-9._-]{1,128}$")
-_NAME_RE = re.compile(r"^.{1,64}$", re.DOTALL)
+# Matched with fullmatch: "$" would also match before a trailing newline.
+_KEY_RE = re.compile(r"[a-z0-9_.-]{1,64}")
+_TYPE_RE = re.compile(r"[a-z0-9._-]{1,128}")
 
 
 class Aggregation(IntEnum):
@@ -81,7 +81,7 @@ class Meter:
 def validate_key(key: str, field: str = "key") -> None:
     if not key:
         raise MeterError("key is required", field)
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise MeterError(f"key must be 1 to {MAX_METER_KEY_LENGTH} characters of [a-z0-9_.-]", field)
 
 
@@ -115,9 +115,9 @@ def new_spec(
     if len(event_types) > MAX_EVENT_TYPES:
         raise MeterError(f"event_types has more than {MAX_EVENT_TYPES} entries", prefix + "event_types")
     for i, event_type in enumerate(event_types):
-        if not _TYPE_RE.match(event_type):
+        if not _TYPE_RE.fullmatch(event_type):
             raise MeterError(
-                f"event type {event_type!r} must be 1 to 128 characters of [a-z0-9._-]",
+                f"event type {quoted(event_type)} must be 1 to 128 characters of [a-z0-9._-]",
                 f"{prefix}event_types[{i}]",
             )
     try:

@@ -250,3 +250,55 @@ def test_plan_file_key_must_be_a_valid_key():
     with pytest.raises(InvalidArgument) as err:
         parse_plan_file("key: Not A Key\n" + AGENCY_YAML)
     assert err.value.field == "key"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("a: &x [1, 2]\nb: *x\ncurrency: USD\n", "aliases"),
+        ("currency: USD\nx: " + "[" * 200 + "]" * 200 + "\n", "nested deeper than 16"),
+        ("currency: USD\nbase_fee: " + "9" * 5000 + "\n", "cannot be read"),
+        ("currency: USD\n? [a, b]\n: 1\n", "plain text"),
+    ],
+)
+def test_yaml_that_would_expand_recurse_or_not_convert_is_refused(text, message):
+    with pytest.raises(InvalidArgument) as err:
+        parse_plan_yaml(text)
+    assert err.value.field == "yaml"
+    assert message in err.value.message
+
+
+@pytest.mark.parametrize(
+    "charge,field",
+    [
+        (
+            '{key: t, meter_key: "Bad Meter", display_name: T, per_unit: {unit_price: "1"}}',
+            "charges[0].meter_key",
+        ),
+        (
+            '{key: t, meter_key: m, display_name: "' + "n" * 257 + '", per_unit: {unit_price: "1"}}',
+            "charges[0].display_name",
+        ),
+        (
+            '{key: t, meter_key: m, display_name: "a\\0b", per_unit: {unit_price: "1"}}',
+            "charges[0].display_name",
+        ),
+        (
+            '{key: t, meter_key: m, display_name: T, size_buckets: {buckets: [{bucket: "'
+            + "b" * 65
+            + '", unit_price: "1"}]}}',
+            "charges[0].size_buckets.buckets[0].bucket",
+        ),
+    ],
+)
+def test_plan_names_and_keys_fit_the_invoice_line_columns(charge, field):
+    with pytest.raises(InvalidArgument) as err:
+        parse_plan_yaml(f"currency: USD\ncharges:\n  - {charge}\n")
+    assert err.value.field == field
+
+
+def test_an_error_quotes_a_long_yaml_value_cut_short():
+    with pytest.raises(InvalidArgument) as err:
+        parse_plan_yaml("currency: USD\nbilling_interval: " + "w" * 500 + "\n")
+    assert err.value.field == "billing_interval"
+    assert "w" * 41 not in err.value.message and "w" * 40 in err.value.message

@@ -7,7 +7,6 @@ import pytest
 from common.errors import InvalidArgument
 from gateway import api, http_api
 from gateway.domain.chat import (
-    MAX_MERGED_TAGS,
     ROLES,
     BusinessUnits,
     ChatInput,
@@ -17,6 +16,7 @@ from gateway.domain.chat import (
     prompt_chars,
     validate,
 )
+from gateway.domain.recording import MAX_TAGS, ROUTE_TAG_KEYS
 from gateway.domain.routing import ProviderPreferences
 from tollgate.gateway.v1 import inference_pb2
 
@@ -120,13 +120,16 @@ def test_without_request_tags_the_key_defaults_are_the_tags():
     assert validate(chat(), {"workspace": "acme"}) == {"workspace": "acme"}
 
 
-def test_key_and_request_tags_together_are_capped():
+def test_key_and_request_tags_together_are_capped_at_what_metering_takes_with_the_route_tags():
+    room = MAX_TAGS - len(ROUTE_TAG_KEYS)  # 32 - 7: the route's tags go on every event
     key_tags = {f"k{i}": "x" for i in range(16)}
-    request_tags = {f"r{i}": "x" for i in range(MAX_MERGED_TAGS - 16)}
-    assert len(validate(chat(tags=request_tags), key_tags)) == MAX_MERGED_TAGS
+    request_tags = {f"r{i}": "x" for i in range(room - 16)}
+    assert len(validate(chat(tags=request_tags), key_tags)) == room
     # overriding a key tag does not count twice
     merged = validate(chat(tags={**request_tags, "k0": "mine"}), key_tags)
-    assert len(merged) == MAX_MERGED_TAGS and merged["k0"] == "mine"
+    assert len(merged) == room and merged["k0"] == "mine"
+    # a declared business unit is one more tag on the event
+    assert field_of(chat(tags=request_tags, units=BusinessUnits(ticket_id="t1")), key_tags) == "tags"
     request_tags["one_more"] = "x"
     assert field_of(chat(tags=request_tags), key_tags) == "tags"
 

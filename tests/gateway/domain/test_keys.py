@@ -69,7 +69,20 @@ def test_valid_tags_are_returned_as_a_copy():
 def test_a_bad_tag_key_names_the_key_under_the_field(key):
     with pytest.raises(InvalidArgument) as err:
         validate_tags({key: "x"}, "default_tags")
-    assert err.value.field == f"default_tags.{key}"
+    assert err.value.field == f"default_tags.{key[:64]}"  # the caller's text is quoted truncated
+
+
+def test_a_huge_bad_tag_key_is_quoted_truncated():
+    with pytest.raises(InvalidArgument) as err:
+        validate_tags({"K" * 10_000: "x"}, "tags")
+    assert len(err.value.message) < 200 and err.value.field == "tags." + "K" * 64
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\ud800"])
+def test_a_tag_value_metering_could_not_store_is_refused(value):
+    with pytest.raises(InvalidArgument) as err:
+        validate_tags({"workspace": value}, "default_tags")
+    assert err.value.field == "default_tags.workspace"
 
 
 def test_a_tag_value_over_256_characters_is_rejected():

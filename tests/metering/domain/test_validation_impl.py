@@ -167,3 +167,25 @@ def test_buckets_must_ascend_and_end_open() -> None:
         with pytest.raises(MeterError) as error:
             new_spec(buckets=bad, **common)
         assert error.value.field == field
+
+
+def test_an_event_before_the_retention_window_is_invalid_and_one_at_its_start_is_valid() -> None:
+    day_us = 86_400_000_000
+    oldest_us = NOW_US - 400 * day_us
+
+    def check(occurred_us: int) -> ValidEvent | Invalid:
+        return validate_event(
+            2,
+            _event(occurred_us=occurred_us),
+            now_us=NOW_US,
+            future_tolerance_us=TOLERANCE_US,
+            oldest_us=oldest_us,
+        )
+
+    assert isinstance(check(oldest_us), ValidEvent)
+    too_old = check(oldest_us - 1)
+    assert too_old == Invalid(
+        2,
+        "occurred_time is more than 400 days in the past, outside the retention window",
+        "events[2].occurred_time",
+    )

@@ -30,8 +30,27 @@ class BillingServiceStub:
     plans, splits every charge into provider cost, platform fee and builder margin to the minor unit,
     records payments and wallets, and publishes the earnings feed that payouts consumes.
 
-    Every mutating RPC takes a request_id: a retry with the same id and body returns the first reply;
-    the same id with a different body fails with ALREADY_EXISTS and has no effect.
+    Every mutating RPC takes a request_id, scoped by builder: a retry with the same id and body returns
+    the first reply; the same id with a different body fails with ALREADY_EXISTS and has no effect; the
+    same id from another builder is that builder's own request.
+
+    Limits, enforced before any work (services/billing/validation.py), each breach INVALID_ARGUMENT
+    naming the field (with its path, e.g. "version.charges[0].graduated.tiers[1].up_to"):
+    - strings hold no NUL or other control character (reasons and plan YAML may hold tab, newline and
+    carriage return); ids, keys and codes must match their pattern as a whole string;
+    - request_id: 1 to 128 printable ASCII characters, no space;
+    - builder, app and customer ids and payment references: at most 128 characters;
+    - ids billing assigns (plan_id, invoice_id): 1 to 64 characters of [A-Za-z0-9_.-];
+    - plan keys: 1 to 64 characters of [a-z0-9_.-] starting with a letter or digit; charge and meter
+    keys: 1 to 64 characters of [a-z0-9_.-];
+    - currency codes: three upper-case letters; display names and e-mail addresses: at most 256
+    characters; reasons: 1 to 1,000 characters; exact decimal strings: at most 40 characters;
+    - timestamps: from 2000-01-01T00:00:00Z (inclusive) to 2100-01-01T00:00:00Z (exclusive);
+    - Money: nanos from -999,999,999 to 999,999,999 with the sign of units, and an absolute value
+    below 10^15 units;
+    - enums: only the values defined here; page_size 0 to 1,000; page_token only as billing issued it;
+    - repeated fields: at most 100 charges per version, 50 tiers and 50 buckets per price.
+    User input quoted in an error message is cut to 40 characters.
     """
 
     def __init__(self, channel):
@@ -152,8 +171,27 @@ class BillingServiceServicer:
     plans, splits every charge into provider cost, platform fee and builder margin to the minor unit,
     records payments and wallets, and publishes the earnings feed that payouts consumes.
 
-    Every mutating RPC takes a request_id: a retry with the same id and body returns the first reply;
-    the same id with a different body fails with ALREADY_EXISTS and has no effect.
+    Every mutating RPC takes a request_id, scoped by builder: a retry with the same id and body returns
+    the first reply; the same id with a different body fails with ALREADY_EXISTS and has no effect; the
+    same id from another builder is that builder's own request.
+
+    Limits, enforced before any work (services/billing/validation.py), each breach INVALID_ARGUMENT
+    naming the field (with its path, e.g. "version.charges[0].graduated.tiers[1].up_to"):
+    - strings hold no NUL or other control character (reasons and plan YAML may hold tab, newline and
+    carriage return); ids, keys and codes must match their pattern as a whole string;
+    - request_id: 1 to 128 printable ASCII characters, no space;
+    - builder, app and customer ids and payment references: at most 128 characters;
+    - ids billing assigns (plan_id, invoice_id): 1 to 64 characters of [A-Za-z0-9_.-];
+    - plan keys: 1 to 64 characters of [a-z0-9_.-] starting with a letter or digit; charge and meter
+    keys: 1 to 64 characters of [a-z0-9_.-];
+    - currency codes: three upper-case letters; display names and e-mail addresses: at most 256
+    characters; reasons: 1 to 1,000 characters; exact decimal strings: at most 40 characters;
+    - timestamps: from 2000-01-01T00:00:00Z (inclusive) to 2100-01-01T00:00:00Z (exclusive);
+    - Money: nanos from -999,999,999 to 999,999,999 with the sign of units, and an absolute value
+    below 10^15 units;
+    - enums: only the values defined here; page_size 0 to 1,000; page_token only as billing issued it;
+    - repeated fields: at most 100 charges per version, 50 tiers and 50 buckets per price.
+    User input quoted in an error message is cut to 40 characters.
     """
 
     def CreateCustomer(self, request, context):
@@ -236,7 +274,8 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PreviewInvoice(self, request, context):
-        """PreviewInvoice prices a customer's current period from live usage; nothing is stored.
+        """PreviewInvoice prices a customer's current period from live usage; nothing is stored. A draft
+        beyond 10^18 on a line or in total is FAILED_PRECONDITION, as for ClosePeriod.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,7 +285,9 @@ class BillingServiceServicer:
         """ClosePeriod finalizes the invoice of every customer of a builder whose period ends at
         period_end_time. Idempotent by request_id and by (customer, period): concurrent or repeated closes
         yield exactly one invoice per customer and period. Fails UNAVAILABLE, finalizing nothing, when
-        metering cannot be reached.
+        metering cannot be reached, and FAILED_PRECONDITION naming the customer, finalizing nothing, when
+        an invoice would carry 10^18 or more on a line or in total (or 10^28 units of usage). Waiting for
+        metering's cutoff holds no database connection: concurrent closes never starve other calls.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -433,8 +474,27 @@ class BillingService:
     plans, splits every charge into provider cost, platform fee and builder margin to the minor unit,
     records payments and wallets, and publishes the earnings feed that payouts consumes.
 
-    Every mutating RPC takes a request_id: a retry with the same id and body returns the first reply;
-    the same id with a different body fails with ALREADY_EXISTS and has no effect.
+    Every mutating RPC takes a request_id, scoped by builder: a retry with the same id and body returns
+    the first reply; the same id with a different body fails with ALREADY_EXISTS and has no effect; the
+    same id from another builder is that builder's own request.
+
+    Limits, enforced before any work (services/billing/validation.py), each breach INVALID_ARGUMENT
+    naming the field (with its path, e.g. "version.charges[0].graduated.tiers[1].up_to"):
+    - strings hold no NUL or other control character (reasons and plan YAML may hold tab, newline and
+    carriage return); ids, keys and codes must match their pattern as a whole string;
+    - request_id: 1 to 128 printable ASCII characters, no space;
+    - builder, app and customer ids and payment references: at most 128 characters;
+    - ids billing assigns (plan_id, invoice_id): 1 to 64 characters of [A-Za-z0-9_.-];
+    - plan keys: 1 to 64 characters of [a-z0-9_.-] starting with a letter or digit; charge and meter
+    keys: 1 to 64 characters of [a-z0-9_.-];
+    - currency codes: three upper-case letters; display names and e-mail addresses: at most 256
+    characters; reasons: 1 to 1,000 characters; exact decimal strings: at most 40 characters;
+    - timestamps: from 2000-01-01T00:00:00Z (inclusive) to 2100-01-01T00:00:00Z (exclusive);
+    - Money: nanos from -999,999,999 to 999,999,999 with the sign of units, and an absolute value
+    below 10^15 units;
+    - enums: only the values defined here; page_size 0 to 1,000; page_token only as billing issued it;
+    - repeated fields: at most 100 charges per version, 50 tiers and 50 buckets per price.
+    User input quoted in an error message is cut to 40 characters.
     """
 
     @staticmethod

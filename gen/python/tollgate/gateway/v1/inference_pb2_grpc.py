@@ -72,7 +72,9 @@ class InferenceServiceServicer:
         """CreateChatCompletion routes one chat completion to a provider offering, failing over to the
         next offering on connect errors, timeouts, 429 and 5xx, and returns the whole answer. Every
         upstream attempt is recorded as a usage event before the answer is returned. A retry with the
-        same request_id records under the same event ids, so metering counts it once.
+        same request_id and the same request is served again and billed under new attempt numbers
+        (every answer is billed); the same request_id with a different request fails with
+        ALREADY_EXISTS before any provider is called. Request ids are scoped by builder.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

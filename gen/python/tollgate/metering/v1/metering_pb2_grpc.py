@@ -28,6 +28,14 @@ if _version_not_supported:
 class MeteringServiceStub:
     """MeteringService counts what was done, exactly once: it stores usage events deduplicated by id,
     forever, and aggregates them through meters a builder defines.
+
+    Limits: every request is checked before any work against the limits written on its fields (they
+    match the database columns). No string may contain a NUL character; lengths are in characters;
+    patterns such as [a-z0-9_.-] must match the whole string; timestamps must lie within
+    google.protobuf.Timestamp's range (years 1 to 9999, nanos 0 to 999,999,999); enum fields take only
+    the listed numbers; page tokens are accepted only as this service issued them. A request that breaks
+    a limit gets INVALID_ARGUMENT with a google.rpc.BadRequest naming the field (IngestEvents: the event
+    gets an INVALID result naming it instead). User input quoted in an error is cut to 64 characters.
     """
 
     def __init__(self, channel):
@@ -76,6 +84,14 @@ class MeteringServiceStub:
 class MeteringServiceServicer:
     """MeteringService counts what was done, exactly once: it stores usage events deduplicated by id,
     forever, and aggregates them through meters a builder defines.
+
+    Limits: every request is checked before any work against the limits written on its fields (they
+    match the database columns). No string may contain a NUL character; lengths are in characters;
+    patterns such as [a-z0-9_.-] must match the whole string; timestamps must lie within
+    google.protobuf.Timestamp's range (years 1 to 9999, nanos 0 to 999,999,999); enum fields take only
+    the listed numbers; page tokens are accepted only as this service issued them. A request that breaks
+    a limit gets INVALID_ARGUMENT with a google.rpc.BadRequest naming the field (IngestEvents: the event
+    gets an INVALID result naming it instead). User input quoted in an error is cut to 64 characters.
     """
 
     def IngestEvents(self, request, context):
@@ -178,6 +194,14 @@ def add_MeteringServiceServicer_to_server(servicer, server):
 class MeteringService:
     """MeteringService counts what was done, exactly once: it stores usage events deduplicated by id,
     forever, and aggregates them through meters a builder defines.
+
+    Limits: every request is checked before any work against the limits written on its fields (they
+    match the database columns). No string may contain a NUL character; lengths are in characters;
+    patterns such as [a-z0-9_.-] must match the whole string; timestamps must lie within
+    google.protobuf.Timestamp's range (years 1 to 9999, nanos 0 to 999,999,999); enum fields take only
+    the listed numbers; page tokens are accepted only as this service issued them. A request that breaks
+    a limit gets INVALID_ARGUMENT with a google.rpc.BadRequest naming the field (IngestEvents: the event
+    gets an INVALID result naming it instead). User input quoted in an error is cut to 64 characters.
     """
 
     @staticmethod
