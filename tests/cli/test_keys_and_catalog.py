@@ -102,7 +102,7 @@ async def test_catalog_apply_upserts_the_models_of_a_yaml_file_with_exact_prices
 providers:
   - name: provider_b
     base_url: ${CLI_TEST_BASE}
-    credential_env: TOLLGATE_TEST_PROVIDER_B_KEY
+    credential_env: TOLLGATE_PROVIDER_PROVIDER_B_KEY
 models:
   - name: cli-model
     offerings:
