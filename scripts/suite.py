@@ -52,6 +52,8 @@ DEFAULT_PORTS = {
     "gateway_metrics": 9102,
     "billing": 50053,
     "billing_metrics": 9103,
+    "payouts": 50054,
+    "payouts_metrics": 9104,
     "provider_a": 8091,
     "provider_b": 8092,
 }
@@ -62,6 +64,7 @@ PROCESS_PORTS = {
     "metering": ("metering", "metering_metrics"),
     "billing": ("billing", "billing_metrics"),
     "gateway": ("gateway", "gateway_http", "gateway_metrics"),
+    "payouts": ("payouts", "payouts_metrics"),
 }
 
 
@@ -159,6 +162,7 @@ class Suite:
             "gateway": f"127.0.0.1:{p['gateway']}",
             "gateway_http": f"http://127.0.0.1:{p['gateway_http']}",
             "billing": f"127.0.0.1:{p['billing']}",
+            "payouts": f"127.0.0.1:{p['payouts']}",
             "provider_a": f"http://127.0.0.1:{p['provider_a']}",
             "provider_b": f"http://127.0.0.1:{p['provider_b']}",
         }
@@ -219,6 +223,23 @@ class Suite:
                         "BILLING_METERING_ADDRESS": f"127.0.0.1:{p['metering']}",
                     },
                     ("grpc", f"127.0.0.1:{p['billing']}"),
+                )
+            )
+        if "payouts" in want and _present("payouts"):
+            self.procs.append(
+                Proc(
+                    "payouts",
+                    [py, "-m", "payouts"],
+                    {
+                        **common,
+                        "PAYOUTS_DATA_DIR": str(self.data_dir),
+                        "PAYOUTS_CREDENTIALS_DIR": str(self.credentials_dir),
+                        "PAYOUTS_GRPC_ADDRESS": f"127.0.0.1:{p['payouts']}",
+                        "PAYOUTS_METRICS_PORT": str(p["payouts_metrics"]),
+                        "PAYOUTS_BILLING_ADDRESS": f"127.0.0.1:{p['billing']}",
+                        "PAYOUTS_METERING_ADDRESS": f"127.0.0.1:{p['metering']}",
+                    },
+                    ("grpc", f"127.0.0.1:{p['payouts']}"),
                 )
             )
         if "gateway" in want and _present("gateway"):
@@ -434,7 +455,7 @@ async def main(argv: list[str]) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("mode", choices=["run", "demo"])
-    parser.add_argument("--services", default="metering gateway billing")
+    parser.add_argument("--services", default="metering gateway billing payouts")
     parser.add_argument(
         "--state-dir", default=STATE_DIR, type=_absolute, help="where data, logs and credentials live"
     )

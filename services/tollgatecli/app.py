@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tollgatecli import billing, credentials, gateway, metering
+from tollgatecli import billing, credentials, gateway, metering, payouts
 from tollgatecli.base import JsonOpt, State, handled, session
 from tollgatecli.client import (
     DEFAULT_ADDRESSES,
@@ -43,6 +43,8 @@ app.add_typer(billing.plans, name="plans")
 app.add_typer(metering.usage, name="usage")
 app.add_typer(billing.invoices, name="invoices")
 app.command("earnings")(handled(billing.earnings))
+app.add_typer(payouts.payouts, name="payouts")
+app.command("reconcile")(handled(payouts.reconcile))
 app.add_typer(credentials.credentials, name="credentials")
 
 
@@ -94,6 +96,7 @@ def root(
     metering_address: Annotated[str, _address_option("metering")] = DEFAULT_ADDRESSES["metering"],
     gateway_address: Annotated[str, _address_option("gateway")] = DEFAULT_ADDRESSES["gateway"],
     billing_address: Annotated[str, _address_option("billing")] = DEFAULT_ADDRESSES["billing"],
+    payouts_address: Annotated[str, _address_option("payouts")] = DEFAULT_ADDRESSES["payouts"],
     gateway_url: Annotated[
         str,
         typer.Option(
@@ -119,7 +122,12 @@ def root(
     ] = False,
 ) -> None:
     client = Client(
-        addresses={"metering": metering_address, "gateway": gateway_address, "billing": billing_address},
+        addresses={
+            "metering": metering_address,
+            "gateway": gateway_address,
+            "billing": billing_address,
+            "payouts": payouts_address,
+        },
         token=token,
         credentials_dir=credentials_dir,
         timeout=timeout,

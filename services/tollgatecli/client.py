@@ -23,12 +23,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tollgate.billing.v1 import billing_pb2_grpc
 from tollgate.gateway.v1 import admin_pb2_grpc
 from tollgate.metering.v1 import metering_pb2_grpc
+from tollgate.payouts.v1 import payouts_pb2_grpc
 
 # make run's gRPC ports (scripts/suite.py DEFAULT_PORTS) and the gateway's OpenAI-compatible door.
 DEFAULT_ADDRESSES = {
     "metering": "127.0.0.1:50051",
     "gateway": "127.0.0.1:50052",
     "billing": "127.0.0.1:50053",
+    "payouts": "127.0.0.1:50054",
 }
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080/v1"
 SERVICES = tuple(DEFAULT_ADDRESSES)
@@ -40,6 +42,7 @@ _STUBS = {
     "metering": metering_pb2_grpc.MeteringServiceStub,
     "gateway": admin_pb2_grpc.GatewayAdminServiceStub,
     "billing": billing_pb2_grpc.BillingServiceStub,
+    "payouts": payouts_pb2_grpc.PayoutsServiceStub,
 }
 
 
@@ -52,11 +55,12 @@ class Exit(IntEnum):
     AUTH = 3  # UNAUTHENTICATED or PERMISSION_DENIED, or no credential found
     REQUEST = 4  # NOT_FOUND, INVALID_ARGUMENT, ALREADY_EXISTS, FAILED_PRECONDITION, OUT_OF_RANGE
     UNAVAILABLE = 5  # the service cannot be reached or did not answer in time
+    DIFFERENCES = 6  # `reconcile` ran and found figures that disagree
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 unexpected error; 2 usage (bad option or file); 3 unauthenticated or not "
-    "allowed; 4 not found or invalid argument; 5 service unavailable or timed out."
+    "allowed; 4 not found or invalid argument; 5 service unavailable or timed out; 6 reconcile not clean."
 )
 
 _EXIT_OF_STATUS = {

@@ -50,6 +50,11 @@ def test_the_tree_has_the_commands_the_readme_lists():
         "credentials rotate",
         "credentials retire",
         "credentials revoke",
+        "payouts run",
+        "payouts list",
+        "payouts statement",
+        "payouts export",
+        "reconcile",
     ):
         assert expected in names
 
@@ -64,6 +69,7 @@ def test_every_command_has_help(cli, path):
 def test_the_root_help_states_the_exit_codes(cli):
     text = " ".join(cli.sync("--help").stdout.split())
     assert "3 unauthenticated or not allowed" in text and "5 service unavailable" in text
+    assert "6 reconcile not clean" in text
 
 
 def test_default_addresses_are_make_runs_ports():
