@@ -134,6 +134,7 @@ def test_demo_keeps_its_database_and_logs_apart_from_run():
         ("metering", "METERING_SETTLE_SECONDS", "30.0"),
         ("billing", "BILLING_METERING_ADDRESS", "127.0.0.1:50051"),
         ("gateway", "GATEWAY_CATALOG_FILE", "unset"),
+        ("payouts", "PAYOUTS_DEFAULT_HOLD_DAYS", "7"),
     ],
 )
 def test_service_help_lists_its_settings_and_starts_nothing(tmp_path, service, variable, default):
