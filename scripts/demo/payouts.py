@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     Console = Table = None  # type: ignore[assignment,misc]
 
 PROVIDERS = "provider:all"
-DIMENSIONS = {"app": "app", "customer": "customer", "workflow": "workflow", "meter": "meter"}
+BANK_FILE_HEADER = ["payee_id", "method_reference", "amount", "currency_code", "payout_id"]
 
 
 def _fmt(amount: Decimal) -> str:
@@ -90,6 +90,15 @@ async def _settle_payee(
     return updated.payee
 
 
+async def _bank_file(payouts: payouts_pb2_grpc.PayoutsServiceStub, period: str) -> list[list[str]]:
+    """The period's payout run as ExportPayoutRun writes it, header checked and dropped."""
+    export = await payouts.ExportPayoutRun(ppb.ExportPayoutRunRequest(period=period), timeout=30)
+    header, *rows = csv.reader(io.StringIO(export.csv))
+    if header != BANK_FILE_HEADER:
+        raise RuntimeError(f"unexpected bank file header {header}")
+    return rows
+
+
 async def run(endpoints: dict[str, str]) -> None:
     builder = billing_story.builder_id
     if builder is None:
@@ -124,25 +133,34 @@ async def run(endpoints: dict[str, str]) -> None:
             f"(owed {_money(balance.owed)})."
         )
 
+        # The suite's database outlives a demo: earlier demos were paid this month too, so the table
+        # shows the bank-file rows this run adds.
+        before = {r[-1] for r in await _bank_file(payouts, this_month)}
         ran = await payouts.RunPayouts(
             ppb.RunPayoutsRequest(request_id=uuid.uuid4().hex, period=this_month), timeout=60
         )
         totals = ", ".join(_money(t) for t in ran.totals) or "$0.00"
         print(
-            f"Payout run {this_month}: {ran.created_count} new payouts, {ran.payout_count} in all, {totals}."
+            f"Payout run {this_month}: {ran.created_count} new, "
+            f"{ran.payout_count} payouts this month in all ({totals})."
         )
-        export = await payouts.ExportPayoutRun(ppb.ExportPayoutRunRequest(period=this_month), timeout=30)
-        rows = list(csv.reader(io.StringIO(export.csv)))
-        header, body = rows[0], rows[1:]
-        # The suite's database outlives a demo: earlier runs' builders were paid this month too.
-        shown = [r for r in body if r[0] in (builder, PROVIDERS)]
-        amount = header.index("amount")
+        body = await _bank_file(payouts, this_month)
+        added = [r for r in body if r[-1] not in before]
         table(
-            f"Payout run {this_month} (bank file, {len(shown)} of {len(body)} rows: this demo's payees)",
-            header,
-            [[*r[:amount], _fmt(Decimal(r[amount])), *r[amount + 1 :]] for r in shown],
-            right={amount},
+            f"Bank file {this_month}: rows added by this run ({len(added)} of {len(body)})",
+            BANK_FILE_HEADER,
+            [[*r[:2], _fmt(Decimal(r[2])), *r[3:]] for r in added],
+            right={2},
         )
+        for payee in (builder, PROVIDERS):
+            if not any(r[0] == payee for r in added):
+                left = await payouts.GetBalance(
+                    ppb.GetBalanceRequest(payee_id=payee, currency_code="USD"), timeout=10
+                )
+                print(
+                    f"  {payee}: no new payout this month (one payout per payee and month); "
+                    f"{_money(left.payable)} carries over to next month's run."
+                )
 
         got = await payouts.GetStatement(
             ppb.GetStatementRequest(payee_id=builder, currency_code="USD", period=this_month), timeout=30
@@ -166,9 +184,9 @@ async def run(endpoints: dict[str, str]) -> None:
             right={1},
         )
         table(
-            "Earnings by app, customer, workflow and meter",
+            f"Breakdown of the {st.period} earnings",
             ["dimension", "key", "earnings"],
-            [[DIMENSIONS.get(ln.dimension, ln.dimension), ln.key or "(none)", _money(ln.earnings)]
+            [[ln.dimension, ln.key or "(none)", _money(ln.earnings)]
              for ln in st.lines],
             right={2},
         )  # fmt: skip
