@@ -112,8 +112,8 @@ async def run(endpoints: dict[str, str]) -> None:
 
         synced = await payouts.SyncEarnings(ppb.SyncEarningsRequest(request_id=uuid.uuid4().hex), timeout=30)
         print(
-            f"Earnings feed read up to entry {synced.last_sequence} "
-            f"({synced.applied_count} applied by this call, the rest by the background consumer)."
+            f"Billing's earnings feed applied up to entry {synced.last_sequence} "
+            f"({synced.applied_count} by this SyncEarnings, any others by the background consumer)."
         )
         settled = await _settle_payee(payouts, builder, "10.00", f"bank:{builder}")
         await _settle_payee(payouts, PROVIDERS, "1.00", "bank:provider-rewards-pool")
