@@ -238,6 +238,9 @@ class Suite:
                         "PAYOUTS_METRICS_PORT": str(p["payouts_metrics"]),
                         "PAYOUTS_BILLING_ADDRESS": f"127.0.0.1:{p['billing']}",
                         "PAYOUTS_METERING_ADDRESS": f"127.0.0.1:{p['metering']}",
+                        # The demo pays out minutes after the payment: no hold. Set from the start,
+                        # since earnings keep the hold they were posted with.
+                        **({"PAYOUTS_DEFAULT_HOLD_DAYS": "0"} if self.demo else {}),
                     },
                     ("grpc", f"127.0.0.1:{p['payouts']}"),
                 )
@@ -410,7 +413,7 @@ def _port_overrides(values: list[str], ports: dict[str, int]) -> dict[str, int]:
 
 
 async def _play_demo(endpoints: dict[str, str], services: list[str]) -> None:
-    for name in ("metering", "gateway", "billing"):
+    for name in ("metering", "gateway", "billing", "payouts"):
         if name in services and _present(f"scripts.demo.{name}"):
             print(f"\n=== demo: {name} ===", flush=True)
             module = importlib.import_module(f"scripts.demo.{name}")
