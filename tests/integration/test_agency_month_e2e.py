@@ -398,6 +398,9 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
             ).invoices
         }
         assert set(invoices) == {"acme", "globex"}
+        # the usage cutoff is metering's real time (this month), not billing's clock (next month)
+        for inv in invoices.values():
+            assert start < inv.usage_cutoff_time.ToDatetime(UTC) <= datetime.now(UTC) < end
         for customer, bill in expected.items():
             inv = invoices[customer]
             assert from_money(inv.total) == bill.total(), customer
