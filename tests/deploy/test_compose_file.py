@@ -22,7 +22,12 @@ from gateway.domain.catalog import parse_catalog
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-CONTEXTS = {"metering": "metering.config", "billing": "billing.config", "gateway": "gateway.config"}
+CONTEXTS = {
+    "metering": "metering.config",
+    "billing": "billing.config",
+    "gateway": "gateway.config",
+    "payouts": "payouts.config",
+}
 
 
 class _Recorder(dict):
@@ -86,10 +91,12 @@ def test_only_the_gateway_http_door_is_published():
 
 def test_addresses_between_services_point_at_their_grpc_ports_on_the_compose_network():
     metering_port = SERVICES["metering"]["environment"]["METERING_GRPC_ADDRESS"].rpartition(":")[2]
-    for context in ("billing", "gateway"):
+    for context in ("billing", "gateway", "payouts"):
         assert SERVICES[context]["environment"][f"{context.upper()}_METERING_ADDRESS"] == (
             f"metering:{metering_port}"
         )
+    billing_port = SERVICES["billing"]["environment"]["BILLING_GRPC_ADDRESS"].rpartition(":")[2]
+    assert SERVICES["payouts"]["environment"]["PAYOUTS_BILLING_ADDRESS"] == f"billing:{billing_port}"
 
 
 @pytest.mark.parametrize("context", sorted(CONTEXTS))
@@ -122,7 +129,7 @@ def test_the_tls_override_sets_only_variables_the_service_reads_and_names_its_se
             assert name in override["services"][context]["secrets"] and name in override["secrets"]
 
 
-@pytest.mark.parametrize("context", ["metering", "billing"])
+@pytest.mark.parametrize("context", ["metering", "billing", "payouts"])
 def test_grpc_health_checks_probe_the_service_on_its_own_port(context):
     test = SERVICES[context]["healthcheck"]["test"]
     assert test[1:4] == ["python", "-m", "common.healthcheck"]
