@@ -58,6 +58,11 @@ class Process:
     def local(self, container_port: int | str) -> str:
         return f"127.0.0.1:{self.ports[int(container_port)]}"
 
+    @property
+    def grpc(self) -> str:
+        """Its gRPC address, as a client on this machine dials it."""
+        return self.env[f"{self.service.upper()}_GRPC_ADDRESS"].replace("0.0.0.0", "127.0.0.1")
+
 
 @dataclass
 class LocalCompose:
@@ -68,6 +73,8 @@ class LocalCompose:
     credentials: LocalCredentials
     logs: Path
     replicas: int = 1
+    # Settings a test adds on top of the compose environment (timings, holds), by service.
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     processes: dict[str, list[Process]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,7 +149,7 @@ class LocalCompose:
         base = {
             k: v for k, v in os.environ.items() if not k.startswith(tuple(s.upper() + "_" for s in SERVICES))
         }
-        return {**base, **env}
+        return {**base, **env, **self.overrides.get(name, {})}
 
     # ---- running --------------------------------------------------------------------------------------
 
@@ -231,7 +238,13 @@ def compose_databases() -> set[str]:
     return names
 
 
-async def local_compose(make_database, server_url: str, tmp: Path, replicas: int = 1) -> LocalCompose:
+async def local_compose(
+    make_database,
+    server_url: str,
+    tmp: Path,
+    replicas: int = 1,
+    overrides: dict[str, dict[str, str]] | None = None,
+) -> LocalCompose:
     databases = {name: await make_database(name) for name in sorted(compose_databases())}
     credentials = ensure_local_credentials(tmp / "credentials")
-    return LocalCompose(server_url, databases, credentials, tmp / "logs", replicas)
+    return LocalCompose(server_url, databases, credentials, tmp / "logs", replicas, overrides or {})
