@@ -108,11 +108,9 @@ class LocalCompose:
         if value.startswith("postgresql"):
             url = make_url(value)
             assert url.host == "postgres", value
-            fresh = make_url(self.databases[url.database])
-            return url.set(
-                host=self._server.host, port=self._server.port, username=self._server.username,
-                password=self.password, database=fresh.database,
-            ).render_as_string(hide_password=False)  # fmt: skip
+            # The fresh database of the same name on the test server, reached however that server is
+            # (host and port, or the embedded server's socket): compose's host and password stop here.
+            return make_url(self.databases[url.database]).render_as_string(hide_password=False)
         if value.startswith("/run/secrets/"):
             name = value.removeprefix("/run/secrets/")
             path = self.credentials.directory / Path(COMPOSE["secrets"][name]["file"]).name
