@@ -326,7 +326,7 @@ async def bench_feed() -> None:
 
 # Bench set-up only: what billing appends when invoices are paid (a provider cost, a platform fee and a
 # builder margin entry per usage line), written in bulk through the migrated billing schema because
-# producing a million entries through billing's API means ~330,000 paid invoices. Payouts never reads
+# producing a million entries through billing's API means ~70,000 paid invoices. Payouts never reads
 # this table: it reads the entries through billing's ListEarnings like any other.
 SEED_EARNINGS = """
 INSERT INTO earnings (builder_id, app_id, customer_id, invoice_id, line_position, workflow, meter_key,
