@@ -1,10 +1,11 @@
-"""`python -m payouts` as a real process, killed with SIGKILL mid-work and restarted.
+"""payouts as a real process (payouts' main(), forked from a server that did its imports once), killed
+with SIGKILL mid-work and restarted.
 
 - RunPayouts killed mid-run (20 times, at random points once the run holds its period lock), then run
-  to the end: exactly one payout
-  per payee and period, each equal to the available balance it consumed, and Reconcile clean.
-- The feed consumer killed mid-page (20 times) while it catches up with a real billing: every entry applied
-  exactly once, the cursor at billing's last entry, the ledger balanced.
+  to the end: exactly one payout per payee and period, each equal to the available balance it
+  consumed, and Reconcile clean.
+- The feed consumer killed mid-page (20 times) while it catches up with a real billing: every entry
+  applied exactly once, the cursor at billing's last entry, the ledger balanced.
 
 Every kill waits for progress it can see in the database (the run's lock, the feed's entries), not for
 a fixed sleep, so 20 restarts of each fit in well under a minute.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -66,9 +68,93 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+# What `python -m payouts` imports (most of a start-up's CPU) is imported once, by a process that then
+# forks one child per start. Each child runs payouts' main(), the body of `python -m payouts`, with its
+# own environment, database connections and port: a whole service process that SIGKILL ends alone.
+FORK_SERVER = r"""
+import json, os, signal, sys, traceback
+import payouts.__main__ as entry
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the killed children
+for line in sys.stdin:
+    job = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(job["env"])
+        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        sys.argv = ["payouts"]
+        code = 0
+        try:
+            entry.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.stdout.write(f"{pid}\n")
+    sys.stdout.flush()
+"""
+
+
+class Child:
+    """A forked payouts process, known by its pid."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    @property
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def wait(self) -> None:
+        for _ in range(2000):
+            if not self.alive:
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"payouts process {self.pid} outlived SIGKILL")
+
+
+class ForkServer:
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    async def spawn(self, env: dict[str, str], log_path: Path) -> Child:
+        async with self._lock:
+            if self._proc is None:
+                self._proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", FORK_SERVER, cwd=REPO,
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            self._proc.stdin.write(json.dumps({"env": env, "log": str(log_path)}).encode() + b"\n")
+            await self._proc.stdin.drain()
+            line = await self._proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"the fork server exited with {await self._proc.wait()}")
+            return Child(int(line))
+
+    async def close(self) -> None:
+        if self._proc is not None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            await self._proc.wait()
+
+
 async def start_process(
-    database_url: str, log_path: Path, **settings: str
-) -> tuple[asyncio.subprocess.Process, str]:
+    forks: ForkServer, database_url: str, log_path: Path, **settings: str
+) -> tuple[Child, str]:
     port = _port()
     env = dict(os.environ)
     env.update(
@@ -79,24 +165,20 @@ async def start_process(
         **{f"PAYOUTS_{k.upper()}": v for k, v in settings.items()},
         **security_env("payouts"),
     )
-    log = log_path.open("ab")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "payouts", cwd=REPO, env=env, stdout=log, stderr=log
-    )
-    log.close()
+    proc = await forks.spawn(env, log_path)
     address = f"127.0.0.1:{port}"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
     async with auth_channel(address) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         while loop.time() < deadline:
-            if proc.returncode is not None:
-                raise AssertionError(f"payouts exited with {proc.returncode}: {_tail(log_path)}")
+            if not proc.alive:
+                raise AssertionError(f"payouts exited: {_tail(log_path)}")
             with contextlib.suppress(grpc.aio.AioRpcError):
                 answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
                     return proc, address
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
     raise AssertionError(f"payouts never became SERVING: {_tail(log_path)}")
 
 
@@ -104,22 +186,25 @@ def _tail(path: Path) -> str:
     return path.read_text()[-2000:]
 
 
-async def kill(proc: asyncio.subprocess.Process) -> None:
+async def kill(proc: Child) -> None:
     with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)
     await proc.wait()
 
 
 class Standby:
-    """`python -m payouts` processes started one ahead: while a round works with one (and kills it),
-    the next is already importing, checking migrations and binding, as a standby replica would. The
-    restart then costs no start-up time of its own, so twenty of them fit in a test."""
+    """payouts processes started one ahead: while a round works with one (and kills it), the next is
+    already checking migrations and binding, as a standby replica would. With the fork server, twenty
+    restarts of each kind fit in well under a minute."""
 
     def __init__(self, database_url: str, log_path: Path, **settings: str) -> None:
-        self._start = lambda: asyncio.ensure_future(start_process(database_url, log_path, **settings))
+        self._forks = ForkServer()
+        self._start = lambda: asyncio.ensure_future(
+            start_process(self._forks, database_url, log_path, **settings)
+        )
         self._next: asyncio.Future | None = None
 
-    async def take(self, *, last: bool = False) -> tuple[asyncio.subprocess.Process, str]:
+    async def take(self, *, last: bool = False) -> tuple[Child, str]:
         pending, self._next = self._next or self._start(), None
         started = await pending
         if not last:
@@ -131,6 +216,7 @@ class Standby:
             with contextlib.suppress(Exception):
                 proc, _ = await self._next
                 await kill(proc)
+        await self._forks.close()
 
 
 async def seed_available(database_url: str, payees: int) -> dict[str, D]:
