@@ -4,11 +4,13 @@ with SIGKILL mid-work and restarted.
 - RunPayouts killed mid-run (20 times, at random points once the run holds its period lock), then run
   to the end: exactly one payout per payee and period, each equal to the available balance it
   consumed, and Reconcile clean.
-- The feed consumer killed mid-page (20 times) while it catches up with a real billing: every entry
-  applied exactly once, the cursor at billing's last entry, the ledger balanced.
+- The feed consumer (driven by SyncEarnings, page by page) killed mid-page (20 times) while it catches
+  up with a real billing: every entry applied exactly once, the cursor at billing's last entry, the
+  ledger balanced.
 
 Every kill waits for progress it can see in the database (the run's lock, the feed's entries), not for
-a fixed sleep, so 20 restarts of each fit in well under a minute.
+a fixed sleep; with the fork server and a standby process, the 40 restarts take about a minute on a
+loaded 2-core machine.
 """
 
 from __future__ import annotations
