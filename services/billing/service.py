@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from billing import store
+from billing import metrics, store
 from billing.clients import MeteringClient
 from billing.domain import (
     NO_PLATFORM_FEE,
@@ -884,6 +884,7 @@ class BillingService:
             settled = answer.settled
         return cutoff
 
+    @metrics.timed_close
     async def close_period(self, request_id: str, builder_id: str, period_end: datetime) -> dict[str, Any]:
         """Close a builder's period in two phases, so that waiting on metering holds no connection.
 
