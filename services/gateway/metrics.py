@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -135,9 +134,9 @@ def usage_recorded(events: Iterable[Any]) -> None:
             children[0].inc(tin)
         if tout:
             children[1].inc(tout)
-        cost = q.get("provider_cost")
-        if cost and cost != "0":
-            children[2].inc(float(Decimal(cost)))  # the edge of the metric: Decimal to float here only
+        cost = float(q.get("provider_cost") or 0)  # the event's exact decimal text; a float only here
+        if cost:
+            children[2].inc(cost)
 
 
 class _Breakers:
