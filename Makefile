@@ -9,7 +9,7 @@ BUF := .tools/node_modules/.bin/buf
 PROTOS := $(shell find protos -name '*.proto' | sort)
 SERVICES ?= metering gateway billing
 
-.PHONY: setup protos protos-check lint test test-fast run demo bench clean
+.PHONY: setup protos protos-check lint test test-fast run demo bench clean fuzz
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ lint: $(STAMP) $(BUF)
 # The whole test suite. Uses TEST_DATABASE_URL when set, else a Docker PostgreSQL, else embedded pgserver.
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Fuzzes every RPC of every service longer than `make test` does, with random seeds (FUZZ_EXAMPLES per
+# RPC), shrinks what it finds, and prints the status codes per RPC (also in .tollgate/fuzz-report.txt).
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	TOLLGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TOLLGATE_FUZZ_RANDOM=1 $(PY) -m pytest tests/fuzz -p no:logging $(PYTEST_ARGS)
 
 # Starts the suite on the embedded PostgreSQL (or the *_DATABASE_URL ones) until Ctrl-C.
 run: $(STAMP)

@@ -38,6 +38,12 @@ _STRATEGY = {
     inference_pb2.ROUTING_STRATEGY_LATENCY: LATENCY,
     inference_pb2.ROUTING_STRATEGY_FIXED: FIXED,
 }
+# A key's mode: UNSPECIFIED is live (the proto's default); any other number is INVALID_ARGUMENT.
+_MODE_IS_TEST = {
+    admin_pb2.API_KEY_MODE_UNSPECIFIED: False,
+    admin_pb2.API_KEY_MODE_LIVE: False,
+    admin_pb2.API_KEY_MODE_TEST: True,
+}
 _BREAKER = {
     CLOSED: admin_pb2.BREAKER_STATE_CLOSED,
     OPEN: admin_pb2.BREAKER_STATE_OPEN,
@@ -261,6 +267,7 @@ def _api_key(k: ApiKey) -> admin_pb2.ApiKey:
         ),
         secret_prefix=k.secret_prefix,
         state=admin_pb2.API_KEY_STATE_REVOKED if k.revoked else admin_pb2.API_KEY_STATE_ACTIVE,
+        mode=admin_pb2.API_KEY_MODE_TEST if k.test else admin_pb2.API_KEY_MODE_LIVE,
     )
     if k.create_time is not None:
         msg.create_time.CopyFrom(to_timestamp(k.create_time))
@@ -330,6 +337,9 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
 
     async def CreateApiKey(self, request, context):
         lim = request.rate_limits
+        test = _MODE_IS_TEST.get(request.mode)
+        if test is None:
+            raise errors.InvalidArgument(f"mode {request.mode} is not an ApiKeyMode", field="mode")
         key, secret = await self.admin.create_api_key(
             request.request_id,
             request.builder_id,
@@ -338,6 +348,7 @@ class AdminServicer(admin_pb2_grpc.GatewayAdminServiceServicer):
             request.display_name,
             dict(request.default_tags),
             RateLimits(lim.requests_per_minute, lim.tokens_per_minute),
+            test=test,
         )
         return admin_pb2.CreateApiKeyResponse(api_key=_api_key(key), secret=secret)
 

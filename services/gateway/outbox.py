@@ -27,13 +27,17 @@ import structlog
 from common.money import to_timestamp
 from gateway import metrics
 from gateway.clients import MeteringClient
-from gateway.domain.usage import FAILED, UsageRecord
+from gateway.domain.usage import FAILED, SUCCEEDED, TEST, UsageRecord
 from gateway.store import Store
 from tollgate.metering.v1 import metering_pb2
 
 log = structlog.get_logger("gateway.outbox")
 
-_STATUS = {"succeeded": metering_pb2.EVENT_STATUS_SUCCEEDED, FAILED: metering_pb2.EVENT_STATUS_FAILED}
+_STATUS = {
+    SUCCEEDED: metering_pb2.EVENT_STATUS_SUCCEEDED,
+    FAILED: metering_pb2.EVENT_STATUS_FAILED,
+    TEST: metering_pb2.EVENT_STATUS_TEST,
+}
 
 _LINGER_SECONDS = 0.05
 

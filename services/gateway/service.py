@@ -30,7 +30,15 @@ from gateway.domain import limits, routing
 from gateway.domain.catalog import Model, Provider, Route, resolve_routes, validate_model, validate_provider
 from gateway.domain.chat import ChatInput
 from gateway.domain.health import BreakerPolicy, RouteHealth
-from gateway.domain.keys import ApiKey, RateLimits, hash_secret, new_key_id, new_secret, validate_new_key
+from gateway.domain.keys import (
+    ApiKey,
+    RateLimits,
+    hash_secret,
+    new_key_id,
+    new_secret,
+    shown_prefix,
+    validate_new_key,
+)
 from gateway.domain.ratelimit import Bucket
 from gateway.domain.usage import UsageRecord, build_event, estimate_tokens, reported_usage
 from gateway.outbox import OutboxUnavailable, OutboxWriter
@@ -258,6 +266,7 @@ class _Attempts:
                 tags=self._tags,
                 units=self._chat.units,
                 error=error,
+                test=key.test,
             )
         )
 
@@ -806,7 +815,9 @@ class AdminService:
         display_name: str,
         default_tags: dict[str, str],
         limits: RateLimits,
+        test: bool = False,
     ) -> tuple[ApiKey, str]:
+        """Issue a key; `test` (fixed for the key's life) makes every usage event of it a TEST one."""
         _require_request_id(request_id)
         validate_new_key(builder_id, app_id, customer_id, display_name, default_tags, limits)
         body = fingerprint(
@@ -820,6 +831,8 @@ class AdminService:
                 limits.requests_per_minute,
                 limits.tokens_per_minute,
             ]
+            # only a test key adds to the body, so a live key's retry matches replies stored before modes
+            + (["test"] if test else [])
         )
         scope = builder_scope("create_api_key", builder_id)
         async with self.store.engine.begin() as conn:
@@ -828,7 +841,7 @@ class AdminService:
                 key = await self.store.get_key(conn, prior["api_key_id"])
                 assert key is not None
                 return key, ""
-            secret = new_secret()
+            secret = new_secret(test)
             key = ApiKey(
                 id=new_key_id(),
                 builder_id=builder_id,
@@ -837,7 +850,8 @@ class AdminService:
                 display_name=display_name,
                 default_tags=dict(default_tags),
                 rate_limits=limits,
-                secret_prefix=secret[:8],
+                secret_prefix=shown_prefix(secret),
+                test=test,
             )
             key = await self.store.insert_key(conn, key, hash_secret(secret))
             await complete(conn, idempotency, scope, request_id, {"api_key_id": key.id})
@@ -850,6 +864,7 @@ class AdminService:
             builder_id=builder_id,
             app_id=app_id,
             customer_id=customer_id,
+            test=test,
         )
         return key, secret
 

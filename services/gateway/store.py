@@ -95,6 +95,9 @@ api_keys = Table(
     Column("default_tags", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("requests_per_minute", BigInteger, nullable=False, server_default="0"),
     Column("tokens_per_minute", BigInteger, nullable=False, server_default="0"),
+    # Test key (usage recorded as TEST) or live; set on insert only: a trigger refuses any update of
+    # it (migration 0003), so a key can never switch mode.
+    Column("test", Boolean, nullable=False, server_default="false"),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoke_time", DateTime(timezone=True), nullable=True),
     Column("update_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -149,6 +152,7 @@ def _key_from_row(r: Any) -> ApiKey:
         default_tags=dict(r.default_tags or {}),
         rate_limits=RateLimits(int(r.requests_per_minute), int(r.tokens_per_minute)),
         secret_prefix=r.secret_prefix,
+        test=bool(r.test),
         create_time=r.create_time,
         revoke_time=r.revoke_time,
     )
@@ -262,6 +266,7 @@ class Store:
                     default_tags=key.default_tags,
                     requests_per_minute=key.rate_limits.requests_per_minute,
                     tokens_per_minute=key.rate_limits.tokens_per_minute,
+                    test=key.test,
                 )
                 .returning(api_keys)
             )

@@ -79,6 +79,7 @@ class Stack:
             display_name=fields.pop("display_name", "test key"),
             default_tags=fields.pop("default_tags", {"workspace": "ws1", "workflow": "wf1"}),
             rate_limits=admin_pb2.RateLimits(**(limits or {})),
+            mode=fields.pop("mode", admin_pb2.API_KEY_MODE_UNSPECIFIED),
         )
         assert not fields, f"unknown key fields {fields}"
         resp = await self.admin.CreateApiKey(req, metadata=self.admin_metadata, timeout=5)

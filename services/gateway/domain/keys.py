@@ -12,6 +12,11 @@ from common.errors import InvalidArgument
 from gateway.domain import recording
 
 SECRET_PREFIX = "tg_"
+# A test key's secret starts with this; a live key's never does (new_secret sees to it), so the secret
+# alone tells a key's mode. The stored flag, not the prefix, is what the gateway acts on.
+TEST_SECRET_PREFIX = "tg_test_"
+# How much of the secret is stored and shown to recognise a key: the mode's prefix and 5 random characters.
+_SHOWN_RANDOM = 5
 _TAG_KEY = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAX_TAGS = 16
 # Rate limits are BIGINT columns; a bound far below that keeps bucket arithmetic exact in floats.
@@ -34,6 +39,8 @@ class ApiKey:
     default_tags: dict[str, str] = field(default_factory=dict)
     rate_limits: RateLimits = RateLimits()
     secret_prefix: str = ""
+    # Fixed at creation: no use case updates it and the database refuses to (migration 0003).
+    test: bool = False
     create_time: datetime | None = None
     revoke_time: datetime | None = None
 
@@ -42,9 +49,26 @@ class ApiKey:
         return self.revoke_time is not None
 
 
-def new_secret() -> str:
-    """tg_ + 32 random bytes, URL-safe base64 (43 characters): 256 bits, so a plain hash suffices."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+def new_secret(test: bool = False) -> str:
+    """tg_ (live) or tg_test_ (test) + 32 random bytes, URL-safe base64 (43 characters): 256 bits, so
+    a plain hash suffices. A live secret whose random part happens to start with "test_" is drawn
+    again, so that the prefix never lies about the mode."""
+    if test:
+        return TEST_SECRET_PREFIX + secrets.token_urlsafe(32)
+    while True:
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        if not secret.startswith(TEST_SECRET_PREFIX):
+            return secret
+
+
+def is_test_secret(secret: str) -> bool:
+    return secret.startswith(TEST_SECRET_PREFIX)
+
+
+def shown_prefix(secret: str) -> str:
+    """What is stored and listed to recognise a key: "tg_" + 5 (live) or "tg_test_" + 5 (test)."""
+    mode_prefix = TEST_SECRET_PREFIX if is_test_secret(secret) else SECRET_PREFIX
+    return secret[: len(mode_prefix) + _SHOWN_RANDOM]
 
 
 def new_key_id() -> str:

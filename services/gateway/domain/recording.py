@@ -31,9 +31,20 @@ MAX_TAGS = 32
 MAX_TAG_KEY_LENGTH = 64
 MAX_TAG_VALUE_LENGTH = 256
 MAX_PAGE_COUNT = 1_000_000_000
-# Tags every event gets from its route and attempt (error and tokens_estimated only on some).
+# Tags every event gets from its route and attempt (error and tokens_estimated only on some,
+# attempt_status only on a test key's events: counted for every request so the room a request's tags
+# have does not depend on the key's mode).
 ROUTE_TAG_KEYS = frozenset(
-    {"model", "provider", "offering", "upstream_model", "attempt", "tokens_estimated", "error"}
+    {
+        "model",
+        "provider",
+        "offering",
+        "upstream_model",
+        "attempt",
+        "tokens_estimated",
+        "error",
+        "attempt_status",
+    }
 )
 # Tags an event gets from the request's business units, when declared.
 UNIT_TAG_KEYS = ("document_id", "ticket_id", "outcome")

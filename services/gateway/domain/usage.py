@@ -17,6 +17,10 @@ from gateway.domain.chat import BusinessUnits
 EVENT_TYPE = "ai.request"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+# Every attempt of a test key, whatever its outcome: a failed test attempt must not become a FAILED
+# event that a meter listing FAILED would count. The outcome itself goes in the ATTEMPT_STATUS tag.
+TEST = "test"
+ATTEMPT_STATUS_TAG = "attempt_status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +97,11 @@ def build_event(
     tags: dict[str, str],
     units: BusinessUnits,
     error: str = "",
+    test: bool = False,
 ) -> UsageRecord:
-    """The event of one attempt. Tags: the merged caller tags plus the route and business units."""
+    """The event of one attempt. Tags: the merged caller tags plus the route and business units.
+
+    A test key's attempt (test=True) has status TEST and its outcome in the attempt_status tag."""
     t = dict(tags)
     t["model"] = route.model
     t["provider"] = route.provider
@@ -119,13 +126,16 @@ def build_event(
     }
     if units.page_count > 0:
         q["pages"] = str(units.page_count)
+    outcome = SUCCEEDED if succeeded else FAILED
+    if test:
+        t[ATTEMPT_STATUS_TAG] = outcome
     return UsageRecord(
         id=event_id(request_id, attempt),
         occurred_time=occurred_time,
         builder_id=builder_id,
         app_id=app_id,
         customer_id=customer_id,
-        status=SUCCEEDED if succeeded else FAILED,
+        status=TEST if test else outcome,
         run_id=units.run_id,
         tags=t,
         quantities=q,

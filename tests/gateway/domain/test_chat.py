@@ -121,7 +121,7 @@ def test_without_request_tags_the_key_defaults_are_the_tags():
 
 
 def test_key_and_request_tags_together_are_capped_at_what_metering_takes_with_the_route_tags():
-    room = MAX_TAGS - len(ROUTE_TAG_KEYS)  # 32 - 7: the route's tags go on every event
+    room = MAX_TAGS - len(ROUTE_TAG_KEYS)  # 32 - 8: the route's tags go on every event
     key_tags = {f"k{i}": "x" for i in range(16)}
     request_tags = {f"r{i}": "x" for i in range(room - 16)}
     assert len(validate(chat(tags=request_tags), key_tags)) == room

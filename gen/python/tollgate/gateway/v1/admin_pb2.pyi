@@ -17,6 +17,12 @@ class ApiKeyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     API_KEY_STATE_ACTIVE: _ClassVar[ApiKeyState]
     API_KEY_STATE_REVOKED: _ClassVar[ApiKeyState]
 
+class ApiKeyMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    API_KEY_MODE_UNSPECIFIED: _ClassVar[ApiKeyMode]
+    API_KEY_MODE_LIVE: _ClassVar[ApiKeyMode]
+    API_KEY_MODE_TEST: _ClassVar[ApiKeyMode]
+
 class BreakerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BREAKER_STATE_UNSPECIFIED: _ClassVar[BreakerState]
@@ -26,6 +32,9 @@ class BreakerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 API_KEY_STATE_UNSPECIFIED: ApiKeyState
 API_KEY_STATE_ACTIVE: ApiKeyState
 API_KEY_STATE_REVOKED: ApiKeyState
+API_KEY_MODE_UNSPECIFIED: ApiKeyMode
+API_KEY_MODE_LIVE: ApiKeyMode
+API_KEY_MODE_TEST: ApiKeyMode
 BREAKER_STATE_UNSPECIFIED: BreakerState
 BREAKER_STATE_CLOSED: BreakerState
 BREAKER_STATE_OPEN: BreakerState
@@ -40,7 +49,7 @@ class RateLimits(_message.Message):
     def __init__(self, requests_per_minute: _Optional[int] = ..., tokens_per_minute: _Optional[int] = ...) -> None: ...
 
 class ApiKey(_message.Message):
-    __slots__ = ("id", "builder_id", "app_id", "customer_id", "display_name", "default_tags", "rate_limits", "secret_prefix", "state", "create_time", "revoke_time")
+    __slots__ = ("id", "builder_id", "app_id", "customer_id", "display_name", "default_tags", "rate_limits", "secret_prefix", "state", "create_time", "revoke_time", "mode")
     class DefaultTagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +68,7 @@ class ApiKey(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     id: str
     builder_id: str
     app_id: str
@@ -70,10 +80,11 @@ class ApiKey(_message.Message):
     state: ApiKeyState
     create_time: _timestamp_pb2.Timestamp
     revoke_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., app_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., default_tags: _Optional[_Mapping[str, str]] = ..., rate_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., secret_prefix: _Optional[str] = ..., state: _Optional[_Union[ApiKeyState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    mode: ApiKeyMode
+    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., app_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., default_tags: _Optional[_Mapping[str, str]] = ..., rate_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., secret_prefix: _Optional[str] = ..., state: _Optional[_Union[ApiKeyState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mode: _Optional[_Union[ApiKeyMode, str]] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("request_id", "builder_id", "app_id", "customer_id", "display_name", "default_tags", "rate_limits")
+    __slots__ = ("request_id", "builder_id", "app_id", "customer_id", "display_name", "default_tags", "rate_limits", "mode")
     class DefaultTagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +99,7 @@ class CreateApiKeyRequest(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_TAGS_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     builder_id: str
     app_id: str
@@ -95,7 +107,8 @@ class CreateApiKeyRequest(_message.Message):
     display_name: str
     default_tags: _containers.ScalarMap[str, str]
     rate_limits: RateLimits
-    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., app_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., default_tags: _Optional[_Mapping[str, str]] = ..., rate_limits: _Optional[_Union[RateLimits, _Mapping]] = ...) -> None: ...
+    mode: ApiKeyMode
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., app_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., default_tags: _Optional[_Mapping[str, str]] = ..., rate_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., mode: _Optional[_Union[ApiKeyMode, str]] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
     __slots__ = ("api_key", "secret")
