@@ -177,6 +177,7 @@ PAGE_TOKEN = Text(
 PAGE_SIZE = Int(0, 1000)
 PLAN_VERSION = Int(0, 2**31 - 1)
 YAML = Text(MAX_PLAN_YAML_CHARS, required=True, free_text=True)
+LABEL = Text(64)
 
 _B = "tollgate.billing.v1."
 
@@ -308,6 +309,32 @@ RULES: dict[str, Rule] = {
     _B + "ListEarningsRequest.builder_id": OPTIONAL_REF,
     _B + "ListEarningsRequest.page_size": PAGE_SIZE,
     _B + "ListEarningsRequest.page_token": PAGE_TOKEN,
+    # simulations (nothing written)
+    _B + "DraftPlan.label": LABEL,
+    _B + "DraftPlan.yaml": Text(MAX_PLAN_YAML_CHARS, free_text=True),  # one of yaml and version
+    _B + "DraftPlan.version": Nested(),
+    _B + "SimulatePlanRequest.builder_id": REF,
+    _B + "SimulatePlanRequest.customer_id": OPTIONAL_REF,
+    _B + "SimulatePlanRequest.period_start_time": Stamp(),
+    _B + "SimulatePlanRequest.plan": Nested(),
+    _B + "PriceUsageProfilesRequest.builder_id": REF,
+    _B + "PriceUsageProfilesRequest.plans": Nested(max_items=10),
+    _B + "PriceUsageProfilesRequest.profiles": Nested(max_items=10),
+    _B + "UsageProfile.name": Text(64, required=True),
+    _B + "UsageProfile.meters": Nested(),
+    _B + "UsageProfile.scaled": Nested(),
+    _B + "MeterQuantities.meters": Nested(max_items=100),
+    _B + "MeterQuantity.meter_key": CHARGE_KEY,
+    _B + "MeterQuantity.quantity": DECIMAL,
+    _B + "MeterQuantity.event_count": DECIMAL,
+    _B + "MeterQuantity.buckets": Nested(max_items=50),
+    _B + "BucketQuantity.bucket": BUCKET,
+    _B + "BucketQuantity.quantity": DECIMAL,
+    _B + "ScaledMonth.customer_id": REF,
+    _B + "ScaledMonth.period_start_time": Stamp(),
+    _B + "ScaledMonth.factor": DECIMAL,
+    _B + "GetUnitEconomicsRequest.builder_id": REF,
+    _B + "GetUnitEconomicsRequest.period_start_time": Stamp(),
 }
 
 

@@ -329,6 +329,14 @@ class Verifier:
         ), expires
 
 
+def bearer_header(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The raw `authorization` metadata value (for checks that parse it themselves), or None."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return None
+
+
 def bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     """The token of `authorization: Bearer <token>` metadata; None when absent or another scheme."""
     for key, value in metadata or ():

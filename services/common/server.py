@@ -185,14 +185,24 @@ class _CallScope:
 class _Guard:
     """The access rules of every RPC a server serves, and the verifier of credentials."""
 
-    def __init__(self, verifier: auth.Verifier, rules: dict[str, auth.Access]) -> None:
+    def __init__(
+        self,
+        verifier: auth.Verifier,
+        rules: dict[str, auth.Access],
+        api_key_check: Callable[[Iterable[tuple[str, Any]]], None] | None = None,
+    ) -> None:
         self.verifier = verifier
         self.rules = rules
+        # For API-key RPCs the servicer checks the key; a body that does not decode never reaches it,
+        # so the key is checked here first (a caller without a good key learns nothing more).
+        self.api_key_check = api_key_check
 
     def admit(
         self, rule: auth.Access | None, request: Any, context: grpc.aio.ServicerContext
     ) -> auth.Principal | None:
         if rule is not None and rule.api_key:
+            if isinstance(request, _Undecodable) and self.api_key_check is not None:
+                self.api_key_check(context.invocation_metadata())
             _refuse_undecodable(request)
             return None
         principal = self.verifier.verify(auth.bearer(context.invocation_metadata()))
@@ -364,6 +374,7 @@ async def start_server(
     verifier: auth.Verifier,
     access: Mapping[str, auth.AccessTable],
     tls: ServerTLS | None = None,
+    api_key_check: Callable[[Iterable[tuple[str, Any]]], None] | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     max_message_mb: int = 64,
@@ -383,7 +394,8 @@ async def start_server(
     for service_name, table in access.items():
         auth.check_access_table(service_name, table)
         rules.update({f"/{service_name}/{method}": rule for method, rule in table.items()})
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(_Guard(verifier, rules))], options=options)
+    guard = _Guard(verifier, rules, api_key_check)
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(guard)], options=options)
     service_names = register(server)
     unguarded = sorted(set(service_names) - set(access))
     if unguarded:

@@ -14,7 +14,7 @@ import structlog
 import yaml
 from aiohttp import web
 
-from common import errors
+from common import auth, errors
 from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
 from common.security import open_channel
@@ -186,6 +186,7 @@ async def start(settings: Settings) -> GatewayServer:
             services["GatewayAdminService"].full_name: ADMIN_ACCESS,
         },
         tls=security.server_tls(),
+        api_key_check=lambda metadata: chat.authenticate(auth.bearer_header(metadata)),
         metrics_port=settings.metrics_port,
         metrics_host=settings.metrics_host,
     )

@@ -186,3 +186,24 @@ async def test_a_retry_within_one_builder_still_returns_the_first_reply(stack) -
     other.customer.builder_id = B
     created = await b.CreateCustomer(other)
     assert created.customer.builder_id == B
+
+
+async def test_replaying_every_mutation_returns_each_first_reply_exactly(stack) -> None:
+    """Every reply type goes through the stored-reply codec (typed view -> JSON -> typed view): the
+    whole lifecycle sent again with the same request ids answers exactly what it answered first,
+    and changes nothing (the credit note and the payment are not applied twice)."""
+    b = stack.billing
+    builder = "agency-scope-replay"
+    first = await _lifecycle(b, builder, "30.00")
+    again = await _lifecycle(b, builder, "30.00")
+    assert again.keys() == first.keys()
+    for step, reply in first.items():
+        assert again[step] == reply, step
+    invoice = first["payment"].invoice
+    now = await b.GetInvoice(bpb.GetInvoiceRequest(builder_id=builder, invoice_id=invoice.id))
+    # 30.00 - 2.00 wallet - 1.00 credit - 1.00 paid = 26.00, once.
+    assert (dec(now.invoice.credited), dec(now.invoice.amount_paid), dec(now.invoice.amount_due)) == (
+        1,
+        1,
+        26,
+    )

@@ -223,13 +223,6 @@ async def test_a_body_that_does_not_decode_without_a_credential_is_unauthenticat
     assert not wrong, f"{len(wrong)} calls with the body b'\\xff' were not UNAUTHENTICATED: {wrong[:6]}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the inference door (gateway InferenceService, API-key RPCs) answers a body that does not decode "
-    "with INVALID_ARGUMENT before it checks the API key: a caller without a key learns the body was parsed "
-    "instead of getting UNAUTHENTICATED (common/server.py admits api_key rules without a check, and "
-    "_refuse_undecodable runs before the servicer's key check)",
-)
 async def test_a_body_that_does_not_decode_without_an_api_key_is_unauthenticated(suite) -> None:
     wrong = await _undecodable_without_credential(suite, api_key_door=True)
     assert not wrong, f"{len(wrong)} calls with the body b'\\xff' were not UNAUTHENTICATED: {wrong[:6]}"

@@ -812,3 +812,173 @@ class ListEarningsResponse(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[EarningsEntry]
     next_page_token: str
     def __init__(self, entries: _Optional[_Iterable[_Union[EarningsEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DraftPlan(_message.Message):
+    __slots__ = ("label", "yaml", "version")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    yaml: str
+    version: PlanVersion
+    def __init__(self, label: _Optional[str] = ..., yaml: _Optional[str] = ..., version: _Optional[_Union[PlanVersion, _Mapping]] = ...) -> None: ...
+
+class PricedTotals(_message.Message):
+    __slots__ = ("total", "provider_cost", "platform_fee", "builder_margin")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_COST_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FEE_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    total: _money_pb2.Money
+    provider_cost: _money_pb2.Money
+    platform_fee: _money_pb2.Money
+    builder_margin: _money_pb2.Money
+    def __init__(self, total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., provider_cost: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., platform_fee: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., builder_margin: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class SimulatePlanRequest(_message.Message):
+    __slots__ = ("builder_id", "customer_id", "period_start_time", "plan")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    customer_id: str
+    period_start_time: _timestamp_pb2.Timestamp
+    plan: DraftPlan
+    def __init__(self, builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., period_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[DraftPlan, _Mapping]] = ...) -> None: ...
+
+class CustomerSimulation(_message.Message):
+    __slots__ = ("customer_id", "projected_invoice", "projected", "billed", "billed_invoice_id")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_INVOICE_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_FIELD_NUMBER: _ClassVar[int]
+    BILLED_FIELD_NUMBER: _ClassVar[int]
+    BILLED_INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    projected_invoice: Invoice
+    projected: PricedTotals
+    billed: PricedTotals
+    billed_invoice_id: str
+    def __init__(self, customer_id: _Optional[str] = ..., projected_invoice: _Optional[_Union[Invoice, _Mapping]] = ..., projected: _Optional[_Union[PricedTotals, _Mapping]] = ..., billed: _Optional[_Union[PricedTotals, _Mapping]] = ..., billed_invoice_id: _Optional[str] = ...) -> None: ...
+
+class SimulatePlanResponse(_message.Message):
+    __slots__ = ("customers", "projected", "billed")
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_FIELD_NUMBER: _ClassVar[int]
+    BILLED_FIELD_NUMBER: _ClassVar[int]
+    customers: _containers.RepeatedCompositeFieldContainer[CustomerSimulation]
+    projected: PricedTotals
+    billed: PricedTotals
+    def __init__(self, customers: _Optional[_Iterable[_Union[CustomerSimulation, _Mapping]]] = ..., projected: _Optional[_Union[PricedTotals, _Mapping]] = ..., billed: _Optional[_Union[PricedTotals, _Mapping]] = ...) -> None: ...
+
+class BucketQuantity(_message.Message):
+    __slots__ = ("bucket", "quantity")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    quantity: str
+    def __init__(self, bucket: _Optional[str] = ..., quantity: _Optional[str] = ...) -> None: ...
+
+class MeterQuantity(_message.Message):
+    __slots__ = ("meter_key", "quantity", "event_count", "buckets")
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    meter_key: str
+    quantity: str
+    event_count: str
+    buckets: _containers.RepeatedCompositeFieldContainer[BucketQuantity]
+    def __init__(self, meter_key: _Optional[str] = ..., quantity: _Optional[str] = ..., event_count: _Optional[str] = ..., buckets: _Optional[_Iterable[_Union[BucketQuantity, _Mapping]]] = ...) -> None: ...
+
+class MeterQuantities(_message.Message):
+    __slots__ = ("meters",)
+    METERS_FIELD_NUMBER: _ClassVar[int]
+    meters: _containers.RepeatedCompositeFieldContainer[MeterQuantity]
+    def __init__(self, meters: _Optional[_Iterable[_Union[MeterQuantity, _Mapping]]] = ...) -> None: ...
+
+class ScaledMonth(_message.Message):
+    __slots__ = ("customer_id", "period_start_time", "factor")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    period_start_time: _timestamp_pb2.Timestamp
+    factor: str
+    def __init__(self, customer_id: _Optional[str] = ..., period_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., factor: _Optional[str] = ...) -> None: ...
+
+class UsageProfile(_message.Message):
+    __slots__ = ("name", "meters", "scaled")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    METERS_FIELD_NUMBER: _ClassVar[int]
+    SCALED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    meters: MeterQuantities
+    scaled: ScaledMonth
+    def __init__(self, name: _Optional[str] = ..., meters: _Optional[_Union[MeterQuantities, _Mapping]] = ..., scaled: _Optional[_Union[ScaledMonth, _Mapping]] = ...) -> None: ...
+
+class PriceUsageProfilesRequest(_message.Message):
+    __slots__ = ("builder_id", "plans", "profiles")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLANS_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    plans: _containers.RepeatedCompositeFieldContainer[DraftPlan]
+    profiles: _containers.RepeatedCompositeFieldContainer[UsageProfile]
+    def __init__(self, builder_id: _Optional[str] = ..., plans: _Optional[_Iterable[_Union[DraftPlan, _Mapping]]] = ..., profiles: _Optional[_Iterable[_Union[UsageProfile, _Mapping]]] = ...) -> None: ...
+
+class ProfilePrice(_message.Message):
+    __slots__ = ("profile", "plan", "projected_invoice", "totals")
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_INVOICE_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    profile: str
+    plan: str
+    projected_invoice: Invoice
+    totals: PricedTotals
+    def __init__(self, profile: _Optional[str] = ..., plan: _Optional[str] = ..., projected_invoice: _Optional[_Union[Invoice, _Mapping]] = ..., totals: _Optional[_Union[PricedTotals, _Mapping]] = ...) -> None: ...
+
+class PriceUsageProfilesResponse(_message.Message):
+    __slots__ = ("prices",)
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    prices: _containers.RepeatedCompositeFieldContainer[ProfilePrice]
+    def __init__(self, prices: _Optional[_Iterable[_Union[ProfilePrice, _Mapping]]] = ...) -> None: ...
+
+class GetUnitEconomicsRequest(_message.Message):
+    __slots__ = ("builder_id", "period_start_time")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    period_start_time: _timestamp_pb2.Timestamp
+    def __init__(self, builder_id: _Optional[str] = ..., period_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UnitEconomics(_message.Message):
+    __slots__ = ("meter_key", "workflow", "units", "revenue", "provider_cost", "platform_fee", "builder_margin", "margin_per_unit")
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_COST_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FEE_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_PER_UNIT_FIELD_NUMBER: _ClassVar[int]
+    meter_key: str
+    workflow: str
+    units: str
+    revenue: _money_pb2.Money
+    provider_cost: _money_pb2.Money
+    platform_fee: _money_pb2.Money
+    builder_margin: _money_pb2.Money
+    margin_per_unit: str
+    def __init__(self, meter_key: _Optional[str] = ..., workflow: _Optional[str] = ..., units: _Optional[str] = ..., revenue: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., provider_cost: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., platform_fee: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., builder_margin: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., margin_per_unit: _Optional[str] = ...) -> None: ...
+
+class GetUnitEconomicsResponse(_message.Message):
+    __slots__ = ("meters", "workflows", "invoice_count")
+    METERS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    meters: _containers.RepeatedCompositeFieldContainer[UnitEconomics]
+    workflows: _containers.RepeatedCompositeFieldContainer[UnitEconomics]
+    invoice_count: int
+    def __init__(self, meters: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., workflows: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., invoice_count: _Optional[int] = ...) -> None: ...

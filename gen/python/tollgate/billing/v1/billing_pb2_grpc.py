@@ -164,6 +164,21 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListEarningsRequest.SerializeToString,
                 response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListEarningsResponse.FromString,
                 _registered_method=True)
+        self.SimulatePlan = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/SimulatePlan',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.SimulatePlanRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.SimulatePlanResponse.FromString,
+                _registered_method=True)
+        self.PriceUsageProfiles = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/PriceUsageProfiles',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesResponse.FromString,
+                _registered_method=True)
+        self.GetUnitEconomics = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/GetUnitEconomics',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -353,6 +368,32 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SimulatePlan(self, request, context):
+        """SimulatePlan prices the real metered usage of a past period under a draft plan, for one customer
+        or every customer of the builder, beside what was billed for that period. It changes nothing: no
+        plan, version, invoice or request id is stored. Prices, rounding and splits are those of
+        ClosePeriod, so the same plan gives the same invoice to the cent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PriceUsageProfiles(self, request, context):
+        """PriceUsageProfiles prices months the builder describes (light, normal, heavy: units per meter, or
+        a real customer's month scaled) under one or several draft plans. It changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUnitEconomics(self, request, context):
+        """GetUnitEconomics reports a builder's ended month from its finalized invoices, per meter and per
+        workflow tag: units, revenue, provider cost, platform fee, margin and margin per unit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -460,6 +501,21 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListEarnings,
                     request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListEarningsRequest.FromString,
                     response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListEarningsResponse.SerializeToString,
+            ),
+            'SimulatePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimulatePlan,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.SimulatePlanRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.SimulatePlanResponse.SerializeToString,
+            ),
+            'PriceUsageProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.PriceUsageProfiles,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesResponse.SerializeToString,
+            ),
+            'GetUnitEconomics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnitEconomics,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1054,6 +1110,87 @@ class BillingService:
             '/tollgate.billing.v1.BillingService/ListEarnings',
             tollgate_dot_billing_dot_v1_dot_billing__pb2.ListEarningsRequest.SerializeToString,
             tollgate_dot_billing_dot_v1_dot_billing__pb2.ListEarningsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimulatePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/SimulatePlan',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.SimulatePlanRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.SimulatePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PriceUsageProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/PriceUsageProfiles',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.PriceUsageProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnitEconomics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/GetUnitEconomics',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.GetUnitEconomicsResponse.FromString,
             options,
             channel_credentials,
             insecure,

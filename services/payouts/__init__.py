@@ -1,0 +1,1 @@
+"""Payouts: the double-entry ledger that settles billing's earnings feed, payout runs, statements."""

@@ -1,0 +1,1 @@
+"""Payouts' rules as plain Python: no I/O, no protos, no SQL."""
