@@ -26,7 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 OBSERVABILITY = {name for name, svc in SERVICES.items() if "observability" in svc.get("profiles", [])}
-CONTEXTS = {"metering": "metering.config", "billing": "billing.config", "gateway": "gateway.config"}
+CONTEXTS = {
+    "metering": "metering.config",
+    "billing": "billing.config",
+    "gateway": "gateway.config",
+    "payouts": "payouts.config",
+}
 
 
 class _Recorder(dict):
@@ -128,7 +133,7 @@ def test_the_tls_override_sets_only_variables_the_service_reads_and_names_its_se
             assert name in override["services"][context]["secrets"] and name in override["secrets"]
 
 
-@pytest.mark.parametrize("context", ["metering", "billing"])
+@pytest.mark.parametrize("context", ["metering", "billing", "payouts"])
 def test_grpc_health_checks_probe_the_service_on_its_own_port(context):
     test = SERVICES[context]["healthcheck"]["test"]
     assert test[1:4] == ["python", "-m", "common.healthcheck"]
@@ -232,6 +237,7 @@ def _defined_metric_names() -> set[str]:
 
     import billing.metrics  # noqa: F401
     import gateway.metrics  # noqa: F401
+    import payouts.metrics  # noqa: F401
     from common.server import _metrics
 
     _metrics()
@@ -262,5 +268,7 @@ def test_every_metric_the_dashboard_queries_is_one_the_code_defines():
         "tollgate_gateway_relay_lag_seconds",
         "tollgate_billing_period_closes_total",
         "tollgate_billing_period_close_seconds_bucket",
+        "tollgate_payouts_runs_total",
+        "tollgate_payouts_run_seconds_bucket",
     ):
         assert figure in used, figure
