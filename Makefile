@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 PROTOS := $(shell find protos -name '*.proto' | sort)
-SERVICES ?= metering gateway billing
+SERVICES ?= metering gateway billing payouts
 
 .PHONY: setup protos protos-check lint test test-fast run demo bench clean fuzz
 

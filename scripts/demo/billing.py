@@ -42,6 +42,9 @@ KIND = {
     bpb.EARNINGS_KIND_PROVIDER_COST: "provider cost",
 }
 
+# The builder the last run() billed (random per run), for the stories played after this one.
+builder_id: str | None = None
+
 
 def _usd(amount: str) -> object:
     return to_money(Decimal(amount), "USD")
@@ -52,8 +55,9 @@ def _fmt(money: object) -> str:
 
 
 async def run(endpoints: dict[str, str]) -> None:
+    global builder_id
     tag = uuid.uuid4().hex[:6]
-    builder = f"demo-agency-{tag}"
+    builder = builder_id = f"demo-agency-{tag}"
     now = datetime.now(UTC)
     this_month = datetime(now.year, now.month, 1, tzinfo=UTC)
     last_month = datetime(now.year - (now.month == 1), (now.month - 2) % 12 + 1, 1, tzinfo=UTC)

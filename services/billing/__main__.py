@@ -5,9 +5,11 @@ from __future__ import annotations
 from billing import app
 from billing.config import Settings
 from common.server import run, serve_until_signal
+from common.settings import parse_service_args
 
 
 def main() -> None:
+    parse_service_args("billing", __doc__, Settings)
     settings = Settings.from_env()
 
     async def serve() -> None:

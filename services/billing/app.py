@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -21,7 +23,10 @@ log = structlog.get_logger("billing.app")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-async def start(settings: Settings) -> RunningServer:
+async def start(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> RunningServer:
+    """`clock` is for tests only (production reads real time; Settings stay env-only): a period can be
+    closed only once it has ended, and an end-to-end test drives the gateway, which stamps its events
+    with real time, so it starts billing with a clock in the next month to close the current one."""
     # Credentials first: a service that may not start should say so before it touches its database.
     security = settings.security
     verifier = security.verifier(settings.grpc_address)
@@ -44,6 +49,7 @@ async def start(settings: Settings) -> RunningServer:
         metering,
         settle_timeout_seconds=settings.metering_retry_seconds,
         cutoff_lag_seconds=settings.usage_cutoff_lag_seconds,
+        **({"clock": clock} if clock is not None else {}),
     )
     running = await start_server(
         address=settings.grpc_address,

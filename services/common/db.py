@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -93,13 +95,37 @@ def embedded_server_url(data_dir: str | Path) -> str:
     pgserver shares one postmaster per data folder between processes, so every service of a local
     suite joins the same server, each with its own database, as compose does with one container.
     """
+    path = Path(data_dir).resolve()
+    _embedded_output_to_file(path)
+    # platformdirs (under pgserver) warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # imported lazily: only the embedded default needs it
 
-    path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     # 'stop': the server stops when the last process using it (service, suite or test run) exits.
     server = pgserver.get_server(path, cleanup_mode="stop")
     return async_url(server.get_uri())
+
+
+def embedded_log_file(data_dir: str | Path) -> Path:
+    """Where the embedded server's start-up chatter goes: logs/embedded-postgres.log beside the data folder
+    (.tollgate/pgdata -> .tollgate/logs/). The server's own log is pgserver's, in <data folder>/log."""
+    return Path(data_dir).resolve().parent / "logs" / "embedded-postgres.log"
+
+
+def _embedded_output_to_file(data_dir: Path) -> None:
+    """pgserver logs plain text through the `pgserver` logger: keep it out of the service's JSON log."""
+    logger = logging.getLogger("pgserver")
+    if any(getattr(h, "_tollgate_embedded", False) for h in logger.handlers):
+        return
+    target = embedded_log_file(data_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s pid=%(process)d %(levelname)s %(message)s"))
+    handler._tollgate_embedded = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 async def resolve_database_url(database_url: str | None, data_dir: str | Path, name: str) -> str:

@@ -16,6 +16,7 @@ import sys
 import structlog
 
 from common.server import quiet_gc, run
+from common.settings import parse_service_args
 from gateway.app import start
 from gateway.config import Settings
 
@@ -76,6 +77,7 @@ async def _main(settings: Settings) -> None:
 
 
 def main() -> None:
+    parse_service_args("gateway", __doc__, Settings)
     settings = Settings.from_env()
     run("gateway", settings.log_level, lambda: _main(settings))
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from common.server import quiet_gc, run, serve_until_signal
+from common.settings import parse_service_args
 from metering import app
 from metering.config import Settings
 
 
 def main() -> None:
+    parse_service_args("metering", __doc__, Settings)
     settings = Settings.from_env()
 
     async def serve() -> None:

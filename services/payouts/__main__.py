@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from common.server import run, serve_until_signal
+from common.settings import parse_service_args
 from payouts import app
 from payouts.config import Settings
 
 
 def main() -> None:
+    parse_service_args("payouts", __doc__, Settings)
     settings = Settings.from_env()
 
     async def serve() -> None:

@@ -97,10 +97,12 @@ def test_only_the_gateway_http_door_is_published_and_grafana_on_loopback_under_i
 
 def test_addresses_between_services_point_at_their_grpc_ports_on_the_compose_network():
     metering_port = SERVICES["metering"]["environment"]["METERING_GRPC_ADDRESS"].rpartition(":")[2]
-    for context in ("billing", "gateway"):
+    for context in ("billing", "gateway", "payouts"):
         assert SERVICES[context]["environment"][f"{context.upper()}_METERING_ADDRESS"] == (
             f"metering:{metering_port}"
         )
+    billing_port = SERVICES["billing"]["environment"]["BILLING_GRPC_ADDRESS"].rpartition(":")[2]
+    assert SERVICES["payouts"]["environment"]["PAYOUTS_BILLING_ADDRESS"] == f"billing:{billing_port}"
 
 
 @pytest.mark.parametrize("context", sorted(CONTEXTS))

@@ -24,7 +24,6 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from conftest import payouts_database
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from payouts_kit import (
     billing_feed,
@@ -42,6 +41,7 @@ from payouts import store
 from payouts.domain.ledger import EntryKind, FeedEntry, entry_transfer, release_transfer
 from payouts.domain.periods import Period
 from tests.conftest import auth_channel, security_env
+from tests.payouts.conftest import payouts_database
 from tollgate.payouts.v1 import payouts_pb2 as ppb
 from tollgate.payouts.v1 import payouts_pb2_grpc
 

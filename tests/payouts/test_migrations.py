@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import payouts_database
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from payouts.store import metadata
+from tests.payouts.conftest import payouts_database
 
 
 async def test_migrations_build_exactly_the_schema_store_describes(make_database):

@@ -8,7 +8,6 @@ from collections import Counter
 from decimal import Decimal as D
 
 import asyncpg
-from conftest import payouts_database
 from payouts_kit import (
     billing_feed,
     close_and_pay,
@@ -23,6 +22,7 @@ from payouts_kit import (
 from common.db import libpq_url
 from payouts.domain.periods import Period
 from tests.conftest import auth_channel, security
+from tests.payouts.conftest import payouts_database
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.payouts.v1 import payouts_pb2 as ppb
 from tollgate.payouts.v1 import payouts_pb2_grpc

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from conftest import payouts_database
 from payouts_kit import field_of, rid, usd
 
 from tests.conftest import auth_channel, security, token
+from tests.payouts.conftest import payouts_database
 from tollgate.payouts.v1 import payouts_pb2 as ppb
 from tollgate.payouts.v1 import payouts_pb2_grpc
 from tollgate.type.v1 import money_pb2
