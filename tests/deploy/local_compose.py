@@ -31,7 +31,9 @@ from common.security import LocalCredentials, ensure_local_credentials
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
-APP_SERVICES = [n for n in SERVICES if n != "postgres"]
+# What `docker compose up` starts: every service but the database and those under a profile
+# (observability's Prometheus and Grafana are images, not this repository's code).
+APP_SERVICES = [n for n, svc in SERVICES.items() if n != "postgres" and not svc.get("profiles")]
 _HOST_PORT = re.compile(r"\b([a-z0-9][a-z0-9_.-]*):(\d{2,5})\b")
 _PROVIDER_DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
 
