@@ -1,5 +1,5 @@
 """Gateway benchmark: the latency the gateway adds over calling the stand-in provider directly, and
-requests/s through the HTTP front door.
+requests/s through the HTTP front door, with one and with two HTTP workers (GATEWAY_HTTP_WORKERS).
 
 Three kinds of processes, so the numbers are not one event loop measuring itself:
 - a stand-in provider (`python -m fakeprovider`, zero latency, 8 completion tokens): the baseline;
@@ -538,9 +538,40 @@ async def main() -> None:
             )
         _auth_timing()
         await _throughput("gateway.http.direct_rps", direct_url, UPSTREAM_KEY, 64, RPS_SECONDS, LOAD_PROCS)
-        await _throughput("gateway.http.rps", gw_url, secret, 64, RPS_SECONDS, LOAD_PROCS)
+        await _throughput("gateway.http.rps http_workers=1", gw_url, secret, 64, RPS_SECONDS, LOAD_PROCS)
+        # The same gateway configuration with GATEWAY_HTTP_WORKERS=2 (one more process serving the HTTP
+        # door on the same port), on the same database and key, after the one-worker gateway stops.
         for p in procs:
             p.check()
+        await gateway.stop()
+        two_url = f"http://127.0.0.1:{_free_port()}"
+        two_grpc = f"127.0.0.1:{_free_port()}"
+        two = Proc(
+            "gateway-2-workers",
+            ["-m", "gateway"],
+            {
+                **gateway.env,
+                "GATEWAY_GRPC_ADDRESS": two_grpc,
+                "GATEWAY_HTTP_ADDRESS": two_url.removeprefix("http://"),
+                "GATEWAY_HTTP_WORKERS": "2",
+            },
+        )
+        procs.append(two)
+        await two.start()
+        await _wait_grpc(two_grpc, two)
+        await _wait_http(f"{two_url}/v1/models", two, {"Authorization": f"Bearer {secret}"})
+        await asyncio.sleep(2.0)  # the second worker binds the shared port a moment after the first
+        await _throughput(
+            "gateway.http.rps http_workers=2",
+            f"{two_url}/v1/chat/completions",
+            secret,
+            64,
+            RPS_SECONDS,
+            LOAD_PROCS,
+        )
+        for p in procs:
+            if p is not gateway:
+                p.check()
     finally:
         for p in reversed(procs):
             await p.stop()

@@ -7,6 +7,11 @@
 2. Feed consumption from a real billing: BENCH_PAYOUTS_FEED_CUSTOMERS (2,000) customers of one builder
    are invoiced and paid through billing's API (metering as a subprocess), then SyncEarnings reads the
    whole earnings feed in pages of 1,000; reported as entries/s.
+3. Feed consumption at scale: BENCH_PAYOUTS_FEED_ENTRIES (1,000,000) earnings entries in a real
+   billing's database (`python -m billing` as a subprocess), consumed by SyncEarnings through billing's
+   ListEarnings with payouts' service credential, as in production; reported as entries/s, then
+   checked: every entry recorded and posted once, the ledger balanced, clearing = minus the feed's sum.
+   BENCH_PAYOUTS_STEPS (run,feed,feed_scale) picks the steps.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import asyncpg
+import grpc
+
 from bench._db import bench_credentials, credentials_env, fresh_database, operator_channel
-from common.db import create_engine
+from common.db import create_engine, libpq_url
 from common.logging import configure_logging
 from common.migrations import upgrade_head_async
 from common.money import to_timestamp
@@ -316,10 +324,133 @@ async def bench_feed() -> None:
             proc.kill()
 
 
+# Bench set-up only: what billing appends when invoices are paid (a provider cost, a platform fee and a
+# builder margin entry per usage line), written in bulk through the migrated billing schema because
+# producing a million entries through billing's API means ~70,000 paid invoices. Payouts never reads
+# this table: it reads the entries through billing's ListEarnings like any other.
+SEED_EARNINGS = """
+INSERT INTO earnings (builder_id, app_id, customer_id, invoice_id, line_position, workflow, meter_key,
+                      kind, reason, currency_code, amount, source_id, create_time)
+SELECT 'bench-builder-' || lpad((line % $3)::text, 4, '0'),
+       'app',
+       'c' || lpad((line % 5000)::text, 5, '0'),
+       'inv-' || (line / 2),
+       line % 2,
+       (ARRAY['intake', 'review', 'reply'])[1 + line % 3],
+       (ARRAY['requests', 'llm_cost'])[1 + line % 2],
+       (ARRAY['provider_cost', 'platform_fee', 'builder_margin'])[1 + (n - 1) % 3],
+       'payment',
+       'USD',
+       -- whole cents > 0, as billing rounds every entry to the currency's minor unit
+       ((n * 7919) % 100000 + 1) / 100.0,
+       'pay-' || (line / 2),
+       $4::timestamptz + make_interval(secs => n / 1000.0)
+FROM generate_series($1::bigint, $2::bigint) AS n, LATERAL (SELECT (n - 1) / 3 AS line) AS l
+"""
+
+
+async def _wait_serving(address: str, proc: subprocess.Popen) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with operator_channel(address) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        for _ in range(1200):
+            if proc.poll() is not None:
+                raise RuntimeError(f"billing exited with {proc.returncode}")
+            try:
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:  # not up yet
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("billing never became SERVING")
+
+
+async def bench_feed_scale() -> None:
+    total = int(os.environ.get("BENCH_PAYOUTS_FEED_ENTRIES", "1000000"))
+    builders = 1000
+    _, billing_url = await fresh_database("payouts_feed_billing")
+    _, payouts_url = await fresh_database("payouts_feed_scale")
+    await upgrade_head_async("services/billing/migrations", billing_url, "alembic_version_billing")
+    when = datetime.now(UTC) - timedelta(days=3)
+    t0 = time.perf_counter()
+    seed = await asyncpg.connect(libpq_url(billing_url))
+    try:
+        for first in range(1, total + 1, 100_000):
+            await seed.execute(SEED_EARNINGS, first, min(first + 99_999, total), builders, when)
+        await seed.execute("ANALYZE earnings")
+        billed = await seed.fetchrow("SELECT count(*) n, sum(amount) s, max(sequence) last FROM earnings")
+    finally:
+        await seed.close()
+    print(f"payouts.bench.feed_seed entries={billed['n']} seconds={time.perf_counter() - t0:.1f} "
+          "(bench set-up: bulk SQL into billing's earnings table)", flush=True)  # fmt: skip
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BILLING_DATABASE_URL": billing_url,
+        "BILLING_GRPC_ADDRESS": f"127.0.0.1:{port}",
+        "BILLING_METRICS_PORT": "off",
+        "BILLING_LOG_LEVEL": "WARNING",
+        "BILLING_METERING_ADDRESS": "127.0.0.1:1",
+        **credentials_env("billing"),
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "billing"], env=env)  # noqa: ASYNC220 - started once
+    payouts_running = None
+    try:
+        billing_address = f"127.0.0.1:{port}"
+        await _wait_serving(billing_address, proc)
+        payouts_running = await _payouts_server(payouts_url, billing_address)
+        async with operator_channel(f"127.0.0.1:{payouts_running.port}", options=OPTIONS) as pch:
+            stub = payouts_pb2_grpc.PayoutsServiceStub(pch)
+            t1 = time.perf_counter()
+            synced = await stub.SyncEarnings(
+                ppb.SyncEarningsRequest(request_id=uuid.uuid4().hex), timeout=3600
+            )
+            seconds = time.perf_counter() - t1
+        print(f"payouts.feed entries={synced.applied_count} seconds={seconds:.1f} "
+              f"entries_per_s={synced.applied_count / seconds:.0f}", flush=True)  # fmt: skip
+    finally:
+        if payouts_running is not None:
+            await payouts_running.stop(0)
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    db = await asyncpg.connect(libpq_url(payouts_url))
+    try:
+        recorded = await db.fetchrow(
+            "SELECT count(*) n, count(DISTINCT sequence) d, max(sequence) last FROM feed_entries"
+        )
+        posted = await db.fetchval("SELECT count(*) FROM transfers WHERE source_kind = 'earnings_entry'")
+        balance = await db.fetchval("SELECT sum(balance) FROM accounts")
+        clearing = await db.fetchval("SELECT balance FROM accounts WHERE purpose = 'clearing'")
+    finally:
+        await db.close()
+    ok = (
+        synced.applied_count == total
+        and recorded["n"] == recorded["d"] == total
+        and recorded["last"] == billed["last"]
+        and posted == total
+        and balance == 0
+        and clearing == -billed["s"]
+    )
+    print(f"payouts.feed.check applied_once={ok} recorded={recorded['n']} posted_entry_transfers={posted} "
+          f"ledger_sum={balance} clearing={clearing} billed_sum={billed['s']}", flush=True)  # fmt: skip
+    if not ok:
+        raise AssertionError("the feed did not apply every entry exactly once")
+
+
+STEPS = {"run": bench_payout_run, "feed": bench_feed, "feed_scale": bench_feed_scale}
+
+
 async def main() -> None:
     configure_logging("payouts", "WARNING", json=False)
-    await bench_payout_run()
-    await bench_feed()
+    for name in os.environ.get("BENCH_PAYOUTS_STEPS", ",".join(STEPS)).split(","):
+        await STEPS[name.strip()]()
 
 
 if __name__ == "__main__":

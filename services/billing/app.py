@@ -58,6 +58,7 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
         access={billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name: ACCESS},
         tls=security.server_tls(),
         metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
     )
 
     async def close() -> None:

@@ -17,6 +17,8 @@ class Settings:
     grpc_address: str = "127.0.0.1:50053"
     # None: no Prometheus endpoint (tests).
     metrics_port: int | None = 9103
+    # The metrics listener's interface: loopback unless a scraper on another host must reach it.
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 5.0
     # Where metering's gRPC API answers.
@@ -41,6 +43,7 @@ class Settings:
             data_dir=env.str("DATA_DIR", cls.data_dir) or cls.data_dir,
             grpc_address=env.str("GRPC_ADDRESS", cls.grpc_address) or cls.grpc_address,
             metrics_port=env.optional_port("METRICS_PORT", cls.metrics_port),
+            metrics_host=env.str("METRICS_HOST", cls.metrics_host) or cls.metrics_host,
             log_level=env.str("LOG_LEVEL", cls.log_level) or cls.log_level,
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             metering_address=env.str("METERING_ADDRESS", cls.metering_address) or cls.metering_address,

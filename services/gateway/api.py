@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,8 @@ import grpc
 from common import errors
 from common.auth import Access
 from common.money import to_timestamp
+from common.server import status_code_for
+from gateway import metrics
 from gateway.domain import chat as chat_rules
 from gateway.domain import limits
 from gateway.domain.catalog import Model, Offering, Provider, parse_price
@@ -169,32 +172,67 @@ def _merged_deltas(frames: list[list[dict[str, Any]]]) -> list[inference_pb2.Cha
     return out
 
 
+def _code_name(exc: BaseException) -> str:
+    """The status the shared interceptor will send for this exception (for the request counter)."""
+    if isinstance(exc, errors.ServiceError):
+        return status_code_for(exc).name
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return "CANCELLED"
+    return "INTERNAL"
+
+
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self, chat: ChatService) -> None:
         self.chat = chat
 
     async def CreateChatCompletion(self, request, context):
-        auth, pairs = _authorization(context)
-        key = self.chat.authenticate(auth)
-        result = await self.chat.complete(key, decode_chat(request, pairs))
-        return _completion(result)
+        served, code = None, "OK"
+        try:
+            auth, pairs = _authorization(context)
+            key = self.chat.authenticate(auth)
+            result = await self.chat.complete(key, decode_chat(request, pairs))
+            served = result.served
+            return _completion(result)
+        except BaseException as exc:
+            code = _code_name(exc)
+            raise
+        finally:
+            self._count(request.model, served, code)
 
     async def StreamChatCompletion(self, request, context) -> AsyncIterator[Any]:
-        auth, pairs = _authorization(context)
-        key = self.chat.authenticate(auth)
-        cid = rid = ""
-        async for item in self.chat.stream(key, decode_chat(request, pairs)):
-            if isinstance(item, StreamChunk):
-                for delta in _merged_deltas(item.frames):
-                    yield inference_pb2.StreamChatCompletionResponse(id=cid, request_id=rid, delta=delta)
-            elif isinstance(item, StreamStart):
-                cid, rid = item.id, item.request_id
-            elif isinstance(item, StreamEnd):
-                yield inference_pb2.StreamChatCompletionResponse(
-                    id=cid,
-                    request_id=rid,
-                    summary=inference_pb2.StreamSummary(usage=_usage(item.usage), route=_route(item.served)),
-                )
+        served, code = None, "OK"
+        try:
+            auth, pairs = _authorization(context)
+            key = self.chat.authenticate(auth)
+            cid = rid = ""
+            async for item in self.chat.stream(key, decode_chat(request, pairs)):
+                if isinstance(item, StreamChunk):
+                    for delta in _merged_deltas(item.frames):
+                        yield inference_pb2.StreamChatCompletionResponse(id=cid, request_id=rid, delta=delta)
+                elif isinstance(item, StreamStart):
+                    cid, rid, served = item.id, item.request_id, item.served
+                elif isinstance(item, StreamEnd):
+                    yield inference_pb2.StreamChatCompletionResponse(
+                        id=cid,
+                        request_id=rid,
+                        summary=inference_pb2.StreamSummary(
+                            usage=_usage(item.usage), route=_route(item.served)
+                        ),
+                    )
+        except BaseException as exc:
+            code = _code_name(exc)
+            raise
+        finally:
+            self._count(request.model, served, code)
+
+    def _count(self, model: str, served: Any, code: str) -> None:
+        if served is not None:
+            model, provider = served.route.model, served.route.provider
+        else:
+            provider = metrics.NONE
+        metrics.request_done(
+            metrics.DOOR_GRPC, metrics.model_label(self.chat.catalog.routes, model), provider, code
+        )
 
     async def ListModels(self, request, context):
         auth, _ = _authorization(context)

@@ -20,6 +20,7 @@ from common.migrations import upgrade_head_async
 from common.security import open_channel
 from common.server import RunningServer, start_server
 from common.settings import SettingsError
+from gateway import metrics
 from gateway.api import ADMIN_ACCESS, INFERENCE_ACCESS, AdminServicer, InferenceServicer
 from gateway.clients import MeteringClient, entitlements_for
 from gateway.config import Settings
@@ -187,6 +188,7 @@ async def start(settings: Settings) -> GatewayServer:
         tls=security.server_tls(),
         api_key_check=lambda metadata: chat.authenticate(auth.bearer_header(metadata)),
         metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
     )
 
     runner = web.ServerRunner(FrontDoor(chat).server(), handle_signals=False)
@@ -236,7 +238,23 @@ async def start(settings: Settings) -> GatewayServer:
     )
     gw._tasks.append(asyncio.create_task(refresh_loop(), name="gateway-refresh"))
 
+    async def sample_outbox() -> None:
+        # Backlog and relay lag come from the database (every instance sees the same rows); sampled
+        # here rather than at scrape time, which runs on the metrics server's thread.
+        while True:
+            try:
+                pending, age = await store.outbox_backlog()
+                metrics.outbox_sampled(pending, age)
+            except Exception as exc:  # the next tick tries again; the gauges keep their last value
+                log.warning("gateway.metrics.outbox_sample_failed", error=type(exc).__name__)
+            await asyncio.sleep(settings.metrics_sample_seconds)
+
+    if settings.metrics_port is not None and not settings.http_worker:
+        gw._tasks.append(asyncio.create_task(sample_outbox(), name="gateway-outbox-sample"))
+    metrics.BREAKERS.watch(chat)
+
     async def close_resources() -> None:
+        metrics.BREAKERS.unwatch(chat)
         for t in gw._tasks:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):

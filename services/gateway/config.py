@@ -21,6 +21,10 @@ class Settings:
     grpc_address: str = "127.0.0.1:50052"
     http_address: str = "127.0.0.1:8080"
     metrics_port: int | None = 9102
+    # The metrics listener's interface: loopback unless a scraper on another host must reach it.
+    metrics_host: str = "127.0.0.1"
+    # How often the outbox backlog and relay lag gauges are sampled from the database, in seconds.
+    metrics_sample_seconds: float = 5.0
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 5.0
     # Other contexts.
@@ -86,6 +90,8 @@ class Settings:
             raise SettingsError("GATEWAY_RELAY_BATCH_SIZE must be between 1 and 10000")
         if not 1 <= self.http_workers <= 64:
             raise SettingsError("GATEWAY_HTTP_WORKERS must be between 1 and 64")
+        if self.metrics_sample_seconds <= 0:
+            raise SettingsError("GATEWAY_METRICS_SAMPLE_SECONDS must be positive")
         if self.max_attempts < 1:
             raise SettingsError("GATEWAY_MAX_ATTEMPTS must be at least 1")
 
@@ -102,6 +108,8 @@ class Settings:
             grpc_address=env.str("GRPC_ADDRESS", d.grpc_address) or d.grpc_address,
             http_address=env.str("HTTP_ADDRESS", d.http_address) or d.http_address,
             metrics_port=env.optional_port("METRICS_PORT", d.metrics_port),
+            metrics_host=env.str("METRICS_HOST", d.metrics_host) or d.metrics_host,
+            metrics_sample_seconds=env.float("METRICS_SAMPLE_SECONDS", d.metrics_sample_seconds),
             log_level=env.str("LOG_LEVEL", d.log_level) or d.log_level,
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds),
             metering_address=env.str("METERING_ADDRESS", d.metering_address) or d.metering_address,

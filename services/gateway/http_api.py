@@ -18,6 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from common import errors
+from gateway import metrics
 from gateway.domain import chat as chat_rules
 from gateway.domain import limits
 from gateway.domain.chat import BusinessUnits, ChatInput
@@ -284,6 +285,20 @@ class FrontDoor:
         return await self.unknown(request)
 
     async def chat_completions(self, request: web.BaseRequest) -> web.StreamResponse:
+        asked: list[str] = []
+        resp = await self._chat_completions(request, asked)
+        headers = resp.headers
+        metrics.request_done(
+            metrics.DOOR_HTTP,
+            metrics.model_label(self.chat.catalog.routes, headers.get("x-tollgate-model") or asked[0]),
+            headers.get("x-tollgate-provider", metrics.NONE),
+            resp.status,
+        )
+        return resp
+
+    async def _chat_completions(self, request: web.BaseRequest, asked: list[str]) -> web.StreamResponse:
+        """The answer; `asked` gets the model the caller named once the body is decoded (for metrics)."""
+        asked.append("")
         try:
             key = self.chat.authenticate(request.headers.get("Authorization"))
             length = request.content_length
@@ -298,6 +313,7 @@ class FrontDoor:
             except ValueError:
                 raise errors.InvalidArgument("the request body is not valid JSON", field="body") from None
             chat = decode_chat(body, request.headers)
+            asked[0] = chat.models[0] if chat.models else ""
             if chat.stream:
                 return await self._stream(request, key, chat)
             result = await self.chat.complete(key, chat)

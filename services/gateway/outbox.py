@@ -23,9 +23,9 @@ import uuid
 import asyncpg
 import grpc
 import structlog
-from prometheus_client import Counter, Gauge
 
 from common.money import to_timestamp
+from gateway import metrics
 from gateway.clients import MeteringClient
 from gateway.domain.usage import FAILED, SUCCEEDED, TEST, UsageRecord
 from gateway.store import Store
@@ -39,30 +39,7 @@ _STATUS = {
     TEST: metering_pb2.EVENT_STATUS_TEST,
 }
 
-_metrics: dict[str, object] = {}
 _LINGER_SECONDS = 0.05
-
-
-def _metric(name: str) -> object:
-    if not _metrics:
-        _metrics["written"] = Counter(
-            "tollgate_gateway_outbox_written_total", "Usage events committed to the outbox."
-        )
-        _metrics["commits"] = Counter("tollgate_gateway_outbox_commits_total", "Outbox group commits.")
-        _metrics["delivered"] = Counter(
-            "tollgate_gateway_outbox_delivered_total",
-            "Outbox events delivered to metering (accepted or duplicate).",
-        )
-        _metrics["parked"] = Counter(
-            "tollgate_gateway_outbox_parked_total",
-            "Outbox events metering rejected (conflict or invalid), parked.",
-        )
-        _metrics["relay_failures"] = Counter(
-            "tollgate_gateway_relay_failures_total",
-            "Relay batches that failed (metering unreachable or erroring).",
-        )
-        _metrics["lag"] = Gauge("tollgate_gateway_relay_last_batch_size", "Events in the relay's last batch.")
-    return _metrics[name]
 
 
 def encode(record: UsageRecord) -> bytes:
@@ -180,8 +157,8 @@ class OutboxWriter:
                 for fut, _ in waiters:
                     if not fut.done():
                         fut.set_result(None)
-                _metric("written").inc(len(ids))  # type: ignore[attr-defined]
-                _metric("commits").inc()  # type: ignore[attr-defined]
+                metrics.OUTBOX_WRITTEN.inc(len(ids))
+                metrics.OUTBOX_COMMITS.inc()
                 for cb in self.on_commit:
                     cb()
         finally:
@@ -255,9 +232,9 @@ class Relay:
                 await self._store.mark_delivered(conn, seqs)
         self.delivered += len(seqs) - len(parked)
         self.parked += len(parked)
-        _metric("delivered").inc(len(seqs) - len(parked))  # type: ignore[attr-defined]
-        _metric("parked").inc(len(parked))  # type: ignore[attr-defined]
-        _metric("lag").set(len(seqs))  # type: ignore[attr-defined]
+        metrics.OUTBOX_DELIVERED.inc(len(seqs) - len(parked))
+        metrics.OUTBOX_PARKED.inc(len(parked))
+        metrics.RELAY_LAST_BATCH.set(len(seqs))
         return len(seqs)
 
     async def _run(self) -> None:
@@ -273,7 +250,7 @@ class Relay:
                 raise
             except Exception as exc:
                 failures += 1
-                _metric("relay_failures").inc()  # type: ignore[attr-defined]
+                metrics.RELAY_FAILURES.inc()
                 delay = min(self._backoff_max, self._backoff_initial * (2 ** min(failures - 1, 20)))
                 delay = random.uniform(delay / 2, delay)  # jitter: instances do not retry in lockstep
                 if failures == 1 or failures % 20 == 0:

@@ -22,6 +22,7 @@ import structlog
 from common import errors
 from common.idempotency import builder_scope, claim, complete, fingerprint
 from common.paging import encode_token, page_size
+from gateway import metrics
 from gateway.clients import Entitlements
 from gateway.config import Settings
 from gateway.domain import chat as chat_rules
@@ -512,6 +513,7 @@ class ChatService:
             await self.outbox.write(events)
         except OutboxUnavailable:
             raise UsageNotRecorded() from None
+        metrics.usage_recorded(events)
 
     def _record_later(self, events: list[UsageRecord]) -> None:
         """For a caller that went away: commit in the background (nothing waits on the answer)."""
@@ -520,6 +522,9 @@ class ChatService:
         task = asyncio.ensure_future(self.outbox.write(events))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(
+            lambda t: t.cancelled() or t.exception() is not None or metrics.usage_recorded(events)
+        )
 
     # -- failover, shared by unary and streaming --
 
@@ -583,6 +588,7 @@ class ChatService:
                 raise
             ms = att.elapsed_ms()
             h.record_success(ms)
+            metrics.upstream_succeeded(route, ms / 1000)
             choices = doc["choices"]
             usage, estimated = att.usage(doc.get("usage"), _completion_chars(choices))
             att.succeeded(usage, estimated, ms)
@@ -625,6 +631,7 @@ class ChatService:
             raise await self._give_up(att, chat.models)
 
         ttft_ms = att.elapsed_ms()
+        metrics.first_token(att.route, ttft_ms / 1000)
         served = Served(att.route, att.base + att.n)
         out_chars = 0
         raw_usage: object = None
@@ -657,6 +664,7 @@ class ChatService:
                 except StopAsyncIteration:
                     break
             health.record_success(ttft_ms)
+            metrics.upstream_succeeded(att.route, att.elapsed_ms() / 1000)
             usage, estimated = att.usage(raw_usage, out_chars)
             att.succeeded(usage, estimated)
             recorded = True

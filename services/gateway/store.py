@@ -395,6 +395,19 @@ class Store:
             )
         return int(status.split()[-1])
 
+    async def outbox_backlog(self) -> tuple[int, float]:
+        """Rows waiting for delivery and the age in seconds of the oldest (0 when none), for metrics.
+        Both read the pending partial index; the count walks the backlog, which is short unless
+        metering is down."""
+        async with self.pool.acquire() as conn:
+            r = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM usage_outbox "
+                "WHERE delivered_time IS NULL AND parked_reason IS NULL), "
+                "coalesce(extract(epoch FROM now() - (SELECT create_time FROM usage_outbox "
+                "WHERE delivered_time IS NULL AND parked_reason IS NULL ORDER BY seq LIMIT 1)), 0)::float8"
+            )
+        return int(r[0]), max(0.0, float(r[1]))
+
     async def outbox_counts(self) -> dict[str, int]:
         async with self.pool.acquire() as conn:
             r = await conn.fetchrow(

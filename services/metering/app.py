@@ -56,6 +56,7 @@ async def start(settings: Settings) -> RunningServer:
         access={metering_pb2.DESCRIPTOR.services_by_name["MeteringService"].full_name: ACCESS},
         tls=settings.security.server_tls(),
         metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
     )
     running.on_stop(store.close)
     await running.set_serving()

@@ -17,6 +17,8 @@ class Settings:
     grpc_address: str = "127.0.0.1:50051"
     # None: no Prometheus endpoint (tests).
     metrics_port: int | None = 9101
+    # The metrics listener's interface: loopback unless a scraper on another host must reach it.
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 5.0
     # Events per IngestEvents call; larger batches are rejected whole.
@@ -46,6 +48,7 @@ class Settings:
             data_dir=env.str("DATA_DIR", cls.data_dir) or cls.data_dir,
             grpc_address=env.str("GRPC_ADDRESS", cls.grpc_address) or cls.grpc_address,
             metrics_port=env.optional_port("METRICS_PORT", cls.metrics_port),
+            metrics_host=env.str("METRICS_HOST", cls.metrics_host) or cls.metrics_host,
             log_level=env.str("LOG_LEVEL", cls.log_level) or cls.log_level,
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             max_batch_size=env.int("MAX_BATCH_SIZE", cls.max_batch_size),

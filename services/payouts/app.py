@@ -75,6 +75,7 @@ async def start(settings: Settings, *, clock: Clock = utc_now) -> RunningServer:
         access={payouts_pb2.DESCRIPTOR.services_by_name["PayoutsService"].full_name: ACCESS},
         tls=settings.security.server_tls(),
         metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
     )
     consumer = (
         asyncio.create_task(consume_forever(service, settings.feed_poll_seconds))

@@ -1,12 +1,15 @@
 """docker-compose.yml cannot be started here (no Docker engine), so its wiring is checked against the
 code it runs: each service's command is a module that exists, every variable it sets is one that
 service reads, every database it names is created by the init script, the gateway's catalog loads and
-names only credentials the gateway container has, and the stand-in providers' arguments parse."""
+names only credentials the gateway container has, and the stand-in providers' arguments parse. The
+`observability` profile: Prometheus scrapes exactly the services' metrics ports, Grafana's datasource and
+dashboard are provisioned, and every metric the dashboard queries is one the code defines."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,6 +25,7 @@ from gateway.domain.catalog import parse_catalog
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
+OBSERVABILITY = {name for name, svc in SERVICES.items() if "observability" in svc.get("profiles", [])}
 CONTEXTS = {
     "metering": "metering.config",
     "billing": "billing.config",
@@ -48,7 +52,7 @@ def _variables_read(context: str) -> set[str]:
     return env.asked
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(set(SERVICES) - OBSERVABILITY))
 def test_every_command_runs_a_module_of_this_repository(name):
     command = SERVICES[name].get("command")
     if name == "postgres":
@@ -84,9 +88,11 @@ def test_the_database_password_comes_from_the_environment_and_is_required():
     assert "tollgate@postgres" not in text and "POSTGRES_PASSWORD: tollgate" not in text
 
 
-def test_only_the_gateway_http_door_is_published():
+def test_only_the_gateway_http_door_is_published_and_grafana_on_loopback_under_its_profile():
     published = {name: svc.get("ports", []) for name, svc in SERVICES.items() if svc.get("ports")}
-    assert published == {"gateway": ["8080:8080"]}
+    assert published == {"gateway": ["8080:8080"], "grafana": ["127.0.0.1:3000:3000"]}
+    assert SERVICES["grafana"]["profiles"] == ["observability"]
+    assert "profiles" not in SERVICES["gateway"]
 
 
 def test_addresses_between_services_point_at_their_grpc_ports_on_the_compose_network():
@@ -156,3 +162,115 @@ def test_stand_in_provider_arguments_parse_and_match_the_catalog_urls(name):
     assert args.api_key == SERVICES["gateway"]["environment"]["TOLLGATE_PROVIDER_DEMO_KEY"]
     catalog = (REPO / "deploy/catalog.compose.yaml").read_text()
     assert f"http://{name}:{args.port}/v1" in catalog
+
+
+# ---- the observability profile ----
+
+
+def _mounts(name: str) -> dict[str, str]:
+    """Container path -> host path (relative to the repository) of a service's bind mounts."""
+    out = {}
+    for volume in SERVICES[name].get("volumes", []):
+        host, target = volume.split(":")[:2]
+        if host.startswith("./"):
+            out[target] = host.removeprefix("./")
+    return out
+
+
+def test_the_observability_profile_runs_prometheus_and_grafana_from_pinned_images():
+    assert OBSERVABILITY == {"prometheus", "grafana"}
+    for name in OBSERVABILITY:
+        image = SERVICES[name]["image"]
+        assert ":" in image and not image.endswith(":latest"), image
+    assert _mounts("prometheus") == {"/etc/prometheus/prometheus.yml": "deploy/prometheus.yml"}
+    assert "--config.file=/etc/prometheus/prometheus.yml" in SERVICES["prometheus"]["command"]
+
+
+def test_prometheus_scrapes_exactly_every_service_metrics_port_on_the_compose_network():
+    config = yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())
+    targets = {
+        (job["job_name"], target)
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    expected = {
+        (context, f"{context}:{SERVICES[context]['environment'][f'{context.upper()}_METRICS_PORT']}")
+        for context in CONTEXTS
+    }
+    assert targets == expected
+
+
+@pytest.mark.parametrize("context", sorted(CONTEXTS))
+def test_every_service_metrics_listener_is_reachable_on_the_compose_network(context):
+    env = SERVICES[context]["environment"]
+    assert env[f"{context.upper()}_METRICS_HOST"] == "0.0.0.0"
+    settings = importlib.import_module(CONTEXTS[context]).Settings.from_env(
+        {
+            f"{context.upper()}_METRICS_PORT": env[f"{context.upper()}_METRICS_PORT"],
+            f"{context.upper()}_METRICS_HOST": "0.0.0.0",
+        }
+    )
+    assert (settings.metrics_host, settings.metrics_port) == (
+        "0.0.0.0",
+        int(env[f"{context.upper()}_METRICS_PORT"]),
+    )
+
+
+def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard_folder():
+    mounts = _mounts("grafana")
+    provisioning = REPO / mounts["/etc/grafana/provisioning"]
+    datasource = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())["datasources"][0]
+    assert datasource["type"] == "prometheus"
+    assert urlparse(datasource["url"]).hostname == "prometheus" and urlparse(datasource["url"]).port == 9090
+    provider = yaml.safe_load((provisioning / "dashboards/tollgate.yml").read_text())["providers"][0]
+    assert mounts[provider["options"]["path"]] == "deploy/grafana/dashboards"
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/tollgate.json").read_text())
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])} | {
+        p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p
+    }
+    assert uids == {datasource["uid"]}
+
+
+def _defined_metric_names() -> set[str]:
+    """Every sample name the code can export, from the prometheus_client registry after importing each
+    context's metrics module (and the gRPC metrics every service shares)."""
+    from prometheus_client import REGISTRY
+
+    import billing.metrics  # noqa: F401
+    import gateway.metrics  # noqa: F401
+    import payouts.metrics  # noqa: F401
+    from common.server import _metrics
+
+    _metrics()
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    names = set()
+    for family in REGISTRY.collect():
+        for suffix in suffixes.get(family.type, ("",)):
+            names.add(family.name + suffix)
+    return names
+
+
+def test_every_metric_the_dashboard_queries_is_one_the_code_defines():
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/tollgate.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\b(tollgate_[a-z0-9_]+)", expr)}
+    assert len(used) >= 12, used
+    defined = _defined_metric_names()
+    assert used <= defined, sorted(used - defined)
+    # The figures the dashboard is for are all on it.
+    for figure in (
+        "tollgate_gateway_requests_total",
+        "tollgate_gateway_upstream_latency_seconds_bucket",
+        "tollgate_gateway_time_to_first_token_seconds_bucket",
+        "tollgate_gateway_tokens_total",
+        "tollgate_gateway_provider_cost_total",
+        "tollgate_gateway_breaker_state",
+        "tollgate_gateway_outbox_backlog",
+        "tollgate_gateway_relay_lag_seconds",
+        "tollgate_billing_period_closes_total",
+        "tollgate_billing_period_close_seconds_bucket",
+        "tollgate_payouts_runs_total",
+        "tollgate_payouts_run_seconds_bucket",
+    ):
+        assert figure in used, figure

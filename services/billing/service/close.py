@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from billing import store
+from billing import metrics, store
 from billing.domain import (
     ChargeUsage,
     EarningsParties,
@@ -116,6 +116,7 @@ class Closing(ServiceCore):
             settled = answer.settled
         return cutoff
 
+    @metrics.timed_close
     async def close_period(self, request_id: str, builder_id: str, period_end: datetime) -> CloseSummary:
         """Close a builder's period in two phases, so that waiting on metering holds no connection.
 

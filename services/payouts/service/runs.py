@@ -13,7 +13,7 @@ import structlog
 
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from common.paging import decode_token, encode_token, page_size
-from payouts import store
+from payouts import metrics, store
 from payouts.domain.ledger import failure_transfer, plan_payout
 from payouts.domain.periods import Period
 from payouts.domain.statement import BankRow, payout_run_csv
@@ -42,6 +42,7 @@ def payout_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class Runs(Feed, Base):
+    @metrics.timed_run
     async def run_payouts(self, request_id: str, period: Period) -> dict[str, Any]:
         if period.start > self.clock():
             raise InvalidArgument(f"period {period} has not started yet", field="period")
