@@ -38,10 +38,10 @@ from fractions import Fraction
 
 from common.errors import InvalidArgument
 
-from .invoice import InvoiceDraft, InvoiceLine, assemble, build_invoice
+from .invoice import InvoiceDraft, InvoiceLine, LateUsage, assemble, build_invoice, late_adjustment_line
 from .money import DOMAIN_CONTEXT, minor_units
 from .period import BillingPeriod
-from .plan import PlanSpec
+from .plan import MAX_NAME_CHARS, PlanSpec
 from .pricing import ChargeUsage
 from .split import PlatformFeeRule
 
@@ -145,14 +145,24 @@ def segment_label(segment: Segment) -> str:
     return f"{segment.plan_label}, {_stamp(segment.start)} to {_stamp(segment.end)} UTC"
 
 
+def _named(name: str, label: str) -> str:
+    """`name (label)`, the name cut so the whole fits a line's name (256 characters)."""
+    suffix = f" ({label})"
+    return name[: max(0, MAX_NAME_CHARS - len(suffix))] + suffix[:MAX_NAME_CHARS]
+
+
 def build_segmented_invoice(
-    segments: Sequence[Segment], fee_rule: PlatformFeeRule, period: BillingPeriod
+    segments: Sequence[Segment],
+    fee_rule: PlatformFeeRule,
+    period: BillingPeriod,
+    late_adjustments: Sequence[LateUsage] = (),
 ) -> InvoiceDraft:
     """One invoice for `period` from its segments, in order: each segment's lines (base fee, then
     one per charge, as `build_invoice`) under its prorated plan, each line's name followed by the
     segment's plan version and sub-range. Segments must lie inside the period, in order, without
     overlap, and share one currency. A single segment covering the whole period is exactly
-    `build_invoice` (with the label added)."""
+    `build_invoice` (with the label added). Late-usage lines (`late_adjustments`, whose charges the
+    caller gives as they priced the closed period, prorated or not) follow, as in `build_invoice`."""
     if not segments:
         raise InvalidArgument("an invoice needs at least one segment", field="segments")
     currency = segments[0].plan.currency
@@ -171,5 +181,9 @@ def build_segmented_invoice(
         share = active_share(period, seg.start, seg.end)
         draft = build_invoice(prorate_plan(seg.plan, share), seg.usage_by_charge, fee_rule, period)
         label = segment_label(seg)
-        lines.extend(replace(line, display_name=f"{line.display_name} ({label})") for line in draft.lines)
+        lines.extend(replace(line, display_name=_named(line.display_name, label)) for line in draft.lines)
+    for late in late_adjustments:
+        line = late_adjustment_line(late, fee_rule, currency)
+        if line is not None:
+            lines.append(line)
     return assemble(currency, period, lines)

@@ -23,6 +23,7 @@ from billing.domain import (
     period_containing,
     plan_from_dict,
 )
+from billing.domain.proration import Segment, active_share, build_segmented_invoice, prorate_plan
 from billing.domain.text import quote
 from billing.service._core import (
     EPSILON,
@@ -300,11 +301,20 @@ class Closing(ServiceCore):
                 if bcid != cid or prev_usage is None:
                     continue
                 prev_spec = specs[(snap["plan_id"], snap["plan_version"])]
-                charge = prev_spec.charge(charge_key)
+                # The closed period was priced prorated when the subscription started inside it.
+                charge = prorate_plan(prev_spec, active_share(prev, c["start_time"], prev.end)).charge(
+                    charge_key
+                )
                 now_usage: ChargeUsage = charge_usage(prev_spec, prev_usage, cid)[charge_key]
                 late.append(LateUsage(charge, prev, usage_from_json(snap["usage_snapshot"]), now_usage))
                 usage_json[f"late:{charge_key}"] = usage_to_json(now_usage)
-            draft = build_invoice(spec, by_charge, fee, period, late)
+            share = active_share(period, c["start_time"], period.end)
+            if share == 1:
+                draft = build_invoice(spec, by_charge, fee, period, late)
+            else:
+                # Started inside the period: priced by the proration rule (domain/proration.py).
+                segment = Segment(spec, f"{key[0]} v{key[1]}", c["start_time"], period.end, by_charge)
+                draft = build_segmented_invoice([segment], fee, period, late)
             _check_recordable(draft, cid)
             invoice_id = _new_id("inv")
             tags = {ch.meter_key: usage_by_tag(usage, ch.meter_key, cid) for ch in spec.charges}

@@ -15,6 +15,7 @@ from billing.domain import (
     period_containing,
     plan_from_dict,
 )
+from billing.domain.proration import Segment, active_share, build_segmented_invoice
 from billing.domain.text import quote
 from billing.service._core import (
     _MAX_TIME,
@@ -208,7 +209,13 @@ class Invoicing(ServiceCore):
             None,
             customer_id=customer_id,
         )
-        draft = build_invoice(spec, charge_usage(spec, usage, customer_id), fee, period)
+        by_charge = charge_usage(spec, usage, customer_id)
+        if active_share(period, sub["start_time"], period.end) == 1:
+            draft = build_invoice(spec, by_charge, fee, period)
+        else:
+            # Started inside the period: priced as the close will, by the proration rule.
+            segment = Segment(spec, f"{plan_id} v{version}", sub["start_time"], period.end, by_charge)
+            draft = build_segmented_invoice([segment], fee, period)
         _check_recordable(draft, customer_id)
         tags = {c.meter_key: usage_by_tag(usage, c.meter_key, customer_id) for c in spec.charges}
         return draft_invoice_view(builder_id, customer_id, customer["app_id"], plan_id, version, draft, tags)
