@@ -1,40 +1,80 @@
-"""A customer who starts on the 10th pays a prorated first month, over real gRPC, PostgreSQL and
-metering. The proration rule (billing.domain.proration): by second, share = active seconds / period
-seconds, base fee and minimum rounded once to the cent half away from zero, included quantity to the
-places the plan wrote it with. Amounts below are worked by hand.
+"""Proration and cancellation in March 2026 (31 days), over real gRPC, PostgreSQL and metering, with
+billing's clock set by the test (`billing.app.start(clock=...)`, test-only).
+
+The proration rule (billing.domain.proration): by second, share = active seconds / period seconds;
+base fee and minimum rounded once to the cent half away from zero, included quantity to the places
+the plan wrote it with. Every amount below is worked by hand. The plan: base fee 49.00, tickets at
+0.80 each with 30 included and a minimum of 20.00.
 """
 
 from __future__ import annotations
 
-import calendar
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
 
-from billing_kit import at, create_meters, dec, event, ingest, line_by, rid, ts, usd
+import grpc
+import pytest
+from billing_kit import at, create_meters, dec, event, field_of, ingest, line_by, rid, ts, usd
+from conftest import _REPO
 
+from common.migrations import upgrade_head_async
+from tests.conftest import auth_channel, security
 from tollgate.billing.v1 import billing_pb2 as bpb
+from tollgate.billing.v1 import billing_pb2_grpc
 
 BUILDER = "prorate-1"
+MARCH, APRIL, MAY = at(2026, 3), at(2026, 4), at(2026, 5)
+NOW = [at(2026, 3, 1)]
 
 
-def _a_past_31_day_month() -> datetime:
-    """The start of the latest 31-day month that ended at least a month ago (inside retention)."""
-    now = datetime.now(UTC)
-    y, m = now.year, now.month - 2
-    while True:
-        if m <= 0:
-            y, m = y - 1, m + 12
-        if calendar.monthrange(y, m)[1] == 31:
-            return at(y, m)
-        m -= 1
+@pytest.fixture(scope="module")
+async def billing(
+    make_database, fast_metering_address: str
+) -> AsyncIterator[billing_pb2_grpc.BillingServiceStub]:
+    from billing.app import start
+    from billing.config import Settings
+
+    url = await make_database("billing")
+    await upgrade_head_async(_REPO / "services" / "billing" / "migrations", url, "alembic_version_billing")
+    running = await start(
+        Settings(
+            database_url=url,
+            grpc_address="127.0.0.1:0",
+            metrics_port=None,
+            metering_address=fast_metering_address,
+            metering_retry_seconds=20,
+            security=security("billing"),
+        ),
+        clock=lambda: NOW[0],
+    )
+    async with auth_channel(f"127.0.0.1:{running.port}") as channel:
+        yield billing_pb2_grpc.BillingServiceStub(channel)
+    await running.stop(0)
 
 
-M1 = _a_past_31_day_month()
-M2 = (M1 + timedelta(days=31)).replace(day=1)
+@pytest.fixture(scope="module")
+async def metering(fast_metering_address: str):
+    from tollgate.metering.v1 import metering_pb2_grpc
+
+    async with auth_channel(fast_metering_address) as channel:
+        yield metering_pb2_grpc.MeteringServiceStub(channel)
 
 
-async def test_a_start_on_the_tenth_pays_22_of_31_days_of_base_fee_minimum_and_included(stack) -> None:
-    b, m = stack.billing, stack.metering
-    await create_meters(m, BUILDER)
+async def _expect(call, code: grpc.StatusCode, what: str) -> None:
+    """The call fails with `code`; INVALID_ARGUMENT names `what` as its field, others say it."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    assert err.value.code() == code, err.value.details()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        assert field_of(err.value) == what
+    else:
+        assert what in err.value.details()
+
+
+async def test_a_start_on_the_tenth_and_a_cancellation_on_the_25th_are_prorated_to_the_cent(
+    billing, metering
+) -> None:
+    b = billing
+    await create_meters(metering, BUILDER)
     plan = await b.CreatePlan(
         bpb.CreatePlanRequest(
             request_id=rid(),
@@ -61,7 +101,13 @@ async def test_a_start_on_the_tenth_pays_22_of_31_days_of_base_fee_minimum_and_i
             ),
         )
     )
-    for cid, start in (("late", M1.replace(day=10)), ("whole", M1 - timedelta(days=3))):
+    starts = {
+        "late": at(2026, 3, 10),  # starts on the 10th
+        "whole": at(2026, 2, 25),  # started before March
+        "gone": at(2026, 3, 10),  # starts on the 10th, cancelled immediately on the 25th
+        "ends": at(2026, 2, 25),  # cancelled on the 25th at period end
+    }
+    for cid, start in starts.items():
         await b.CreateCustomer(
             bpb.CreateCustomerRequest(
                 request_id=rid(),
@@ -79,36 +125,112 @@ async def test_a_start_on_the_tenth_pays_22_of_31_days_of_base_fee_minimum_and_i
                 start_time=ts(start),
             )
         )
-    day = M1.replace(day=12)
-    await ingest(
-        m, [event(BUILDER, cid, "ticket.handled", day) for cid in ("late", "whole") for _ in range(37)]
-    )
+    events = [event(BUILDER, cid, "ticket.handled", at(2026, 3, 12)) for cid in starts for _ in range(37)]
+    # After the immediate cancellation: never invoiced.
+    events += [event(BUILDER, "gone", "ticket.handled", at(2026, 3, 28)) for _ in range(5)]
+    events += [event(BUILDER, cid, "ticket.handled", at(2026, 4, 3)) for cid in starts for _ in range(2)]
+    await ingest(metering, events)
 
-    preview = await b.PreviewInvoice(
-        bpb.PreviewInvoiceRequest(builder_id=BUILDER, customer_id="late", as_of_time=ts(day))
+    NOW[0] = at(2026, 3, 25)
+    request = bpb.CancelSubscriptionRequest(
+        request_id="cancel-gone",
+        builder_id=BUILDER,
+        customer_id="gone",
+        timing=bpb.CANCEL_TIMING_IMMEDIATELY,
     )
-    await b.ClosePeriod(bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(M2)))
+    cancelled = await b.CancelSubscription(request)
+    assert cancelled.subscription.end_time == ts(at(2026, 3, 25))
+    assert await b.CancelSubscription(request) == cancelled  # a retry: the first reply
+    await _expect(
+        b.CancelSubscription(
+            bpb.CancelSubscriptionRequest(request_id="cancel-gone", builder_id=BUILDER, customer_id="ends")
+        ),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "request_id 'cancel-gone' was already used",
+    )
+    # The same request id under another builder is that builder's own request (and finds nothing).
+    await _expect(
+        b.CancelSubscription(
+            bpb.CancelSubscriptionRequest(
+                request_id="cancel-gone", builder_id="someone-else", customer_id="gone"
+            )
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "customer 'gone' has no subscription",
+    )
+    await _expect(
+        b.CancelSubscription(
+            bpb.CancelSubscriptionRequest(request_id=rid(), builder_id=BUILDER, customer_id="gone")
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "was already cancelled",
+    )
+    await _expect(
+        b.CancelSubscription(
+            bpb.CancelSubscriptionRequest(request_id=rid(), builder_id=BUILDER, customer_id="ends", timing=7)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "timing",
+    )
+    await _expect(
+        b.ChangePlan(
+            bpb.ChangePlanRequest(
+                request_id=rid(), builder_id=BUILDER, customer_id="gone", plan_id=plan.plan.id
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "was cancelled",
+    )
+    at_end = await b.CancelSubscription(
+        bpb.CancelSubscriptionRequest(request_id=rid(), builder_id=BUILDER, customer_id="ends")
+    )
+    assert at_end.subscription.end_time == ts(APRIL)
+
+    NOW[0] = at(2026, 3, 29)
+    preview = await b.PreviewInvoice(bpb.PreviewInvoiceRequest(builder_id=BUILDER, customer_id="gone"))
+    NOW[0] = at(2026, 4, 2)
+    await b.ClosePeriod(
+        bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(APRIL))
+    )
     listed = await b.ListInvoices(bpb.ListInvoicesRequest(builder_id=BUILDER))
-    invoices = {inv.customer_id: inv for inv in listed.invoices}
+    march = {inv.customer_id: inv for inv in listed.invoices if inv.period_start_time == ts(MARCH)}
 
-    late = invoices["late"]
+    late = march["late"]
     base = late.lines[0]
     assert base.kind == bpb.LINE_KIND_BASE_FEE
     # Active from the 10th: 22 of 31 days. 49.00 * 22 / 31 = 34.774... -> 34.77.
     assert dec(base.amount) == dec(usd("34.77"))
-    stamp = M1.replace(day=10).strftime("%Y-%m-%d")
-    assert f"v1, {stamp} 00:00:00 to {M2.strftime('%Y-%m-%d')} 00:00:00 UTC" in base.display_name
+    assert base.display_name.endswith("v1, 2026-03-10 00:00:00 to 2026-04-01 00:00:00 UTC)")
     tickets = line_by(late, "tickets")
-    # Included 30 * 22/31 = 21.29 -> 21 tickets; 37 - 21 = 16 * 0.80 = 12.80, below the prorated
-    # minimum 20.00 * 22/31 = 14.193... -> 14.19, so the line is 14.19.
+    # Included 30 * 22/31 = 21.29 -> 21 tickets; (37 - 21) * 0.80 = 12.80, below the prorated
+    # minimum 20.00 * 22/31 = 14.193... -> 14.19, so the line is 14.19. Total 48.96.
     assert tickets.included_quantity == "21"
     assert dec(tickets.amount) == dec(usd("14.19"))
     assert dec(late.total) == dec(usd("48.96"))
-    # The preview prices the month as the close did.
-    assert dec(preview.invoice.total) == dec(usd("48.96"))
 
-    whole = invoices["whole"]
-    # Subscribed before the month: the full fee, 30 included, (37 - 30) * 0.80 = 5.60 -> minimum 20.00.
-    assert [dec(line.amount) for line in whole.lines] == [dec(usd("49.00")), dec(usd("20.00"))]
-    assert whole.lines[0].display_name == "Base fee"
-    assert dec(whole.total) == dec(usd("69.00"))
+    gone = march["gone"]
+    # Active [10th, 25th): 15 of 31 days. Base 49.00 * 15/31 = 23.709... -> 23.71. Included
+    # 30 * 15/31 = 14.52 -> 15. The 5 tickets of the 28th came after the cancellation: 37 tickets,
+    # (37 - 15) * 0.80 = 17.60, above the minimum 20.00 * 15/31 = 9.68. Total 41.31.
+    assert [dec(line.amount) for line in gone.lines] == [dec(usd("23.71")), dec(usd("17.60"))]
+    assert line_by(gone, "tickets").quantity == "37"
+    assert gone.lines[0].display_name.endswith("v1, 2026-03-10 00:00:00 to 2026-03-25 00:00:00 UTC)")
+    assert dec(gone.total) == dec(usd("41.31"))
+    assert dec(preview.invoice.total) == dec(usd("41.31"))  # the preview priced it as the close did
+
+    # A whole month, and a cancellation at period end: the full fee, 30 included,
+    # (37 - 30) * 0.80 = 5.60 -> the minimum 20.00. Total 69.00.
+    for cid in ("whole", "ends"):
+        assert [dec(line.amount) for line in march[cid].lines] == [dec(usd("49.00")), dec(usd("20.00"))]
+        assert march[cid].lines[0].display_name == "Base fee"
+
+    NOW[0] = at(2026, 5, 2)
+    await b.ClosePeriod(bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(MAY)))
+    listed = await b.ListInvoices(bpb.ListInvoicesRequest(builder_id=BUILDER))
+    april = sorted(inv.customer_id for inv in listed.invoices if inv.period_start_time == ts(APRIL))
+    assert april == ["late", "whole"]  # cancelled subscriptions are not invoiced after they end
+    await _expect(
+        b.PreviewInvoice(bpb.PreviewInvoiceRequest(builder_id=BUILDER, customer_id="gone")),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "is not active in 2026-05",
+    )

@@ -75,6 +75,8 @@ class _CloseUsage:
     cutoff: datetime
     usage: PeriodUsage
     prev_usage: PeriodUsage | None
+    # Customers cancelled inside the period: their end time and their usage up to it.
+    ended: dict[str, tuple[datetime, PeriodUsage]]
 
 
 class Closing(ServiceCore):
@@ -193,7 +195,7 @@ class Closing(ServiceCore):
         done = await store.invoiced_customers(conn, builder_id, period.start)
         todo = [
             c
-            for c in await store.billable_customers(conn, builder_id, period.end)
+            for c in await store.billable_customers(conn, builder_id, period.start, period.end)
             if c["customer_id"] not in done
         ]
         if not todo:
@@ -203,7 +205,12 @@ class Closing(ServiceCore):
         billed = await store.billed_usage(conn, builder_id, prev.start)
         prev_keys = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
         raw_specs = await store.plan_specs(conn, list(keys | prev_keys))
-        return {"keys": keys, "prev_keys": prev_keys, "specs": raw_specs}
+        ended = {
+            c["customer_id"]: (c["end_time"], self._in_force(c, period.start))
+            for c in todo
+            if c["end_time"] is not None and c["end_time"] < period.end
+        }
+        return {"keys": keys, "prev_keys": prev_keys, "specs": raw_specs, "ended": ended}
 
     async def _read_close_usage(self, builder_id: str, period: Any, inputs: dict[str, Any]) -> _CloseUsage:
         """The settled cutoff and every meter's usage for the close; holds no database connection."""
@@ -222,8 +229,23 @@ class Closing(ServiceCore):
             if prev_needs
             else asyncio.sleep(0, None),
         )
+        ended: dict[str, tuple[datetime, PeriodUsage]] = {}
+        for cid, (end, key) in inputs["ended"].items():
+            # Cancelled inside the period: only the usage before the cancellation is invoiced.
+            ended[cid] = (
+                end,
+                await query_period(
+                    self.metering,
+                    builder_id,
+                    meter_needs([specs[key]]),
+                    period.start,
+                    end,
+                    cutoff,
+                    customer_id=cid,
+                ),
+            )
         return _CloseUsage(
-            frozenset(inputs["keys"]), frozenset(inputs["prev_keys"]), cutoff, usage, prev_usage
+            frozenset(inputs["keys"]), frozenset(inputs["prev_keys"]), cutoff, usage, prev_usage, ended
         )
 
     async def _close(
@@ -234,7 +256,7 @@ class Closing(ServiceCore):
         done = await store.invoiced_customers(conn, builder_id, period.start)
         todo = [
             c
-            for c in await store.billable_customers(conn, builder_id, period.end)
+            for c in await store.billable_customers(conn, builder_id, period.start, period.end)
             if c["customer_id"] not in done
         ]
         cutoff: datetime | None = None
@@ -294,7 +316,11 @@ class Closing(ServiceCore):
             cid = c["customer_id"]
             key = in_force[cid]
             spec = specs[key]
-            by_charge = charge_usage(spec, usage, cid)
+            end = c["end_time"] if c["end_time"] is not None and c["end_time"] < period.end else None
+            if end is not None and fetched.ended.get(cid, (None,))[0] != end:
+                raise _StaleCloseInputs()  # cancelled between the phases: read its usage again
+            customer_usage = usage if end is None else fetched.ended[cid][1]
+            by_charge = charge_usage(spec, customer_usage, cid)
             late: list[LateUsage] = []
             usage_json = {k: usage_to_json(v) for k, v in by_charge.items()}
             for (bcid, charge_key), snap in billed.items():
@@ -308,16 +334,17 @@ class Closing(ServiceCore):
                 now_usage: ChargeUsage = charge_usage(prev_spec, prev_usage, cid)[charge_key]
                 late.append(LateUsage(charge, prev, usage_from_json(snap["usage_snapshot"]), now_usage))
                 usage_json[f"late:{charge_key}"] = usage_to_json(now_usage)
-            share = active_share(period, c["start_time"], period.end)
-            if share == 1:
+            active = (max(c["start_time"], period.start), end or period.end)
+            if active_share(period, *active) == 1:
                 draft = build_invoice(spec, by_charge, fee, period, late)
             else:
-                # Started inside the period: priced by the proration rule (domain/proration.py).
-                segment = Segment(spec, f"{key[0]} v{key[1]}", c["start_time"], period.end, by_charge)
+                # Started or cancelled inside the period: priced by the proration rule
+                # (domain/proration.py).
+                segment = Segment(spec, f"{key[0]} v{key[1]}", *active, by_charge)
                 draft = build_segmented_invoice([segment], fee, period, late)
             _check_recordable(draft, cid)
             invoice_id = _new_id("inv")
-            tags = {ch.meter_key: usage_by_tag(usage, ch.meter_key, cid) for ch in spec.charges}
+            tags = {ch.meter_key: usage_by_tag(customer_usage, ch.meter_key, cid) for ch in spec.charges}
             lines = _line_rows(invoice_id, draft.lines, period.start, prev.start, usage_json, tags)
             applied = apply_wallet(draft.subtotal, balances.get(cid, ZERO)).applied
             if applied > 0:

@@ -197,6 +197,14 @@ class Invoicing(ServiceCore):
                 raise FailedPrecondition(
                     f"customer {quote(customer_id)} has no subscription", field="customer_id"
                 )
+            # The part of the period the subscription is active in: cut by a start or a cancellation.
+            end = sub["end_time"] if sub["end_time"] is not None and sub["end_time"] < period.end else None
+            active = (max(sub["start_time"], period.start), end or period.end)
+            if active[1] <= active[0]:
+                raise FailedPrecondition(
+                    f"the subscription of {quote(customer_id)} is not active in {period.label}",
+                    field="as_of_time" if as_of else "customer_id",
+                )
             plan_id, version = self._in_force(sub, period.start)
             spec = plan_from_dict((await store.get_plan_version(conn, plan_id, version))["spec"])
             fee = await self._fee_rule(conn, builder_id)
@@ -205,16 +213,16 @@ class Invoicing(ServiceCore):
             builder_id,
             meter_needs([spec]),
             period.start,
-            period.end,
+            active[1],
             None,
             customer_id=customer_id,
         )
         by_charge = charge_usage(spec, usage, customer_id)
-        if active_share(period, sub["start_time"], period.end) == 1:
+        if active_share(period, *active) == 1:
             draft = build_invoice(spec, by_charge, fee, period)
         else:
-            # Started inside the period: priced as the close will, by the proration rule.
-            segment = Segment(spec, f"{plan_id} v{version}", sub["start_time"], period.end, by_charge)
+            # Started or cancelled inside the period: priced as the close will, by the proration rule.
+            segment = Segment(spec, f"{plan_id} v{version}", *active, by_charge)
             draft = build_segmented_invoice([segment], fee, period)
         _check_recordable(draft, customer_id)
         tags = {c.meter_key: usage_by_tag(usage, c.meter_key, customer_id) for c in spec.charges}

@@ -121,6 +121,10 @@ class Subscriptions(ServiceCore):
             sub = await store.get_subscription(conn, builder_id, customer_id, for_update=True)
             if sub is None:
                 raise NotFound(f"customer {quote(customer_id)} has no subscription", field="customer_id")
+            if sub["end_time"] is not None:
+                raise FailedPrecondition(
+                    f"the subscription of {quote(customer_id)} was cancelled", field="customer_id"
+                )
             customer = await store.get_customer(conn, builder_id, customer_id)
             assert customer is not None
             row = await self._version(conn, builder_id, plan_id, version, customer["currency_code"])
@@ -147,3 +151,37 @@ class Subscriptions(ServiceCore):
 
         body = {"builder_id": builder_id, "customer_id": customer_id, "plan_id": plan_id, "version": version}
         return await self._idempotent("ChangePlan", builder_id, request_id, body, work, SubscriptionView)
+
+    async def cancel_subscription(
+        self, request_id: str, builder_id: str, customer_id: str, *, immediately: bool
+    ) -> SubscriptionView:
+        """End a subscription now (its period is invoiced prorated to this moment, at that period's
+        close) or at the end of the current period (invoiced in full). A subscription that has not
+        started yet ends when it would start (nothing is invoiced) or at the end of its first period."""
+        _require(builder_id, "builder_id")
+        _require(customer_id, "customer_id")
+
+        async def work(conn: AsyncConnection) -> Any:
+            sub = await store.get_subscription(conn, builder_id, customer_id, for_update=True)
+            if sub is None:
+                raise NotFound(f"customer {quote(customer_id)} has no subscription", field="customer_id")
+            if sub["end_time"] is not None:
+                raise FailedPrecondition(
+                    f"the subscription of {quote(customer_id)} was already cancelled", field="customer_id"
+                )
+            now = max(self.clock(), sub["start_time"])
+            end = now if immediately else plan_change_effective_time(now)
+            sub = await store.update_subscription(conn, sub["id"], {"end_time": end})
+            log.info(
+                "billing.subscription.cancelled",
+                builder_id=builder_id,
+                customer_id=customer_id,
+                immediately=immediately,
+                end_time=_t(end),
+            )
+            return subscription_view(sub)
+
+        body = {"builder_id": builder_id, "customer_id": customer_id, "immediately": immediately}
+        return await self._idempotent(
+            "CancelSubscription", builder_id, request_id, body, work, SubscriptionView
+        )
