@@ -160,7 +160,12 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     async def ChangePlan(self, request: pb.ChangePlanRequest, context: grpc.aio.ServicerContext) -> Any:
         view = await self.service.change_plan(
-            request.request_id, request.builder_id, request.customer_id, request.plan_id, request.plan_version
+            request.request_id,
+            request.builder_id,
+            request.customer_id,
+            request.plan_id,
+            request.plan_version,
+            immediately=request.timing == pb.PLAN_CHANGE_TIMING_IMMEDIATELY,
         )
         return pb.ChangePlanResponse(subscription=subscription_pb(view))
 

@@ -264,6 +264,7 @@ RULES: dict[str, Rule] = {
     _B + "ChangePlanRequest.customer_id": REF,
     _B + "ChangePlanRequest.plan_id": SERVER_ID,
     _B + "ChangePlanRequest.plan_version": PLAN_VERSION,
+    _B + "ChangePlanRequest.timing": Enum(),
     _B + "CancelSubscriptionRequest.request_id": REQUEST_ID,
     _B + "CancelSubscriptionRequest.builder_id": REF,
     _B + "CancelSubscriptionRequest.customer_id": REF,

@@ -101,7 +101,33 @@ async def test_a_start_on_the_tenth_and_a_cancellation_on_the_25th_are_prorated_
             ),
         )
     )
+    pro = await b.CreatePlan(
+        bpb.CreatePlanRequest(
+            request_id=rid(),
+            plan=bpb.Plan(builder_id=BUILDER, key="pro", display_name="Pro", currency_code="USD"),
+        )
+    )
+    await b.PublishPlanVersion(
+        bpb.PublishPlanVersionRequest(
+            request_id=rid(),
+            builder_id=BUILDER,
+            version=bpb.PlanVersion(
+                plan_id=pro.plan.id,
+                base_fee=usd("99.00"),
+                charges=[
+                    bpb.Charge(
+                        key="tickets",
+                        meter_key="tickets",
+                        display_name="Tickets handled",
+                        per_unit=bpb.PerUnitPrice(unit_price="0.50"),
+                        included_quantity="100",
+                    )
+                ],
+            ),
+        )
+    )
     starts = {
+        "moves": at(2026, 3, 10),  # starts on the 10th, to Pro immediately on the 20th, cancelled on the 25th
         "late": at(2026, 3, 10),  # starts on the 10th
         "whole": at(2026, 2, 25),  # started before March
         "gone": at(2026, 3, 10),  # starts on the 10th, cancelled immediately on the 25th
@@ -128,10 +154,47 @@ async def test_a_start_on_the_tenth_and_a_cancellation_on_the_25th_are_prorated_
     events = [event(BUILDER, cid, "ticket.handled", at(2026, 3, 12)) for cid in starts for _ in range(37)]
     # After the immediate cancellation: never invoiced.
     events += [event(BUILDER, "gone", "ticket.handled", at(2026, 3, 28)) for _ in range(5)]
+    events += [event(BUILDER, "moves", "ticket.handled", at(2026, 3, 22)) for _ in range(150)]
+    events += [event(BUILDER, "moves", "ticket.handled", at(2026, 3, 28)) for _ in range(4)]
     events += [event(BUILDER, cid, "ticket.handled", at(2026, 4, 3)) for cid in starts for _ in range(2)]
     await ingest(metering, events)
 
+    NOW[0] = at(2026, 3, 20)
+    change = bpb.ChangePlanRequest(
+        request_id=rid(),
+        builder_id=BUILDER,
+        customer_id="moves",
+        plan_id=pro.plan.id,
+        timing=bpb.PLAN_CHANGE_TIMING_IMMEDIATELY,
+    )
+    moved = await b.ChangePlan(change)
+    assert (moved.subscription.next_plan_id, moved.subscription.change_time) == (pro.plan.id, ts(NOW[0]))
+    assert await b.ChangePlan(change) == moved  # a retry: the first reply
+    await _expect(
+        b.ChangePlan(
+            bpb.ChangePlanRequest(
+                request_id=rid(), builder_id=BUILDER, customer_id="moves", plan_id=plan.plan.id
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "changed immediately in 2026-03",
+    )
+    await _expect(
+        b.ChangePlan(
+            bpb.ChangePlanRequest(
+                request_id=rid(), builder_id=BUILDER, customer_id="moves", plan_id=pro.plan.id, timing=-1
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "timing",
+    )
+
     NOW[0] = at(2026, 3, 25)
+    await b.CancelSubscription(
+        bpb.CancelSubscriptionRequest(
+            request_id=rid(), builder_id=BUILDER, customer_id="moves", timing=bpb.CANCEL_TIMING_IMMEDIATELY
+        )
+    )
     request = bpb.CancelSubscriptionRequest(
         request_id="cancel-gone",
         builder_id=BUILDER,
@@ -188,6 +251,7 @@ async def test_a_start_on_the_tenth_and_a_cancellation_on_the_25th_are_prorated_
 
     NOW[0] = at(2026, 3, 29)
     preview = await b.PreviewInvoice(bpb.PreviewInvoiceRequest(builder_id=BUILDER, customer_id="gone"))
+    moves_preview = await b.PreviewInvoice(bpb.PreviewInvoiceRequest(builder_id=BUILDER, customer_id="moves"))
     NOW[0] = at(2026, 4, 2)
     await b.ClosePeriod(
         bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(APRIL))
@@ -217,6 +281,29 @@ async def test_a_start_on_the_tenth_and_a_cancellation_on_the_25th_are_prorated_
     assert gone.lines[0].display_name.endswith("v1, 2026-03-10 00:00:00 to 2026-03-25 00:00:00 UTC)")
     assert dec(gone.total) == dec(usd("41.31"))
     assert dec(preview.invoice.total) == dec(usd("41.31"))  # the preview priced it as the close did
+
+    moves = march["moves"]
+    # Basic [10th, 20th), 10 of 31 days, on the usage before the change (metered from the 1st): 37
+    # tickets. Base 49.00 * 10/31 = 15.806... -> 15.81; included 30 * 10/31 = 9.68 -> 10;
+    # (37 - 10) * 0.80 = 21.60, above the minimum 20.00 * 10/31 = 6.45.
+    # Pro [20th, 25th), 5 of 31 days, on the usage from the change to the cancellation: 150 tickets
+    # (the 4 of the 28th are after it). Base 99.00 * 5/31 = 15.967... -> 15.97; included
+    # 100 * 5/31 = 16.13 -> 16; (150 - 16) * 0.50 = 67.00. Total 15.81 + 21.60 + 15.97 + 67.00 = 120.38.
+    assert [(line.kind, dec(line.amount)) for line in moves.lines] == [
+        (bpb.LINE_KIND_BASE_FEE, dec(usd("15.81"))),
+        (bpb.LINE_KIND_USAGE, dec(usd("21.60"))),
+        (bpb.LINE_KIND_BASE_FEE, dec(usd("15.97"))),
+        (bpb.LINE_KIND_USAGE, dec(usd("67.00"))),
+    ]
+    assert [line.quantity for line in moves.lines if line.kind == bpb.LINE_KIND_USAGE] == ["37", "150"]
+    assert moves.lines[1].display_name == (
+        f"Tickets handled ({plan.plan.id} v1, 2026-03-10 00:00:00 to 2026-03-20 00:00:00 UTC)"
+    )
+    assert moves.lines[3].display_name == (
+        f"Tickets handled ({pro.plan.id} v1, 2026-03-20 00:00:00 to 2026-03-25 00:00:00 UTC)"
+    )
+    assert dec(moves.total) == dec(usd("120.38"))
+    assert dec(moves_preview.invoice.total) == dec(usd("120.38"))
 
     # A whole month, and a cancellation at period end: the full fee, 30 included,
     # (37 - 30) * 0.80 = 5.60 -> the minimum 20.00. Total 69.00.

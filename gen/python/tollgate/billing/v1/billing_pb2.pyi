@@ -16,6 +16,12 @@ class BillingInterval(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BILLING_INTERVAL_UNSPECIFIED: _ClassVar[BillingInterval]
     BILLING_INTERVAL_MONTH: _ClassVar[BillingInterval]
 
+class PlanChangeTiming(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLAN_CHANGE_TIMING_UNSPECIFIED: _ClassVar[PlanChangeTiming]
+    PLAN_CHANGE_TIMING_NEXT_PERIOD: _ClassVar[PlanChangeTiming]
+    PLAN_CHANGE_TIMING_IMMEDIATELY: _ClassVar[PlanChangeTiming]
+
 class CancelTiming(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CANCEL_TIMING_UNSPECIFIED: _ClassVar[CancelTiming]
@@ -58,6 +64,9 @@ class EarningsReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EARNINGS_REASON_VOID: _ClassVar[EarningsReason]
 BILLING_INTERVAL_UNSPECIFIED: BillingInterval
 BILLING_INTERVAL_MONTH: BillingInterval
+PLAN_CHANGE_TIMING_UNSPECIFIED: PlanChangeTiming
+PLAN_CHANGE_TIMING_NEXT_PERIOD: PlanChangeTiming
+PLAN_CHANGE_TIMING_IMMEDIATELY: PlanChangeTiming
 CANCEL_TIMING_UNSPECIFIED: CancelTiming
 CANCEL_TIMING_PERIOD_END: CancelTiming
 CANCEL_TIMING_IMMEDIATELY: CancelTiming
@@ -401,18 +410,20 @@ class SubscribeResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class ChangePlanRequest(_message.Message):
-    __slots__ = ("request_id", "builder_id", "customer_id", "plan_id", "plan_version")
+    __slots__ = ("request_id", "builder_id", "customer_id", "plan_id", "plan_version", "timing")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     builder_id: str
     customer_id: str
     plan_id: str
     plan_version: int
-    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ...) -> None: ...
+    timing: PlanChangeTiming
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ..., timing: _Optional[_Union[PlanChangeTiming, str]] = ...) -> None: ...
 
 class ChangePlanResponse(_message.Message):
     __slots__ = ("subscription",)

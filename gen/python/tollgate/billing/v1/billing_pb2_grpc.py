@@ -279,8 +279,11 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ChangePlan(self, request, context):
-        """ChangePlan moves a subscribed customer to another plan version from the next period boundary;
-        the current period is billed entirely under the current version. Idempotent by request_id.
+        """ChangePlan moves a subscribed customer to another plan version from the next period boundary
+        (the current period is billed entirely under the current version) or immediately (the period
+        is split: each side prorated by second and priced on the usage metered in it, both on the one
+        invoice). One immediate change per period: another change before that period is invoiced is
+        FAILED_PRECONDITION. Idempotent by request_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
