@@ -52,6 +52,7 @@ ACCESS = {
     "ApplyPlanYaml": _BUILDER,
     "Subscribe": _BUILDER,
     "ChangePlan": _BUILDER,
+    "CancelSubscription": _BUILDER,
     "SetPlatformFee": Access.operator_only(),
     "PreviewInvoice": _BUILDER,
     "ClosePeriod": _BUILDER,
@@ -159,9 +160,25 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     async def ChangePlan(self, request: pb.ChangePlanRequest, context: grpc.aio.ServicerContext) -> Any:
         view = await self.service.change_plan(
-            request.request_id, request.builder_id, request.customer_id, request.plan_id, request.plan_version
+            request.request_id,
+            request.builder_id,
+            request.customer_id,
+            request.plan_id,
+            request.plan_version,
+            immediately=request.timing == pb.PLAN_CHANGE_TIMING_IMMEDIATELY,
         )
         return pb.ChangePlanResponse(subscription=subscription_pb(view))
+
+    async def CancelSubscription(
+        self, request: pb.CancelSubscriptionRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        view = await self.service.cancel_subscription(
+            request.request_id,
+            request.builder_id,
+            request.customer_id,
+            immediately=request.timing == pb.CANCEL_TIMING_IMMEDIATELY,
+        )
+        return pb.CancelSubscriptionResponse(subscription=subscription_pb(view))
 
     async def SetPlatformFee(
         self, request: pb.SetPlatformFeeRequest, context: grpc.aio.ServicerContext

@@ -237,6 +237,7 @@ def subscription_pb(v: SubscriptionView) -> pb.Subscription:
         next_plan_id=v.next_plan_id,
         next_plan_version=v.next_plan_version,
         change_time=timestamp_pb(v.change_time),
+        end_time=timestamp_pb(v.end_time),
     )
 
 

@@ -27,7 +27,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     func,
+    or_,
     select,
     text,
     tuple_,
@@ -93,6 +95,8 @@ subscriptions = Table(
     Column("next_plan_id", String(64), nullable=True),
     Column("next_plan_version", Integer, nullable=True),
     Column("change_time", DateTime(timezone=True), nullable=True),
+    # Set by a cancellation: nothing from end_time on is invoiced.
+    Column("end_time", DateTime(timezone=True), nullable=True),
     UniqueConstraint("builder_id", "customer_id"),
     ForeignKeyConstraint(["builder_id", "customer_id"], ["customers.builder_id", "customers.id"]),
 )
@@ -426,8 +430,10 @@ async def update_subscription(conn: AsyncConnection, sub_id: str, values: dict[s
     return dict(row._mapping)
 
 
-async def billable_customers(conn: AsyncConnection, builder_id: str, period_end: datetime) -> list[dict]:
-    """Customers with a subscription started before period_end, with what the close needs."""
+async def billable_customers(
+    conn: AsyncConnection, builder_id: str, period_start: datetime, period_end: datetime
+) -> list[dict]:
+    """Customers with a subscription active in [period_start, period_end), with what the close needs."""
     q = (
         select(
             customers.c.id.label("customer_id"),
@@ -439,6 +445,7 @@ async def billable_customers(conn: AsyncConnection, builder_id: str, period_end:
             subscriptions.c.next_plan_id,
             subscriptions.c.next_plan_version,
             subscriptions.c.change_time,
+            subscriptions.c.end_time,
         )
         .select_from(
             customers.join(
@@ -447,7 +454,18 @@ async def billable_customers(conn: AsyncConnection, builder_id: str, period_end:
                 & (subscriptions.c.customer_id == customers.c.id),
             )
         )
-        .where(customers.c.builder_id == builder_id, subscriptions.c.start_time < period_end)
+        .where(
+            customers.c.builder_id == builder_id,
+            subscriptions.c.start_time < period_end,
+            # A subscription that ended before the period starts has nothing left to invoice.
+            or_(
+                subscriptions.c.end_time.is_(None),
+                and_(
+                    subscriptions.c.end_time > period_start,
+                    subscriptions.c.end_time > subscriptions.c.start_time,
+                ),
+            ),
+        )
         .order_by(customers.c.id)
     )
     return _rows(await conn.execute(q))

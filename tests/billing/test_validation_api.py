@@ -178,9 +178,15 @@ async def test_plan_change_takes_effect_at_the_next_period_boundary(stack) -> No
         grpc.StatusCode.NOT_FOUND,
         "plan_id",
     )
+    # Subscribed from the start of this month, so the preview is not prorated (see test_proration_api).
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     await b.Subscribe(
         bpb.SubscribeRequest(
-            request_id=rid(), builder_id=BUILDER, customer_id="c-change", plan_id=small.plan.id
+            request_id=rid(),
+            builder_id=BUILDER,
+            customer_id="c-change",
+            plan_id=small.plan.id,
+            start_time=ts(this_month),
         )
     )
     changed = await b.ChangePlan(

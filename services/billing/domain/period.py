@@ -2,9 +2,10 @@
 
 The only interval today is the calendar month in UTC (the default for every plan): a period starts
 at 00:00 UTC on the 1st and ends at 00:00 UTC on the 1st of the next month. A plan change takes
-effect at the next period boundary, so one period is always priced by exactly one plan version.
-There is no proration: a subscription that starts mid-period is billed its whole first period by
-the plan it starts on (the service may instead start subscriptions on a boundary).
+effect at the next period boundary (one period priced by one plan version) unless it is asked to
+take effect immediately, which splits its period in two parts. A subscription that starts,
+changes plan immediately or is cancelled inside a period pays each part prorated by the rule of
+billing.domain.proration (by second).
 """
 
 from __future__ import annotations

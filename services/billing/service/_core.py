@@ -116,6 +116,18 @@ def _money_amount(amount: Decimal, currency: str, expected_currency: str, field:
 
 
 @dataclass(frozen=True)
+class TimelinePart:
+    """A sub-range [start, end) of a period priced by one plan version, on the usage metered in
+    [usage_start, usage_end)."""
+
+    start: datetime
+    end: datetime
+    key: tuple[str, int]
+    usage_start: datetime
+    usage_end: datetime
+
+
+@dataclass(frozen=True)
 class StoredLine:
     """An invoice line read back from storage, shaped as the domain's earnings functions need."""
 
@@ -197,6 +209,33 @@ class ServiceCore:
         if sub["change_time"] is not None and sub["change_time"] <= period_start:
             return sub["next_plan_id"], sub["next_plan_version"]
         return sub["plan_id"], sub["plan_version"]
+
+    @staticmethod
+    def _timeline(sub: dict[str, Any], period: BillingPeriod) -> list[TimelinePart]:
+        """The parts of `period` the subscription is active in, each with its plan version and the
+        range its usage is read over: one part, or two when a plan change took effect inside the
+        period (an immediate change). A start or a cancellation inside the period cuts the active
+        range; the usage of the first part is read from the period's start, that of the last part to
+        the period's end unless the subscription was cancelled inside it. Empty when not active."""
+        start = max(sub["start_time"], period.start)
+        cancelled = sub.get("end_time") is not None and sub["end_time"] < period.end
+        end = sub["end_time"] if cancelled else period.end
+        if end <= start:
+            return []
+        current = (sub["plan_id"], sub["plan_version"])
+        changed = sub["change_time"]
+        if changed is not None and start < changed < end:
+            following = (sub["next_plan_id"], sub["next_plan_version"])
+            return [
+                TimelinePart(start, changed, current, period.start, changed),
+                TimelinePart(changed, end, following, changed, end),
+            ]
+        key = (
+            (sub["next_plan_id"], sub["next_plan_version"])
+            if changed is not None and changed <= start
+            else current
+        )
+        return [TimelinePart(start, end, key, period.start, end)]
 
     async def _fee_rule(self, conn: AsyncConnection, builder_id: str) -> PlatformFeeRule:
         row = await store.get_platform_fee(conn, builder_id)

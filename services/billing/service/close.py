@@ -23,11 +23,13 @@ from billing.domain import (
     period_containing,
     plan_from_dict,
 )
+from billing.domain.proration import Segment, active_share, build_segmented_invoice, prorate_plan
 from billing.domain.text import quote
 from billing.service._core import (
     EPSILON,
     PROBE_CUSTOMER,
     ServiceCore,
+    TimelinePart,
     _new_id,
     _require,
     _stored_line,
@@ -74,6 +76,16 @@ class _CloseUsage:
     cutoff: datetime
     usage: PeriodUsage
     prev_usage: PeriodUsage | None
+    # Customers whose usage is not the whole period's (cancelled inside it, or a plan changed inside
+    # it): their usage ranges with plan versions, and the usage of each range.
+    ranged: dict[str, tuple[tuple[tuple[datetime, datetime, tuple[str, int]], ...], tuple[PeriodUsage, ...]]]
+
+
+def _ranges(parts: list[TimelinePart], period: Any) -> tuple[tuple[datetime, datetime, tuple[str, int]], ...]:
+    """The usage ranges of a customer whose usage is not the whole period's; () when it is."""
+    if len(parts) == 1 and (parts[0].usage_start, parts[0].usage_end) == (period.start, period.end):
+        return ()
+    return tuple((p.usage_start, p.usage_end, p.key) for p in parts)
 
 
 class Closing(ServiceCore):
@@ -193,17 +205,19 @@ class Closing(ServiceCore):
         done = await store.invoiced_customers(conn, builder_id, period.start)
         todo = [
             c
-            for c in await store.billable_customers(conn, builder_id, period.end)
+            for c in await store.billable_customers(conn, builder_id, period.start, period.end)
             if c["customer_id"] not in done
         ]
         if not todo:
             return None
         prev = period_containing(period.start - EPSILON)
-        keys = {self._in_force(c, period.start) for c in todo}
+        timelines = {c["customer_id"]: self._timeline(c, period) for c in todo}
+        keys = {part.key for parts in timelines.values() for part in parts}
         billed = await store.billed_usage(conn, builder_id, prev.start)
         prev_keys = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
         raw_specs = await store.plan_specs(conn, list(keys | prev_keys))
-        return {"keys": keys, "prev_keys": prev_keys, "specs": raw_specs}
+        ranged = {cid: _ranges(parts, period) for cid, parts in timelines.items() if _ranges(parts, period)}
+        return {"keys": keys, "prev_keys": prev_keys, "specs": raw_specs, "ranged": ranged}
 
     async def _read_close_usage(self, builder_id: str, period: Any, inputs: dict[str, Any]) -> _CloseUsage:
         """The settled cutoff and every meter's usage for the close; holds no database connection."""
@@ -222,8 +236,28 @@ class Closing(ServiceCore):
             if prev_needs
             else asyncio.sleep(0, None),
         )
+        ranged = {}
+        for cid, ranges in inputs["ranged"].items():
+            # Cancelled or changed plan inside the period: each range priced on its own usage only.
+            ranged[cid] = (
+                ranges,
+                tuple(
+                    [
+                        await query_period(
+                            self.metering,
+                            builder_id,
+                            meter_needs([specs[key]]),
+                            lo,
+                            hi,
+                            cutoff,
+                            customer_id=cid,
+                        )
+                        for lo, hi, key in ranges
+                    ]
+                ),
+            )
         return _CloseUsage(
-            frozenset(inputs["keys"]), frozenset(inputs["prev_keys"]), cutoff, usage, prev_usage
+            frozenset(inputs["keys"]), frozenset(inputs["prev_keys"]), cutoff, usage, prev_usage, ranged
         )
 
     async def _close(
@@ -234,7 +268,7 @@ class Closing(ServiceCore):
         done = await store.invoiced_customers(conn, builder_id, period.start)
         todo = [
             c
-            for c in await store.billable_customers(conn, builder_id, period.end)
+            for c in await store.billable_customers(conn, builder_id, period.start, period.end)
             if c["customer_id"] not in done
         ]
         cutoff: datetime | None = None
@@ -271,13 +305,15 @@ class Closing(ServiceCore):
         fetched: _CloseUsage,
     ) -> tuple[datetime, int]:
         prev = period_containing(period.start - EPSILON)
-        in_force = {c["customer_id"]: self._in_force(c, period.start) for c in todo}
+        timelines = {c["customer_id"]: self._timeline(c, period) for c in todo}
+        in_force = {cid: parts[-1].key for cid, parts in timelines.items()}
         billed = await store.billed_usage(conn, builder_id, prev.start)
         prev_versions = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
-        if not (set(in_force.values()) <= fetched.keys and prev_versions <= fetched.prev_keys):
+        part_keys = {part.key for parts in timelines.values() for part in parts}
+        if not (part_keys <= fetched.keys and prev_versions <= fetched.prev_keys):
             # A subscription or plan change landed between the phases: read again.
             raise _StaleCloseInputs()
-        raw_specs = await store.plan_specs(conn, list(in_force.values()) + list(prev_versions))
+        raw_specs = await store.plan_specs(conn, list(part_keys) + list(prev_versions))
         specs = {k: plan_from_dict(v) for k, v in raw_specs.items()}
         fee = await self._fee_rule(conn, builder_id)
         cutoff, usage, prev_usage = fetched.cutoff, fetched.usage, fetched.prev_usage
@@ -294,21 +330,53 @@ class Closing(ServiceCore):
             cid = c["customer_id"]
             key = in_force[cid]
             spec = specs[key]
-            by_charge = charge_usage(spec, usage, cid)
+            parts = timelines[cid]
+            ranges = _ranges(parts, period)
+            if ranges and fetched.ranged.get(cid, ((),))[0] != ranges:
+                raise _StaleCloseInputs()  # cancelled or changed between the phases: read again
+            part_usage = fetched.ranged[cid][1] if ranges else (usage,)
+            customer_usage = part_usage[-1]
+            by_charge = charge_usage(spec, customer_usage, cid)
             late: list[LateUsage] = []
             usage_json = {k: usage_to_json(v) for k, v in by_charge.items()}
             for (bcid, charge_key), snap in billed.items():
                 if bcid != cid or prev_usage is None:
                     continue
                 prev_spec = specs[(snap["plan_id"], snap["plan_version"])]
-                charge = prev_spec.charge(charge_key)
+                # The closed period was priced prorated when the subscription started inside it.
+                charge = prorate_plan(prev_spec, active_share(prev, c["start_time"], prev.end)).charge(
+                    charge_key
+                )
                 now_usage: ChargeUsage = charge_usage(prev_spec, prev_usage, cid)[charge_key]
                 late.append(LateUsage(charge, prev, usage_from_json(snap["usage_snapshot"]), now_usage))
                 usage_json[f"late:{charge_key}"] = usage_to_json(now_usage)
-            draft = build_invoice(spec, by_charge, fee, period, late)
+            if len(parts) == 1 and active_share(period, parts[0].start, parts[0].end) == 1:
+                draft = build_invoice(spec, by_charge, fee, period, late)
+            else:
+                # Started, cancelled or changed plan inside the period: each part priced by its
+                # version under the proration rule (domain/proration.py).
+                segments = [
+                    Segment(
+                        specs[p.key],
+                        f"{p.key[0]} v{p.key[1]}",
+                        p.start,
+                        p.end,
+                        charge_usage(specs[p.key], u, cid),
+                    )
+                    for p, u in zip(parts, part_usage, strict=True)
+                ]
+                draft = build_segmented_invoice(segments, fee, period, late)
+            if len(parts) > 1:
+                # A split period keeps no usage snapshot (late usage is not re-read for it) and no
+                # per-tag breakdown: both are per charge, and its charges appear once per part.
+                usage_json = {k: v for k, v in usage_json.items() if k.startswith("late:")}
             _check_recordable(draft, cid)
             invoice_id = _new_id("inv")
-            tags = {ch.meter_key: usage_by_tag(usage, ch.meter_key, cid) for ch in spec.charges}
+            tags = (
+                {}
+                if len(parts) > 1
+                else {ch.meter_key: usage_by_tag(customer_usage, ch.meter_key, cid) for ch in spec.charges}
+            )
             lines = _line_rows(invoice_id, draft.lines, period.start, prev.start, usage_json, tags)
             applied = apply_wallet(draft.subtotal, balances.get(cid, ZERO)).applied
             if applied > 0:

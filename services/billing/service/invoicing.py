@@ -15,6 +15,7 @@ from billing.domain import (
     period_containing,
     plan_from_dict,
 )
+from billing.domain.proration import Segment, active_share, build_segmented_invoice
 from billing.domain.text import quote
 from billing.service._core import (
     _MAX_TIME,
@@ -196,21 +197,52 @@ class Invoicing(ServiceCore):
                 raise FailedPrecondition(
                     f"customer {quote(customer_id)} has no subscription", field="customer_id"
                 )
-            plan_id, version = self._in_force(sub, period.start)
-            spec = plan_from_dict((await store.get_plan_version(conn, plan_id, version))["spec"])
+            # The parts of the period the subscription is active in (a start, a cancellation or an
+            # immediate plan change cut it), priced as the close will.
+            parts = self._timeline(sub, period)
+            if not parts:
+                raise FailedPrecondition(
+                    f"the subscription of {quote(customer_id)} is not active in {period.label}",
+                    field="as_of_time" if as_of else "customer_id",
+                )
+            raw = await store.plan_specs(conn, list({p.key for p in parts}))
+            specs = {k: plan_from_dict(v) for k, v in raw.items()}
             fee = await self._fee_rule(conn, builder_id)
-        usage = await query_period(
-            self.metering,
-            builder_id,
-            meter_needs([spec]),
-            period.start,
-            period.end,
-            None,
-            customer_id=customer_id,
-        )
-        draft = build_invoice(spec, charge_usage(spec, usage, customer_id), fee, period)
+        plan_id, version = parts[-1].key
+        spec = specs[parts[-1].key]
+        usages = [
+            await query_period(
+                self.metering,
+                builder_id,
+                meter_needs([specs[p.key]]),
+                p.usage_start,
+                p.usage_end,
+                None,
+                customer_id=customer_id,
+            )
+            for p in parts
+        ]
+        usage = usages[-1]
+        if len(parts) == 1 and active_share(period, parts[0].start, parts[0].end) == 1:
+            draft = build_invoice(spec, charge_usage(spec, usage, customer_id), fee, period)
+        else:
+            segments = [
+                Segment(
+                    specs[p.key],
+                    f"{p.key[0]} v{p.key[1]}",
+                    p.start,
+                    p.end,
+                    charge_usage(specs[p.key], u, customer_id),
+                )
+                for p, u in zip(parts, usages, strict=True)
+            ]
+            draft = build_segmented_invoice(segments, fee, period)
         _check_recordable(draft, customer_id)
-        tags = {c.meter_key: usage_by_tag(usage, c.meter_key, customer_id) for c in spec.charges}
+        tags = (
+            {}
+            if len(parts) > 1
+            else {c.meter_key: usage_by_tag(usage, c.meter_key, customer_id) for c in spec.charges}
+        )
         return draft_invoice_view(builder_id, customer_id, customer["app_id"], plan_id, version, draft, tags)
 
     async def get_invoice(self, builder_id: str, invoice_id: str) -> dict[str, Any]:

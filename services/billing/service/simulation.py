@@ -214,7 +214,7 @@ class Simulation(ServiceCore):
             else:
                 customers = [
                     (c["customer_id"], c["app_id"])
-                    for c in await store.billable_customers(conn, builder_id, period.end)
+                    for c in await store.billable_customers(conn, builder_id, period.start, period.end)
                     if c["currency_code"] == currency
                 ]
             billed = await self._billed(conn, builder_id, period)

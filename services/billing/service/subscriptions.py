@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing import store
 from billing.domain import (
+    period_containing,
     plan_change_effective_time,
 )
 from billing.domain.text import quote
@@ -111,7 +112,14 @@ class Subscriptions(ServiceCore):
         return await self._idempotent("Subscribe", builder_id, request_id, body, work, SubscriptionView)
 
     async def change_plan(
-        self, request_id: str, builder_id: str, customer_id: str, plan_id: str, version: int
+        self,
+        request_id: str,
+        builder_id: str,
+        customer_id: str,
+        plan_id: str,
+        version: int,
+        *,
+        immediately: bool = False,
     ) -> dict[str, Any]:
         _require(builder_id, "builder_id")
         _require(customer_id, "customer_id")
@@ -121,10 +129,25 @@ class Subscriptions(ServiceCore):
             sub = await store.get_subscription(conn, builder_id, customer_id, for_update=True)
             if sub is None:
                 raise NotFound(f"customer {quote(customer_id)} has no subscription", field="customer_id")
+            if sub["end_time"] is not None:
+                raise FailedPrecondition(
+                    f"the subscription of {quote(customer_id)} was cancelled", field="customer_id"
+                )
             customer = await store.get_customer(conn, builder_id, customer_id)
             assert customer is not None
             row = await self._version(conn, builder_id, plan_id, version, customer["currency_code"])
             now = self.clock()
+            changed = sub["change_time"]
+            if changed is not None and changed <= now and period_containing(changed).start != changed:
+                # An immediate change splits its period, which the close reads from this row: the
+                # row must keep both versions until that period is invoiced.
+                split = period_containing(changed)
+                if customer_id not in await store.invoiced_customers(conn, builder_id, split.start):
+                    raise FailedPrecondition(
+                        f"the plan was changed immediately in {split.label}; change it again once that"
+                        " period is invoiced",
+                        field="customer_id",
+                    )
             values: dict[str, Any] = {}
             if sub["change_time"] is not None and sub["change_time"] <= now:
                 # The earlier change is in force already: it becomes the current version.
@@ -132,7 +155,9 @@ class Subscriptions(ServiceCore):
             values.update(
                 next_plan_id=plan_id,
                 next_plan_version=row["version"],
-                change_time=plan_change_effective_time(max(now, sub["start_time"])),
+                change_time=max(now, sub["start_time"])
+                if immediately
+                else plan_change_effective_time(max(now, sub["start_time"])),
             )
             sub = await store.update_subscription(conn, sub["id"], values)
             log.info(
@@ -146,4 +171,40 @@ class Subscriptions(ServiceCore):
             return subscription_view(sub)
 
         body = {"builder_id": builder_id, "customer_id": customer_id, "plan_id": plan_id, "version": version}
+        if immediately:  # only then, so a retry of a request stored before the option still matches
+            body["immediately"] = True
         return await self._idempotent("ChangePlan", builder_id, request_id, body, work, SubscriptionView)
+
+    async def cancel_subscription(
+        self, request_id: str, builder_id: str, customer_id: str, *, immediately: bool
+    ) -> SubscriptionView:
+        """End a subscription now (its period is invoiced prorated to this moment, at that period's
+        close) or at the end of the current period (invoiced in full). A subscription that has not
+        started yet ends when it would start (nothing is invoiced) or at the end of its first period."""
+        _require(builder_id, "builder_id")
+        _require(customer_id, "customer_id")
+
+        async def work(conn: AsyncConnection) -> Any:
+            sub = await store.get_subscription(conn, builder_id, customer_id, for_update=True)
+            if sub is None:
+                raise NotFound(f"customer {quote(customer_id)} has no subscription", field="customer_id")
+            if sub["end_time"] is not None:
+                raise FailedPrecondition(
+                    f"the subscription of {quote(customer_id)} was already cancelled", field="customer_id"
+                )
+            now = max(self.clock(), sub["start_time"])
+            end = now if immediately else plan_change_effective_time(now)
+            sub = await store.update_subscription(conn, sub["id"], {"end_time": end})
+            log.info(
+                "billing.subscription.cancelled",
+                builder_id=builder_id,
+                customer_id=customer_id,
+                immediately=immediately,
+                end_time=_t(end),
+            )
+            return subscription_view(sub)
+
+        body = {"builder_id": builder_id, "customer_id": customer_id, "immediately": immediately}
+        return await self._idempotent(
+            "CancelSubscription", builder_id, request_id, body, work, SubscriptionView
+        )

@@ -74,7 +74,9 @@ def _decode(kind: Any, raw: Any) -> Any:
 
 def from_json(cls: type[V], data: dict[str, Any]) -> V:
     hints = _hints(cls)
-    return cls(**{f.name: _decode(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+    # A field added later with a default (SubscriptionView.end_time) decodes replies stored before it.
+    fields = [f for f in dataclasses.fields(cls) if f.name in data or f.default is dataclasses.MISSING]
+    return cls(**{f.name: _decode(hints[f.name], data[f.name]) for f in fields})  # type: ignore[arg-type]
 
 
 # ---- views ------------------------------------------------------------------------------------------
@@ -128,6 +130,7 @@ class SubscriptionView:
     next_plan_id: str
     next_plan_version: int
     change_time: datetime | None
+    end_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,7 @@ def subscription_view(r: dict[str, Any]) -> SubscriptionView:
         r["next_plan_id"] or "",
         r["next_plan_version"] or 0,
         r["change_time"],
+        r.get("end_time"),
     )
 
 

@@ -16,6 +16,18 @@ class BillingInterval(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BILLING_INTERVAL_UNSPECIFIED: _ClassVar[BillingInterval]
     BILLING_INTERVAL_MONTH: _ClassVar[BillingInterval]
 
+class PlanChangeTiming(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLAN_CHANGE_TIMING_UNSPECIFIED: _ClassVar[PlanChangeTiming]
+    PLAN_CHANGE_TIMING_NEXT_PERIOD: _ClassVar[PlanChangeTiming]
+    PLAN_CHANGE_TIMING_IMMEDIATELY: _ClassVar[PlanChangeTiming]
+
+class CancelTiming(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL_TIMING_UNSPECIFIED: _ClassVar[CancelTiming]
+    CANCEL_TIMING_PERIOD_END: _ClassVar[CancelTiming]
+    CANCEL_TIMING_IMMEDIATELY: _ClassVar[CancelTiming]
+
 class InvoiceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     INVOICE_STATUS_UNSPECIFIED: _ClassVar[InvoiceStatus]
@@ -52,6 +64,12 @@ class EarningsReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EARNINGS_REASON_VOID: _ClassVar[EarningsReason]
 BILLING_INTERVAL_UNSPECIFIED: BillingInterval
 BILLING_INTERVAL_MONTH: BillingInterval
+PLAN_CHANGE_TIMING_UNSPECIFIED: PlanChangeTiming
+PLAN_CHANGE_TIMING_NEXT_PERIOD: PlanChangeTiming
+PLAN_CHANGE_TIMING_IMMEDIATELY: PlanChangeTiming
+CANCEL_TIMING_UNSPECIFIED: CancelTiming
+CANCEL_TIMING_PERIOD_END: CancelTiming
+CANCEL_TIMING_IMMEDIATELY: CancelTiming
 INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
 INVOICE_STATUS_DRAFT: InvoiceStatus
 INVOICE_STATUS_FINALIZED: InvoiceStatus
@@ -346,7 +364,7 @@ class ApplyPlanYamlResponse(_message.Message):
     def __init__(self, plan: _Optional[_Union[Plan, _Mapping]] = ..., version: _Optional[_Union[PlanVersion, _Mapping]] = ..., published: _Optional[bool] = ...) -> None: ...
 
 class Subscription(_message.Message):
-    __slots__ = ("id", "builder_id", "customer_id", "plan_id", "plan_version", "start_time", "next_plan_id", "next_plan_version", "change_time")
+    __slots__ = ("id", "builder_id", "customer_id", "plan_id", "plan_version", "start_time", "next_plan_id", "next_plan_version", "change_time", "end_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -356,6 +374,7 @@ class Subscription(_message.Message):
     NEXT_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     NEXT_PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
     CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     builder_id: str
     customer_id: str
@@ -365,7 +384,8 @@ class Subscription(_message.Message):
     next_plan_id: str
     next_plan_version: int
     change_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_plan_id: _Optional[str] = ..., next_plan_version: _Optional[int] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_plan_id: _Optional[str] = ..., next_plan_version: _Optional[int] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("request_id", "builder_id", "customer_id", "plan_id", "plan_version", "start_time")
@@ -390,20 +410,40 @@ class SubscribeResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class ChangePlanRequest(_message.Message):
-    __slots__ = ("request_id", "builder_id", "customer_id", "plan_id", "plan_version")
+    __slots__ = ("request_id", "builder_id", "customer_id", "plan_id", "plan_version", "timing")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     builder_id: str
     customer_id: str
     plan_id: str
     plan_version: int
-    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ...) -> None: ...
+    timing: PlanChangeTiming
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., plan_id: _Optional[str] = ..., plan_version: _Optional[int] = ..., timing: _Optional[_Union[PlanChangeTiming, str]] = ...) -> None: ...
 
 class ChangePlanResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: Subscription
+    def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
+
+class CancelSubscriptionRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "customer_id", "timing")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    customer_id: str
+    timing: CancelTiming
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., timing: _Optional[_Union[CancelTiming, str]] = ...) -> None: ...
+
+class CancelSubscriptionResponse(_message.Message):
     __slots__ = ("subscription",)
     SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
     subscription: Subscription

@@ -109,6 +109,11 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.SerializeToString,
                 response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.FromString,
                 _registered_method=True)
+        self.CancelSubscription = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/CancelSubscription',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionResponse.FromString,
+                _registered_method=True)
         self.SetPlatformFee = channel.unary_unary(
                 '/tollgate.billing.v1.BillingService/SetPlatformFee',
                 request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.SetPlatformFeeRequest.SerializeToString,
@@ -274,8 +279,21 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ChangePlan(self, request, context):
-        """ChangePlan moves a subscribed customer to another plan version from the next period boundary;
-        the current period is billed entirely under the current version. Idempotent by request_id.
+        """ChangePlan moves a subscribed customer to another plan version from the next period boundary
+        (the current period is billed entirely under the current version) or immediately (the period
+        is split: each side prorated by second and priced on the usage metered in it, both on the one
+        invoice). One immediate change per period: another change before that period is invoiced is
+        FAILED_PRECONDITION. Idempotent by request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSubscription(self, request, context):
+        """CancelSubscription ends a customer's subscription at the end of the current period or
+        immediately. Cancelled immediately, the period's invoice (finalized at that period's close, as
+        every invoice) is prorated to the cancellation and prices only the usage metered before it; no
+        later period is invoiced. Idempotent by request_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -446,6 +464,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ChangePlan,
                     request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.FromString,
                     response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.SerializeToString,
+            ),
+            'CancelSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSubscription,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionResponse.SerializeToString,
             ),
             'SetPlatformFee': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPlatformFee,
@@ -813,6 +836,33 @@ class BillingService:
             '/tollgate.billing.v1.BillingService/ChangePlan',
             tollgate_dot_billing_dot_v1_dot_billing__pb2.ChangePlanRequest.SerializeToString,
             tollgate_dot_billing_dot_v1_dot_billing__pb2.ChangePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/CancelSubscription',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.CancelSubscriptionResponse.FromString,
             options,
             channel_credentials,
             insecure,
