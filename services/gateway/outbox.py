@@ -20,7 +20,6 @@ import random
 import time
 import uuid
 
-import asyncpg
 import grpc
 import structlog
 
@@ -28,7 +27,7 @@ from common.money import to_timestamp
 from gateway import metrics
 from gateway.clients import MeteringClient
 from gateway.domain.usage import FAILED, SUCCEEDED, TEST, UsageRecord
-from gateway.store import Store
+from gateway.store import DATABASE_UNAVAILABLE, Store
 from tollgate.metering.v1 import metering_pb2
 
 log = structlog.get_logger("gateway.outbox")
@@ -108,7 +107,7 @@ class OutboxWriter:
                     state["conn"] = await self._store.connect_outbox_writer(self._sync)
                 await self._store.append_outbox(state["conn"], builders, ids, payloads)
                 return
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            except DATABASE_UNAVAILABLE as exc:
                 log.warning("gateway.outbox.commit_failed", attempt=attempt + 1, error=type(exc).__name__)
                 await _close(state)
                 if attempt == 5:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import structlog
 
 from common import errors
@@ -42,7 +41,7 @@ from gateway.domain.keys import (
 from gateway.domain.ratelimit import Bucket
 from gateway.domain.usage import UsageRecord, build_event, estimate_tokens, reported_usage
 from gateway.outbox import OutboxUnavailable, OutboxWriter
-from gateway.store import Store, idempotency
+from gateway.store import DATABASE_UNAVAILABLE, Store, idempotency
 from gateway.upstream import Upstream, UpstreamError, UpstreamStream
 
 log = structlog.get_logger("gateway.service")
@@ -498,7 +497,7 @@ class ChatService:
                 base = await self.store.reserve_attempts(
                     key.builder_id, request_id, _fingerprint(key, chat), self.s.max_attempts
                 )
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except DATABASE_UNAVAILABLE as exc:
                 log.warning("gateway.request_id.unchecked", error=type(exc).__name__)
                 raise RequestIdUnchecked(
                     "the request id could not be checked; nothing was sent to a provider, retry"

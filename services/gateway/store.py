@@ -42,6 +42,16 @@ from common.idempotency import idempotency_table
 from gateway.domain.catalog import Model, Offering, Provider
 from gateway.domain.keys import ApiKey, RateLimits
 
+# What the hot path treats as "the database cannot be reached right now" (retry, or 503 to the caller):
+# server errors, a lost connection, and asyncpg's InternalClientError, which a pooled connection raises
+# while PostgreSQL shuts down ("cannot switch to state ...; another operation is in progress").
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
 metadata = new_metadata()
 
 # NOTIFY channel: admin changes (keys, catalog) wake every instance's cache reload at once.

@@ -377,17 +377,6 @@ async def test_postgresql_restarted_under_traffic_loses_and_doubles_nothing(suit
         assert report.clean
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "gateway bug: while PostgreSQL shuts down, asyncpg raises InternalClientError ('cannot switch to "
-        "state N; another operation (2) is in progress') on a pooled connection that just received the "
-        "server's shutdown error; ChatService._attempts (store.reserve_attempts) catches only "
-        "PostgresError/InterfaceError/OSError, so the HTTP door answers 500 internal_error instead of 503 "
-        "'the request id could not be checked ... retry' (the outbox commit does not retry it either)"
-    ),
-)
 async def test_postgresql_restarting_refuses_requests_with_a_retryable_503_never_a_500(suite):
     refused: Counter = Counter()
     for restart in range(2):  # the bug shows at every restart so far; two make a lucky pass unlikely
