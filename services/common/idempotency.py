@@ -36,12 +36,13 @@ def idempotency_table(metadata: MetaData) -> Table:
 
 
 def builder_scope(operation: str, builder_id: str) -> str:
-    """The scope of a request id: one operation of one builder, so two builders' ids never collide.
-    Builder ids are up to 128 characters and the scope column 64, so the builder is kept as a digest."""
+    """The scope of a request id: one operation of one builder, so two builders' ids never collide
+    (every context's mutations use it). Builder ids are up to 128 characters and the scope column 64, so
+    the builder is kept as 128 bits of its SHA-256, which puts a collision out of reach."""
     if not builder_id:
         return operation
     digest = hashlib.sha256(builder_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    scope = f"{operation}@{digest}"
+    scope = f"{operation}:{digest}"
     if len(scope) > 64:
         raise ValueError(f"operation name {operation!r} is too long for a scope")
     return scope

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -69,11 +68,6 @@ class EventPage:
     next_cursor: tuple[datetime, int] | None
 
 
-def idempotency_scope(rpc: str, builder_id: str) -> str:
-    """The idempotency scope of a mutation: the RPC and the builder, so one builder's request id never
-    answers (or blocks) another builder's request. The builder is hashed because its id runs to 128
-    characters and the scope column holds 64; 128 bits of SHA-256 put a collision out of reach."""
-    return f"{rpc}:{hashlib.sha256(builder_id.encode()).hexdigest()[:32]}"
 
 
 def _require_request_id(request_id: str) -> None:
@@ -232,7 +226,7 @@ class MeteringService:
         except MeterError as exc:
             raise InvalidArgument(exc.message, field=exc.field) from None
         body = {"op": "create_meter", **meter_rules.spec_fingerprint_body(spec)}
-        scope = idempotency_scope("create_meter", spec.builder_id)
+        scope = idempotency.builder_scope("create_meter", spec.builder_id)
         async with self.store.begin() as conn:
             prior = await idempotency.claim(
                 conn, idempotency_keys, scope, request_id, idempotency.fingerprint(body)
@@ -275,7 +269,7 @@ class MeteringService:
         _require_request_id(request_id)
         _check_meter_ref(builder_id, key)
         body = {"op": "archive_meter", "builder_id": builder_id, "key": key}
-        scope = idempotency_scope("archive_meter", builder_id)
+        scope = idempotency.builder_scope("archive_meter", builder_id)
         async with self.store.begin() as conn:
             prior = await idempotency.claim(
                 conn, idempotency_keys, scope, request_id, idempotency.fingerprint(body)

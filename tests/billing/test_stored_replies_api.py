@@ -10,9 +10,8 @@ from decimal import Decimal
 import asyncpg
 from billing_kit import dec, rid, usd
 
-from billing.service import idempotency_scope
 from common.db import libpq_url
-from common.idempotency import fingerprint
+from common.idempotency import builder_scope, fingerprint
 from tollgate.billing.v1 import billing_pb2 as bpb
 
 BUILDER = "stored-replies"
@@ -23,7 +22,7 @@ async def _stored(database_url: str, rpc: str, request_id: str) -> dict:
     try:
         raw = await conn.fetchval(
             "SELECT reply FROM idempotency_keys WHERE scope = $1 AND request_id = $2",
-            idempotency_scope(rpc, BUILDER),
+            builder_scope(rpc, BUILDER),
             request_id,
         )
     finally:
@@ -75,7 +74,7 @@ async def test_a_reply_stored_by_an_earlier_version_is_returned_on_retry(stack) 
     try:
         await conn.execute(
             "INSERT INTO idempotency_keys (scope, request_id, fingerprint, reply) VALUES ($1, $2, $3, $4)",
-            idempotency_scope("TopUpWallet", BUILDER),
+            builder_scope("TopUpWallet", BUILDER),
             request_id,
             fingerprint(body),
             json.dumps(legacy),

@@ -18,7 +18,6 @@ BillingService is their union, the one object app.py builds and api.py calls.
 
 from __future__ import annotations
 
-from billing.service._core import idempotency_scope
 from billing.service.close import Closing
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
@@ -30,7 +29,7 @@ from billing.service.simulation import Simulation
 from billing.service.subscriptions import Subscriptions
 from billing.service.wallets import Wallets
 
-__all__ = ["BillingService", "idempotency_scope"]
+__all__ = ["BillingService"]
 
 
 class BillingService(

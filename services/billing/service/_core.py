@@ -6,7 +6,6 @@ invoice). Each module of this package is one class of use cases over ServiceCore
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,7 +41,7 @@ from common.errors import (
     InvalidArgument,
     NotFound,
 )
-from common.idempotency import claim, complete, fingerprint
+from common.idempotency import builder_scope, claim, complete, fingerprint
 from common.paging import decode_token
 
 log = structlog.get_logger("billing.service")
@@ -56,11 +55,6 @@ EPSILON = timedelta(microseconds=1)
 PROBE_CUSTOMER = "billing.cutoff-probe"
 
 
-def idempotency_scope(rpc: str, builder_id: str) -> str:
-    """The idempotency scope of a mutation: the RPC and the builder, so one builder's request id never
-    answers (or blocks) another builder's request. The builder is hashed because ids run to 128
-    characters and the scope column holds 64; 128 bits of SHA-256 make a collision out of reach."""
-    return f"{rpc}:{hashlib.sha256(builder_id.encode()).hexdigest()[:32]}"
 
 
 _MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
@@ -193,7 +187,7 @@ class ServiceCore:
         """Run `work` once per (rpc, builder, request id) in one transaction with the claim; its typed
         reply is stored as JSON (views.to_json) and a retry decodes the stored one (views.from_json)."""
         _require(request_id, "request_id")
-        scope = idempotency_scope(rpc, builder_id)
+        scope = builder_scope(rpc, builder_id)
         async with self.engine.begin() as conn:
             prior = await claim(conn, store.idempotency_keys, scope, request_id, fingerprint(body))
             if prior is not None:

@@ -33,7 +33,6 @@ from billing.service._core import (
     _new_id,
     _require,
     _stored_line,
-    idempotency_scope,
     log,
 )
 from billing.service.earnings import _earnings_rows
@@ -60,7 +59,7 @@ from common.errors import (
     InvalidArgument,
     Unavailable,
 )
-from common.idempotency import fingerprint
+from common.idempotency import builder_scope, fingerprint
 
 
 class _StaleCloseInputs(Exception):
@@ -155,7 +154,7 @@ class Closing(ServiceCore):
                 f"the period ending {_t(period_end)} has not ended yet", field="period_end_time"
             )
         body = {"builder_id": builder_id, "period_end": _t(period_end)}
-        scope = idempotency_scope("ClosePeriod", builder_id)
+        scope = builder_scope("ClosePeriod", builder_id)
         async with self._builder_close_lock(builder_id):
             for _ in range(3):
                 async with self._close_slots, self.engine.connect() as conn:
