@@ -34,7 +34,7 @@ from billing.validation import check_coverage, validated
 from common.auth import Access
 from common.errors import InvalidArgument
 from tollgate.billing.v1 import billing_pb2 as pb
-from tollgate.billing.v1 import billing_pb2_grpc
+from tollgate.billing.v1 import billing_pb2_grpc, spend_pb2, spend_pb2_grpc
 
 # Who may call what (common/auth.py). A builder runs its own catalog of customers and plans, closes and
 # reads its own invoices. Money that arrives (payments, wallet top-ups) and the platform's own cut are
@@ -67,6 +67,26 @@ ACCESS = {
     "SimulatePlan": _BUILDER,
     "PriceUsageProfiles": _BUILDER,
     "GetUnitEconomics": _BUILDER,
+    "ListRefunds": _BUILDER,
+    # Marking a refund paid is money leaving: the operator (who runs the payment processor) says so.
+    "MarkRefund": Access.operator_only(),
+    "ExplainInvoiceLine": _BUILDER,
+    "ExportInvoiceLine": _BUILDER,
+}
+
+# SpendService (spend.proto): builders manage their customers' controls, alerts and webhooks; the
+# gateway (a service caller) reads policies and holds leases for every builder's customers.
+_GATEWAY = Access.for_builder("builder_id", services=("gateway",))
+SPEND_ACCESS = {
+    "SetSpendControl": Access.for_builder("control.builder_id"),
+    "DeleteSpendControl": _BUILDER,
+    "ListSpendControls": _BUILDER,
+    "GetSpendPolicy": _GATEWAY,
+    "AcquireSpendLease": _GATEWAY,
+    "ReportSpendLease": _GATEWAY,
+    "ListAlerts": _BUILDER,
+    "SetWebhookEndpoint": _BUILDER,
+    "ListWebhookDeliveries": _BUILDER,
 }
 
 
@@ -367,6 +387,11 @@ def validating_servicer(service: BillingService) -> BillingServicer:
 def register(service: BillingService) -> Any:
     def _register(server: grpc.aio.Server) -> list[str]:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(validating_servicer(service), server)
-        return [pb.DESCRIPTOR.services_by_name["BillingService"].full_name]
+        # Not implemented yet: every SpendService RPC answers UNIMPLEMENTED (after the access check).
+        spend_pb2_grpc.add_SpendServiceServicer_to_server(spend_pb2_grpc.SpendServiceServicer(), server)
+        return [
+            pb.DESCRIPTOR.services_by_name["BillingService"].full_name,
+            spend_pb2.DESCRIPTOR.services_by_name["SpendService"].full_name,
+        ]
 
     return _register

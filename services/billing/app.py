@@ -8,7 +8,7 @@ from pathlib import Path
 
 import structlog
 
-from billing.api import ACCESS, register
+from billing.api import ACCESS, SPEND_ACCESS, register
 from billing.clients import MeteringClient
 from billing.config import Settings
 from billing.service import BillingService
@@ -16,7 +16,7 @@ from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
 from common.security import open_channel
 from common.server import RunningServer, start_server
-from tollgate.billing.v1 import billing_pb2
+from tollgate.billing.v1 import billing_pb2, spend_pb2
 
 log = structlog.get_logger("billing.app")
 
@@ -55,7 +55,10 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
         address=settings.grpc_address,
         register=register(service),
         verifier=verifier,
-        access={billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name: ACCESS},
+        access={
+            billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name: ACCESS,
+            spend_pb2.DESCRIPTOR.services_by_name["SpendService"].full_name: SPEND_ACCESS,
+        },
         tls=security.server_tls(),
         metrics_port=settings.metrics_port,
         metrics_host=settings.metrics_host,

@@ -63,6 +63,7 @@ class Text:
     shape: str = ""  # how the pattern reads in an error
     free_text: bool = False  # tab, newline and return allowed
     echo: bool = True  # quote the (truncated) value in the error
+    max_items: int = 1  # for a repeated string field: how many values
 
     def check(self, value: str, path: str) -> None:
         if not value:
@@ -298,6 +299,35 @@ RULES: dict[str, Rule] = {
     _B + "IssueCreditNoteRequest.invoice_id": SERVER_ID,
     _B + "IssueCreditNoteRequest.amount": Amount(),
     _B + "IssueCreditNoteRequest.reason": REASON,
+    _B + "IssueCreditNoteRequest.settlement": Enum(),
+    _B + "ListRefundsRequest.builder_id": REF,
+    _B + "ListRefundsRequest.customer_id": OPTIONAL_REF,
+    _B + "ListRefundsRequest.state": Enum(),
+    _B + "ListRefundsRequest.page_size": PAGE_SIZE,
+    _B + "ListRefundsRequest.page_token": PAGE_TOKEN,
+    _B + "MarkRefundRequest.request_id": REQUEST_ID,
+    _B + "MarkRefundRequest.builder_id": REF,
+    _B + "MarkRefundRequest.refund_id": SERVER_ID,
+    _B + "MarkRefundRequest.state": Enum(),
+    _B + "MarkRefundRequest.external_reference": OPTIONAL_REF,
+    _B + "MarkRefundRequest.failure_reason": Text(1000, free_text=True),
+    # explaining a line (nothing written)
+    _B + "ExplainInvoiceLineRequest.builder_id": REF,
+    _B + "ExplainInvoiceLineRequest.invoice_id": SERVER_ID,
+    _B + "ExplainInvoiceLineRequest.position": Int(0, 10_000),
+    _B + "ExplainInvoiceLineRequest.view": Enum(),
+    _B + "ExplainInvoiceLineRequest.group_by": Text(
+        64,
+        required=True,
+        pattern=re.compile(r"[a-z0-9_.-]{1,64}"),
+        shape="1 to 64 characters of [a-z0-9_.-]",
+        max_items=4,
+    ),
+    _B + "ExplainInvoiceLineRequest.page_size": PAGE_SIZE,
+    _B + "ExplainInvoiceLineRequest.page_token": PAGE_TOKEN,
+    _B + "ExportInvoiceLineRequest.builder_id": REF,
+    _B + "ExportInvoiceLineRequest.invoice_id": SERVER_ID,
+    _B + "ExportInvoiceLineRequest.position": Int(0, 10_000),
     # payments, wallets, earnings
     _B + "RecordPaymentRequest.request_id": REQUEST_ID,
     _B + "RecordPaymentRequest.builder_id": REF,
@@ -365,7 +395,7 @@ def _walk(msg: Message, prefix: str) -> None:
         if fd.is_repeated:
             if isinstance(rule, Ignored):
                 continue
-            limit = rule.max_items if isinstance(rule, Nested) else 1
+            limit = rule.max_items if isinstance(rule, Nested | Text) else 1
             if len(value) > limit:
                 raise InvalidArgument(f"{path} has more than {limit} items", field=path)
             for i, item in enumerate(value):

@@ -54,6 +54,7 @@ ACCESS = {
     "ArchiveMeter": Access.for_builder("builder_id"),
     "QueryUsage": Access.for_builder("builder_id", services=_READERS),
     "ListEvents": Access.for_builder("builder_id", services=_READERS),
+    "ExplainUsage": Access.for_builder("builder_id", services=_READERS),
 }
 
 

@@ -205,6 +205,7 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
         targets = {
             "tollgate.metering.v1.MeteringService": Target(stack.metering_address, mch, operator),
             "tollgate.billing.v1.BillingService": Target(stack.billing_address, bch, operator),
+            "tollgate.billing.v1.SpendService": Target(stack.billing_address, bch, operator),
             "tollgate.gateway.v1.GatewayAdminService": Target(gw.grpc_address, gch, tuple(gw.admin_metadata)),
             "tollgate.gateway.v1.InferenceService": Target(
                 gw.grpc_address, gch, (("authorization", f"Bearer {inference_secret}"),)

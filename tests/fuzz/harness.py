@@ -27,6 +27,28 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import tollgate
 
 # Contexts whose server the suite fixture (conftest.py) starts; payouts joins when its service is in the tree.
+# RPCs whose contract is published but whose handler has not landed yet (they answer UNIMPLEMENTED):
+# the fuzz tests skip them, saying so. Each handler's change removes its RPCs from here; the list
+# must be empty when the work that published them is done.
+PENDING_RPCS: frozenset[str] = frozenset(
+    {
+        "BillingService.ListRefunds",
+        "BillingService.MarkRefund",
+        "BillingService.ExplainInvoiceLine",
+        "BillingService.ExportInvoiceLine",
+        "MeteringService.ExplainUsage",
+        "SpendService.SetSpendControl",
+        "SpendService.DeleteSpendControl",
+        "SpendService.ListSpendControls",
+        "SpendService.GetSpendPolicy",
+        "SpendService.AcquireSpendLease",
+        "SpendService.ReportSpendLease",
+        "SpendService.ListAlerts",
+        "SpendService.SetWebhookEndpoint",
+        "SpendService.ListWebhookDeliveries",
+    }
+)
+
 STARTABLE_CONTEXTS = frozenset(
     {"metering", "billing", "gateway"} | ({"payouts"} if importlib.util.find_spec("payouts") else set())
 )

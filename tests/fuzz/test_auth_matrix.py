@@ -32,6 +32,7 @@ from common.auth import Issuer, new_private_key_pem
 from tests.conftest import REPO, auth_metadata, token
 from tests.conftest import test_credentials as credentials
 from tests.fuzz.harness import (
+    PENDING_RPCS,
     STARTABLE_CONTEXTS,
     Rpc,
     access_tables,
@@ -150,6 +151,8 @@ def _params() -> list:
         marks = []
         if rpc.context not in STARTABLE_CONTEXTS:
             marks.append(pytest.mark.skip(reason=f"{rpc.context} has no fixture yet"))
+        if rpc.id in PENDING_RPCS:
+            marks.append(pytest.mark.skip(reason=f"{rpc.id} is published but not implemented yet"))
         params.append(pytest.param(rpc, id=rpc.id, marks=marks))
     return params
 

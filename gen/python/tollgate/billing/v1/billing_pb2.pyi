@@ -49,6 +49,25 @@ class LineKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LINE_KIND_USAGE: _ClassVar[LineKind]
     LINE_KIND_LATE_USAGE_ADJUSTMENT: _ClassVar[LineKind]
 
+class CreditSettlement(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CREDIT_SETTLEMENT_UNSPECIFIED: _ClassVar[CreditSettlement]
+    CREDIT_SETTLEMENT_WALLET: _ClassVar[CreditSettlement]
+    CREDIT_SETTLEMENT_REFUND: _ClassVar[CreditSettlement]
+
+class RefundState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REFUND_STATE_UNSPECIFIED: _ClassVar[RefundState]
+    REFUND_STATE_PENDING: _ClassVar[RefundState]
+    REFUND_STATE_PAID: _ClassVar[RefundState]
+    REFUND_STATE_FAILED: _ClassVar[RefundState]
+
+class ExplainView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPLAIN_VIEW_UNSPECIFIED: _ClassVar[ExplainView]
+    EXPLAIN_VIEW_GROUPS: _ClassVar[ExplainView]
+    EXPLAIN_VIEW_EVENTS: _ClassVar[ExplainView]
+
 class EarningsKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EARNINGS_KIND_UNSPECIFIED: _ClassVar[EarningsKind]
@@ -82,6 +101,16 @@ LINE_KIND_UNSPECIFIED: LineKind
 LINE_KIND_BASE_FEE: LineKind
 LINE_KIND_USAGE: LineKind
 LINE_KIND_LATE_USAGE_ADJUSTMENT: LineKind
+CREDIT_SETTLEMENT_UNSPECIFIED: CreditSettlement
+CREDIT_SETTLEMENT_WALLET: CreditSettlement
+CREDIT_SETTLEMENT_REFUND: CreditSettlement
+REFUND_STATE_UNSPECIFIED: RefundState
+REFUND_STATE_PENDING: RefundState
+REFUND_STATE_PAID: RefundState
+REFUND_STATE_FAILED: RefundState
+EXPLAIN_VIEW_UNSPECIFIED: ExplainView
+EXPLAIN_VIEW_GROUPS: ExplainView
+EXPLAIN_VIEW_EVENTS: ExplainView
 EARNINGS_KIND_UNSPECIFIED: EarningsKind
 EARNINGS_KIND_BUILDER_MARGIN: EarningsKind
 EARNINGS_KIND_PLATFORM_FEE: EarningsKind
@@ -678,40 +707,231 @@ class VoidInvoiceResponse(_message.Message):
     def __init__(self, invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
 
 class CreditNote(_message.Message):
-    __slots__ = ("id", "invoice_id", "amount", "reason", "create_time")
+    __slots__ = ("id", "invoice_id", "amount", "reason", "create_time", "settlement", "due_reduced", "wallet_credited", "refunded", "refund_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SETTLEMENT_FIELD_NUMBER: _ClassVar[int]
+    DUE_REDUCED_FIELD_NUMBER: _ClassVar[int]
+    WALLET_CREDITED_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    REFUND_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     invoice_id: str
     amount: _money_pb2.Money
     reason: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    settlement: CreditSettlement
+    due_reduced: _money_pb2.Money
+    wallet_credited: _money_pb2.Money
+    refunded: _money_pb2.Money
+    refund_id: str
+    def __init__(self, id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settlement: _Optional[_Union[CreditSettlement, str]] = ..., due_reduced: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., wallet_credited: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., refund_id: _Optional[str] = ...) -> None: ...
 
 class IssueCreditNoteRequest(_message.Message):
-    __slots__ = ("request_id", "builder_id", "invoice_id", "amount", "reason")
+    __slots__ = ("request_id", "builder_id", "invoice_id", "amount", "reason", "settlement")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
     INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SETTLEMENT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     builder_id: str
     invoice_id: str
     amount: _money_pb2.Money
     reason: str
-    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    settlement: CreditSettlement
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., settlement: _Optional[_Union[CreditSettlement, str]] = ...) -> None: ...
 
 class IssueCreditNoteResponse(_message.Message):
-    __slots__ = ("credit_note", "invoice")
+    __slots__ = ("credit_note", "invoice", "refund")
     CREDIT_NOTE_FIELD_NUMBER: _ClassVar[int]
     INVOICE_FIELD_NUMBER: _ClassVar[int]
+    REFUND_FIELD_NUMBER: _ClassVar[int]
     credit_note: CreditNote
     invoice: Invoice
-    def __init__(self, credit_note: _Optional[_Union[CreditNote, _Mapping]] = ..., invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+    refund: Refund
+    def __init__(self, credit_note: _Optional[_Union[CreditNote, _Mapping]] = ..., invoice: _Optional[_Union[Invoice, _Mapping]] = ..., refund: _Optional[_Union[Refund, _Mapping]] = ...) -> None: ...
+
+class Refund(_message.Message):
+    __slots__ = ("id", "builder_id", "customer_id", "invoice_id", "credit_note_id", "amount", "state", "external_reference", "failure_reason", "create_time", "update_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_NOTE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    builder_id: str
+    customer_id: str
+    invoice_id: str
+    credit_note_id: str
+    amount: _money_pb2.Money
+    state: RefundState
+    external_reference: str
+    failure_reason: str
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., credit_note_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., state: _Optional[_Union[RefundState, str]] = ..., external_reference: _Optional[str] = ..., failure_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListRefundsRequest(_message.Message):
+    __slots__ = ("builder_id", "customer_id", "state", "page_size", "page_token")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    customer_id: str
+    state: RefundState
+    page_size: int
+    page_token: str
+    def __init__(self, builder_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., state: _Optional[_Union[RefundState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRefundsResponse(_message.Message):
+    __slots__ = ("refunds", "next_page_token")
+    REFUNDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    refunds: _containers.RepeatedCompositeFieldContainer[Refund]
+    next_page_token: str
+    def __init__(self, refunds: _Optional[_Iterable[_Union[Refund, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class MarkRefundRequest(_message.Message):
+    __slots__ = ("request_id", "builder_id", "refund_id", "state", "external_reference", "failure_reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUND_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    builder_id: str
+    refund_id: str
+    state: RefundState
+    external_reference: str
+    failure_reason: str
+    def __init__(self, request_id: _Optional[str] = ..., builder_id: _Optional[str] = ..., refund_id: _Optional[str] = ..., state: _Optional[_Union[RefundState, str]] = ..., external_reference: _Optional[str] = ..., failure_reason: _Optional[str] = ...) -> None: ...
+
+class MarkRefundResponse(_message.Message):
+    __slots__ = ("refund",)
+    REFUND_FIELD_NUMBER: _ClassVar[int]
+    refund: Refund
+    def __init__(self, refund: _Optional[_Union[Refund, _Mapping]] = ...) -> None: ...
+
+class LineEventGroup(_message.Message):
+    __slots__ = ("tags", "quantity", "event_count", "provider_cost")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_COST_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.ScalarMap[str, str]
+    quantity: str
+    event_count: int
+    provider_cost: str
+    def __init__(self, tags: _Optional[_Mapping[str, str]] = ..., quantity: _Optional[str] = ..., event_count: _Optional[int] = ..., provider_cost: _Optional[str] = ...) -> None: ...
+
+class LineEvent(_message.Message):
+    __slots__ = ("event_id", "type", "occurred_time", "ingest_time", "run_id", "status", "tags", "quantities", "contributed_quantity")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class QuantitiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_TIME_FIELD_NUMBER: _ClassVar[int]
+    INGEST_TIME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    QUANTITIES_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    type: str
+    occurred_time: _timestamp_pb2.Timestamp
+    ingest_time: _timestamp_pb2.Timestamp
+    run_id: str
+    status: str
+    tags: _containers.ScalarMap[str, str]
+    quantities: _containers.ScalarMap[str, str]
+    contributed_quantity: str
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ingest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ..., status: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., quantities: _Optional[_Mapping[str, str]] = ..., contributed_quantity: _Optional[str] = ...) -> None: ...
+
+class ExplainInvoiceLineRequest(_message.Message):
+    __slots__ = ("builder_id", "invoice_id", "position", "view", "group_by", "page_size", "page_token")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    invoice_id: str
+    position: int
+    view: ExplainView
+    group_by: _containers.RepeatedScalarFieldContainer[str]
+    page_size: int
+    page_token: str
+    def __init__(self, builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., position: _Optional[int] = ..., view: _Optional[_Union[ExplainView, str]] = ..., group_by: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ExplainInvoiceLineResponse(_message.Message):
+    __slots__ = ("line", "total_quantity", "event_count", "groups", "events", "next_page_token")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    line: InvoiceLine
+    total_quantity: str
+    event_count: int
+    groups: _containers.RepeatedCompositeFieldContainer[LineEventGroup]
+    events: _containers.RepeatedCompositeFieldContainer[LineEvent]
+    next_page_token: str
+    def __init__(self, line: _Optional[_Union[InvoiceLine, _Mapping]] = ..., total_quantity: _Optional[str] = ..., event_count: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[LineEventGroup, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[LineEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ExportInvoiceLineRequest(_message.Message):
+    __slots__ = ("builder_id", "invoice_id", "position")
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    invoice_id: str
+    position: int
+    def __init__(self, builder_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ExportInvoiceLineResponse(_message.Message):
+    __slots__ = ("csv", "event_count")
+    CSV_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    csv: str
+    event_count: int
+    def __init__(self, csv: _Optional[str] = ..., event_count: _Optional[int] = ...) -> None: ...
 
 class Payment(_message.Message):
     __slots__ = ("id", "invoice_id", "amount", "external_reference", "create_time")

@@ -149,6 +149,26 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.IssueCreditNoteRequest.SerializeToString,
                 response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.IssueCreditNoteResponse.FromString,
                 _registered_method=True)
+        self.ListRefunds = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/ListRefunds',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListRefundsRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListRefundsResponse.FromString,
+                _registered_method=True)
+        self.MarkRefund = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/MarkRefund',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.MarkRefundRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.MarkRefundResponse.FromString,
+                _registered_method=True)
+        self.ExplainInvoiceLine = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/ExplainInvoiceLine',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExplainInvoiceLineRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExplainInvoiceLineResponse.FromString,
+                _registered_method=True)
+        self.ExportInvoiceLine = channel.unary_unary(
+                '/tollgate.billing.v1.BillingService/ExportInvoiceLine',
+                request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExportInvoiceLineRequest.SerializeToString,
+                response_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExportInvoiceLineResponse.FromString,
+                _registered_method=True)
         self.RecordPayment = channel.unary_unary(
                 '/tollgate.billing.v1.BillingService/RecordPayment',
                 request_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.RecordPaymentRequest.SerializeToString,
@@ -349,8 +369,46 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IssueCreditNote(self, request, context):
-        """IssueCreditNote reduces what a finalized invoice asks for (a refund when it was paid).
-        Idempotent by request_id.
+        """IssueCreditNote credits part or all of a finalized invoice. The credit first reduces what is still
+        due; the part that covers money already received (payments and wallet applied) is settled as the
+        request says: credited to the customer's wallet (applied to its next invoice) or recorded as a
+        refund to be paid back (a Refund, PENDING until MarkRefund). Either way the earnings feed reverses
+        the credited amount's split exactly. Idempotent by request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRefunds(self, request, context):
+        """ListRefunds pages through a builder's refunds, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkRefund(self, request, context):
+        """MarkRefund records that a pending refund was paid back (with the processor's reference) or
+        failed (its amount goes to the customer's wallet instead, so nothing owed is lost). Only a
+        PENDING refund moves; another state is FAILED_PRECONDITION. Idempotent by request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainInvoiceLine(self, request, context):
+        """ExplainInvoiceLine returns, paged, the metered events behind a finalized usage line as they stood
+        at the invoice's usage cutoff (for a late-usage adjustment: the late events it billed), grouped by
+        tags the client knows, each event with the quantity it contributed: the contributions sum exactly
+        to the line's quantity. For a cost-plus line the events are the inference attempts and their
+        contributions the provider cost. A base-fee line has no events (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportInvoiceLine(self, request, context):
+        """ExportInvoiceLine is ExplainInvoiceLine's events as one CSV document (at most 100,000 events,
+        else FAILED_PRECONDITION: page ExplainInvoiceLine instead).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -504,6 +562,26 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.IssueCreditNote,
                     request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.IssueCreditNoteRequest.FromString,
                     response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.IssueCreditNoteResponse.SerializeToString,
+            ),
+            'ListRefunds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefunds,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListRefundsRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ListRefundsResponse.SerializeToString,
+            ),
+            'MarkRefund': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkRefund,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.MarkRefundRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.MarkRefundResponse.SerializeToString,
+            ),
+            'ExplainInvoiceLine': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainInvoiceLine,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExplainInvoiceLineRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExplainInvoiceLineResponse.SerializeToString,
+            ),
+            'ExportInvoiceLine': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportInvoiceLine,
+                    request_deserializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExportInvoiceLineRequest.FromString,
+                    response_serializer=tollgate_dot_billing_dot_v1_dot_billing__pb2.ExportInvoiceLineResponse.SerializeToString,
             ),
             'RecordPayment': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPayment,
@@ -1052,6 +1130,114 @@ class BillingService:
             '/tollgate.billing.v1.BillingService/IssueCreditNote',
             tollgate_dot_billing_dot_v1_dot_billing__pb2.IssueCreditNoteRequest.SerializeToString,
             tollgate_dot_billing_dot_v1_dot_billing__pb2.IssueCreditNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRefunds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/ListRefunds',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.ListRefundsRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.ListRefundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkRefund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/MarkRefund',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.MarkRefundRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.MarkRefundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainInvoiceLine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/ExplainInvoiceLine',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.ExplainInvoiceLineRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.ExplainInvoiceLineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportInvoiceLine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.billing.v1.BillingService/ExportInvoiceLine',
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.ExportInvoiceLineRequest.SerializeToString,
+            tollgate_dot_billing_dot_v1_dot_billing__pb2.ExportInvoiceLineResponse.FromString,
             options,
             channel_credentials,
             insecure,

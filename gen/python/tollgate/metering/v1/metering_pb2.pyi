@@ -46,6 +46,12 @@ class WindowSize(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WINDOW_SIZE_HOUR: _ClassVar[WindowSize]
     WINDOW_SIZE_DAY: _ClassVar[WindowSize]
     WINDOW_SIZE_MONTH: _ClassVar[WindowSize]
+
+class ExplainView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPLAIN_VIEW_UNSPECIFIED: _ClassVar[ExplainView]
+    EXPLAIN_VIEW_GROUPS: _ClassVar[ExplainView]
+    EXPLAIN_VIEW_EVENTS: _ClassVar[ExplainView]
 EVENT_STATUS_UNSPECIFIED: EventStatus
 EVENT_STATUS_SUCCEEDED: EventStatus
 EVENT_STATUS_FAILED: EventStatus
@@ -68,6 +74,9 @@ WINDOW_SIZE_UNSPECIFIED: WindowSize
 WINDOW_SIZE_HOUR: WindowSize
 WINDOW_SIZE_DAY: WindowSize
 WINDOW_SIZE_MONTH: WindowSize
+EXPLAIN_VIEW_UNSPECIFIED: ExplainView
+EXPLAIN_VIEW_GROUPS: ExplainView
+EXPLAIN_VIEW_EVENTS: ExplainView
 
 class UsageEvent(_message.Message):
     __slots__ = ("id", "type", "occurred_time", "builder_id", "app_id", "customer_id", "status", "run_id", "tags", "quantities", "ingested_time")
@@ -355,3 +364,83 @@ class ListEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[UsageEvent]
     next_page_token: str
     def __init__(self, events: _Optional[_Iterable[_Union[UsageEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ExplainUsageRequest(_message.Message):
+    __slots__ = ("builder_id", "meter_key", "customer_id", "start_time", "end_time", "ingested_before_time", "ingested_after_time", "view", "group_by_tags", "tag_filters", "page_size", "page_token")
+    class TagFiltersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    INGESTED_BEFORE_TIME_FIELD_NUMBER: _ClassVar[int]
+    INGESTED_AFTER_TIME_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_TAGS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    builder_id: str
+    meter_key: str
+    customer_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    ingested_before_time: _timestamp_pb2.Timestamp
+    ingested_after_time: _timestamp_pb2.Timestamp
+    view: ExplainView
+    group_by_tags: _containers.RepeatedScalarFieldContainer[str]
+    tag_filters: _containers.ScalarMap[str, str]
+    page_size: int
+    page_token: str
+    def __init__(self, builder_id: _Optional[str] = ..., meter_key: _Optional[str] = ..., customer_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ingested_before_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ingested_after_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., view: _Optional[_Union[ExplainView, str]] = ..., group_by_tags: _Optional[_Iterable[str]] = ..., tag_filters: _Optional[_Mapping[str, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class UsageGroup(_message.Message):
+    __slots__ = ("tags", "quantity", "event_count", "provider_cost")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_COST_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.ScalarMap[str, str]
+    quantity: str
+    event_count: int
+    provider_cost: str
+    def __init__(self, tags: _Optional[_Mapping[str, str]] = ..., quantity: _Optional[str] = ..., event_count: _Optional[int] = ..., provider_cost: _Optional[str] = ...) -> None: ...
+
+class ExplainedEvent(_message.Message):
+    __slots__ = ("event", "ingest_time", "contributed_quantity")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    INGEST_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    event: UsageEvent
+    ingest_time: _timestamp_pb2.Timestamp
+    contributed_quantity: str
+    def __init__(self, event: _Optional[_Union[UsageEvent, _Mapping]] = ..., ingest_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., contributed_quantity: _Optional[str] = ...) -> None: ...
+
+class ExplainUsageResponse(_message.Message):
+    __slots__ = ("total_quantity", "event_count", "groups", "events", "next_page_token", "ingested_before_time")
+    TOTAL_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INGESTED_BEFORE_TIME_FIELD_NUMBER: _ClassVar[int]
+    total_quantity: str
+    event_count: int
+    groups: _containers.RepeatedCompositeFieldContainer[UsageGroup]
+    events: _containers.RepeatedCompositeFieldContainer[ExplainedEvent]
+    next_page_token: str
+    ingested_before_time: _timestamp_pb2.Timestamp
+    def __init__(self, total_quantity: _Optional[str] = ..., event_count: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[UsageGroup, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ExplainedEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., ingested_before_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

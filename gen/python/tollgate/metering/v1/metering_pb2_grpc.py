@@ -79,6 +79,11 @@ class MeteringServiceStub:
                 request_serializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.ExplainUsage = channel.unary_unary(
+                '/tollgate.metering.v1.MeteringService/ExplainUsage',
+                request_serializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ExplainUsageRequest.SerializeToString,
+                response_deserializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ExplainUsageResponse.FromString,
+                _registered_method=True)
 
 
 class MeteringServiceServicer:
@@ -145,6 +150,18 @@ class MeteringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainUsage(self, request, context):
+        """ExplainUsage returns the events behind one customer's QueryUsage value, each with the quantity it
+        contributed, grouped by tags or one by one, paged: the contributions sum exactly to the value
+        QueryUsage gives for the same meter, customer, range and cutoff (with ingested_after_time: to the
+        difference between the values at the two cutoffs). Which event counts for UNIQUE_COUNT, MAX and
+        LATEST is decided by ingestion order, so events ingested before a cutoff keep their contribution
+        when later ones arrive.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MeteringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +199,11 @@ def add_MeteringServiceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ListEventsRequest.FromString,
                     response_serializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'ExplainUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainUsage,
+                    request_deserializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ExplainUsageRequest.FromString,
+                    response_serializer=tollgate_dot_metering_dot_v1_dot_metering__pb2.ExplainUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -383,6 +405,33 @@ class MeteringService:
             '/tollgate.metering.v1.MeteringService/ListEvents',
             tollgate_dot_metering_dot_v1_dot_metering__pb2.ListEventsRequest.SerializeToString,
             tollgate_dot_metering_dot_v1_dot_metering__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.metering.v1.MeteringService/ExplainUsage',
+            tollgate_dot_metering_dot_v1_dot_metering__pb2.ExplainUsageRequest.SerializeToString,
+            tollgate_dot_metering_dot_v1_dot_metering__pb2.ExplainUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
