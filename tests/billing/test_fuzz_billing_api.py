@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.db import libpq_url
+from tests.fuzz.harness import PENDING_RPCS
 from tollgate.billing.v1 import billing_pb2 as bpb
 
 BUILDER = "fz-builder"
@@ -293,7 +294,18 @@ async def _invariants(database_url: str) -> None:
 
 
 # VoidInvoice last: once it voids the seeded invoice, credits and payments can only be refused.
-@pytest.mark.parametrize("rpc", sorted((m.name for m in SERVICE.methods), key=lambda n: n == "VoidInvoice"))
+@pytest.mark.parametrize(
+    "rpc",
+    [
+        pytest.param(
+            name,
+            marks=[pytest.mark.skip(reason="published, not implemented yet")]
+            if f"BillingService.{name}" in PENDING_RPCS
+            else [],
+        )
+        for name in sorted((m.name for m in SERVICE.methods), key=lambda n: n == "VoidInvoice")
+    ],
+)
 async def test_strange_requests_never_get_internal_and_leave_nothing_half_written(stack, seeded, rpc) -> None:
     method = SERVICE.methods_by_name[rpc]
     request_class = getattr(bpb, method.input_type.name)

@@ -1,5 +1,8 @@
 """Billing's tables and queries: the only code that touches the billing database.
 
+This module holds customers, plans, subscriptions, invoices, payments, wallets and earnings; the
+submodules hold the rest by use case (spend: controls, leases, alerts, webhooks; refunds).
+
 Amounts: NUMERIC(38, 9) everywhere. Unrounded amounts (tier rows, unit prices) keep nine places;
 rounded amounts (line amounts, splits, totals, payments, wallets, earnings) are stored in the same
 type but always sit on the currency's minor-unit grid (the domain rounds them, see domain/money.py).
@@ -205,6 +208,12 @@ credit_notes = Table(
     Column("allocation", JSONB, nullable=False),
     # True when issued after the invoice was fully paid: its allocation went to the feed, negative.
     Column("after_payment", Boolean, nullable=False),
+    # How the note was settled (migration 0003): the part that reduced what was due, and the part
+    # covering money received, credited to the wallet or refunded ("" settlement when there was none).
+    Column("settlement", String(16), nullable=False, server_default=""),
+    Column("due_reduced", AMOUNT, nullable=False, server_default="0"),
+    Column("wallet_credited", AMOUNT, nullable=False, server_default="0"),
+    Column("refunded", AMOUNT, nullable=False, server_default="0"),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
     ForeignKeyConstraint(["invoice_id"], ["invoices.id"]),
 )
@@ -763,3 +772,8 @@ async def list_earnings(conn: AsyncConnection, builder_id: str | None, after: in
     if builder_id:
         q = q.where(earnings.c.builder_id == builder_id)
     return _rows(await conn.execute(q.order_by(earnings.c.sequence).limit(limit)))
+
+
+# The submodules' tables join the same metadata (imported last: they import AMOUNT and metadata).
+from billing.store import refunds as refunds  # noqa: E402
+from billing.store import spend as spend  # noqa: E402
