@@ -179,6 +179,14 @@ invoice_lines = Table(
     Column("usage_snapshot", JSONB, nullable=True),
     # Usage by workflow, used to attribute the line's split in the earnings feed.
     Column("workflow_weights", JSONB, nullable=False),
+    # The metering read this line priced (migration 0004), so ExplainInvoiceLine can list exactly its
+    # events: occurred in [usage_start_time, usage_end_time), ingested before ingested_before_time and
+    # (for a late-usage adjustment) at or after ingested_after_time. NULL on lines finalized before
+    # 0004 and on base-fee lines.
+    Column("usage_start_time", DateTime(timezone=True), nullable=True),
+    Column("usage_end_time", DateTime(timezone=True), nullable=True),
+    Column("ingested_after_time", DateTime(timezone=True), nullable=True),
+    Column("ingested_before_time", DateTime(timezone=True), nullable=True),
     ForeignKeyConstraint(["invoice_id"], ["invoices.id"]),
 )
 
