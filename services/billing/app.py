@@ -49,6 +49,7 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
         metering,
         settle_timeout_seconds=settings.metering_retry_seconds,
         cutoff_lag_seconds=settings.usage_cutoff_lag_seconds,
+        late_usage_max_age_days=settings.late_usage_max_age_days,
         **({"clock": clock} if clock is not None else {}),
     )
     running = await start_server(

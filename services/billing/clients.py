@@ -46,6 +46,8 @@ class UsageRow:
     tags: dict[str, str]
     value: Decimal
     event_count: int
+    # The start of the row's window (the range start when not windowed).
+    window_start: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class MeteringClient:
         group_by_bucket: bool = False,
         group_by_tags: tuple[str, ...] = (),
         cutoff: datetime | None = None,
+        monthly: bool = False,
     ) -> UsageAnswer:
         request = metering_pb2.QueryUsageRequest(
             builder_id=builder_id,
@@ -111,6 +114,7 @@ class MeteringClient:
             group_by_customer=group_by_customer,
             group_by_bucket=group_by_bucket,
             group_by_tags=list(group_by_tags),
+            window_size=metering_pb2.WINDOW_SIZE_MONTH if monthly else metering_pb2.WINDOW_SIZE_UNSPECIFIED,
         )
         if cutoff is not None:
             request.ingested_before_time.CopyFrom(to_timestamp(cutoff))
@@ -122,6 +126,7 @@ class MeteringClient:
                 tags=dict(r.tags),
                 value=Decimal(r.value or "0"),
                 event_count=r.event_count,
+                window_start=from_timestamp(r.window_start_time) if r.HasField("window_start_time") else None,
             )
             for r in response.rows
         ]

@@ -32,6 +32,10 @@ class Settings:
     # settle window the cutoff is settled at once and the close does not wait; events ingested within
     # the lag land on the next invoice as late usage. 0: read up to now and wait until it settles.
     usage_cutoff_lag_seconds: float = 0.0
+    # How far back a close looks for late usage of closed periods, in days. Must be at least metering's
+    # METERING_MAX_EVENT_AGE_DAYS (the age past which metering refuses an event): a smaller value skips
+    # periods metering still accepts events for, and their late usage is never billed.
+    late_usage_max_age_days: int = 400
     pool_size: int = 10
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="billing"))
 
@@ -50,6 +54,7 @@ class Settings:
             metering_deadline_seconds=env.float("METERING_DEADLINE_SECONDS", cls.metering_deadline_seconds),
             metering_retry_seconds=env.float("METERING_RETRY_SECONDS", cls.metering_retry_seconds),
             usage_cutoff_lag_seconds=env.float("USAGE_CUTOFF_LAG_SECONDS", cls.usage_cutoff_lag_seconds),
+            late_usage_max_age_days=env.int("LATE_USAGE_MAX_AGE_DAYS", cls.late_usage_max_age_days),
             pool_size=env.int("POOL_SIZE", cls.pool_size),
             security=SecuritySettings.from_env(env, "billing"),
         )
@@ -59,6 +64,8 @@ class Settings:
             raise SettingsError("BILLING_METERING_RETRY_SECONDS must not be negative")
         if settings.usage_cutoff_lag_seconds < 0:
             raise SettingsError("BILLING_USAGE_CUTOFF_LAG_SECONDS must not be negative")
+        if not 1 <= settings.late_usage_max_age_days <= 3_652_059:
+            raise SettingsError("BILLING_LATE_USAGE_MAX_AGE_DAYS must be between 1 and 3652059")
         if settings.pool_size < 1:
             raise SettingsError("BILLING_POOL_SIZE must be at least 1")
         return settings

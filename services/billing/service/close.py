@@ -14,16 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing import metrics, store
 from billing.domain import (
-    ChargeUsage,
     EarningsParties,
-    LateUsage,
     apply_wallet,
     build_invoice,
     earnings_for_payment,
     period_containing,
     plan_from_dict,
 )
-from billing.domain.proration import Segment, active_share, build_segmented_invoice, prorate_plan
+from billing.domain.proration import Segment, active_share, build_segmented_invoice
 from billing.domain.text import quote
 from billing.service._core import (
     EPSILON,
@@ -37,6 +35,15 @@ from billing.service._core import (
 )
 from billing.service.earnings import _earnings_rows
 from billing.service.invoicing import _check_recordable, _jsonb, _line_rows
+from billing.service.late import (
+    LATE_PREFIX,
+    Snapshot,
+    by_customer,
+    late_adjustments,
+    load_snapshots,
+    plan_keys,
+    read_late_usage,
+)
 from billing.service.views import (
     ZERO,
     CloseSummary,
@@ -50,7 +57,6 @@ from billing.usage import (
     meter_needs,
     query_period,
     usage_by_tag,
-    usage_from_json,
     usage_to_json,
 )
 from common.errors import (
@@ -71,10 +77,12 @@ class _CloseUsage:
     """What phase 1 of a close read from metering, and for which plan versions."""
 
     keys: frozenset[tuple[str, int]]
-    prev_keys: frozenset[tuple[str, int]]
     cutoff: datetime
     usage: PeriodUsage
-    prev_usage: PeriodUsage | None
+    # Late usage (service/late.py): the snapshots of the closed periods that may have changed, and
+    # metering's usage of those that did, by period start.
+    snapshots: tuple[Snapshot, ...]
+    late_usage: dict[datetime, PeriodUsage]
     # Customers whose usage is not the whole period's (cancelled inside it, or a plan changed inside
     # it): their usage ranges with plan versions, and the usage of each range.
     ranged: dict[str, tuple[tuple[tuple[datetime, datetime, tuple[str, int]], ...], tuple[PeriodUsage, ...]]]
@@ -200,7 +208,7 @@ class Closing(ServiceCore):
         self, conn: AsyncConnection, builder_id: str, period: Any
     ) -> dict[str, Any] | None:
         """Phase 1's short reads: the plan versions in force for the customers still to invoice, and
-        those of the previous period's billed usage (for late usage). None when nobody is left."""
+        the snapshots of their closed periods that may have late usage. None when nobody is left."""
         done = await store.invoiced_customers(conn, builder_id, period.start)
         todo = [
             c
@@ -209,31 +217,26 @@ class Closing(ServiceCore):
         ]
         if not todo:
             return None
-        prev = period_containing(period.start - EPSILON)
         timelines = {c["customer_id"]: self._timeline(c, period) for c in todo}
         keys = {part.key for parts in timelines.values() for part in parts}
-        billed = await store.billed_usage(conn, builder_id, prev.start)
-        prev_keys = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
-        raw_specs = await store.plan_specs(conn, list(keys | prev_keys))
+        snapshots = await load_snapshots(conn, builder_id, period.start, self.late_max_age, set(timelines))
+        raw_specs = await store.plan_specs(conn, list(keys | plan_keys(snapshots)))
         ranged = {cid: _ranges(parts, period) for cid, parts in timelines.items() if _ranges(parts, period)}
-        return {"keys": keys, "prev_keys": prev_keys, "specs": raw_specs, "ranged": ranged}
+        return {"keys": keys, "snapshots": snapshots, "specs": raw_specs, "ranged": ranged}
 
     async def _read_close_usage(self, builder_id: str, period: Any, inputs: dict[str, Any]) -> _CloseUsage:
         """The settled cutoff and every meter's usage for the close; holds no database connection."""
-        prev = period_containing(period.start - EPSILON)
         specs = {k: plan_from_dict(v) for k, v in inputs["specs"].items()}
         needs = meter_needs([specs[k] for k in inputs["keys"]])
-        prev_needs = meter_needs([specs[k] for k in inputs["prev_keys"]])
-        first_meter = next(iter(sorted(needs)), None) or next(iter(sorted(prev_needs)), None)
+        late_needs = meter_needs([specs[k] for k in plan_keys(inputs["snapshots"])])
+        first_meter = next(iter(sorted(needs)), None) or next(iter(sorted(late_needs)), None)
         if first_meter is None:
             cutoff = self.clock()
         else:
             cutoff = await self._settled_cutoff(builder_id, first_meter, period.start, period.end)
-        usage, prev_usage = await asyncio.gather(
+        usage, late_usage = await asyncio.gather(
             query_period(self.metering, builder_id, needs, period.start, period.end, cutoff),
-            query_period(self.metering, builder_id, prev_needs, prev.start, prev.end, cutoff)
-            if prev_needs
-            else asyncio.sleep(0, None),
+            read_late_usage(self.metering, builder_id, inputs["snapshots"], specs, cutoff),
         )
         ranged = {}
         for cid, ranges in inputs["ranged"].items():
@@ -256,7 +259,7 @@ class Closing(ServiceCore):
                 ),
             )
         return _CloseUsage(
-            frozenset(inputs["keys"]), frozenset(inputs["prev_keys"]), cutoff, usage, prev_usage, ranged
+            frozenset(inputs["keys"]), cutoff, usage, tuple(inputs["snapshots"]), late_usage, ranged
         )
 
     async def _close(
@@ -303,19 +306,19 @@ class Closing(ServiceCore):
         todo: list[dict[str, Any]],
         fetched: _CloseUsage,
     ) -> tuple[datetime, int]:
-        prev = period_containing(period.start - EPSILON)
         timelines = {c["customer_id"]: self._timeline(c, period) for c in todo}
         in_force = {cid: parts[-1].key for cid, parts in timelines.items()}
-        billed = await store.billed_usage(conn, builder_id, prev.start)
-        prev_versions = {(v["plan_id"], v["plan_version"]) for v in billed.values()}
+        snapshots = await load_snapshots(conn, builder_id, period.start, self.late_max_age, set(timelines))
         part_keys = {part.key for parts in timelines.values() for part in parts}
-        if not (part_keys <= fetched.keys and prev_versions <= fetched.prev_keys):
-            # A subscription or plan change landed between the phases: read again.
+        if not part_keys <= fetched.keys or tuple(snapshots) != fetched.snapshots:
+            # A subscription or plan change, or a void of an invoice holding a snapshot, landed between
+            # the phases: read again.
             raise _StaleCloseInputs()
-        raw_specs = await store.plan_specs(conn, list(part_keys) + list(prev_versions))
+        raw_specs = await store.plan_specs(conn, list(part_keys | plan_keys(snapshots)))
         specs = {k: plan_from_dict(v) for k, v in raw_specs.items()}
         fee = await self._fee_rule(conn, builder_id)
-        cutoff, usage, prev_usage = fetched.cutoff, fetched.usage, fetched.prev_usage
+        cutoff, usage = fetched.cutoff, fetched.usage
+        snapshots_of = by_customer(snapshots)
         todo_ids = [c["customer_id"] for c in todo]
         balances = await store.lock_wallets(conn, builder_id, todo_ids)
         first_number = await store.take_invoice_numbers(conn, builder_id, len(todo))
@@ -336,19 +339,11 @@ class Closing(ServiceCore):
             part_usage = fetched.ranged[cid][1] if ranges else (usage,)
             customer_usage = part_usage[-1]
             by_charge = charge_usage(spec, customer_usage, cid)
-            late: list[LateUsage] = []
             usage_json = {k: usage_to_json(v) for k, v in by_charge.items()}
-            for (bcid, charge_key), snap in billed.items():
-                if bcid != cid or prev_usage is None:
-                    continue
-                prev_spec = specs[(snap["plan_id"], snap["plan_version"])]
-                # The closed period was priced prorated when the subscription started inside it.
-                charge = prorate_plan(prev_spec, active_share(prev, c["start_time"], prev.end)).charge(
-                    charge_key
-                )
-                now_usage: ChargeUsage = charge_usage(prev_spec, prev_usage, cid)[charge_key]
-                late.append(LateUsage(charge, prev, usage_from_json(snap["usage_snapshot"]), now_usage))
-                usage_json[f"late:{charge_key}"] = usage_to_json(now_usage)
+            late, late_json, late_reads = late_adjustments(
+                cid, c["start_time"], snapshots_of.get(cid, []), specs, fetched.late_usage, cutoff
+            )
+            usage_json.update(late_json)
             if len(parts) == 1 and active_share(period, parts[0].start, parts[0].end) == 1:
                 draft = build_invoice(spec, by_charge, fee, period, late)
             else:
@@ -368,7 +363,7 @@ class Closing(ServiceCore):
             if len(parts) > 1:
                 # A split period keeps no usage snapshot (late usage is not re-read for it) and no
                 # per-tag breakdown: both are per charge, and its charges appear once per part.
-                usage_json = {k: v for k, v in usage_json.items() if k.startswith("late:")}
+                usage_json = {k: v for k, v in usage_json.items() if k.startswith(LATE_PREFIX)}
             _check_recordable(draft, cid)
             invoice_id = _new_id("inv")
             tags = (
@@ -376,7 +371,7 @@ class Closing(ServiceCore):
                 if len(parts) > 1
                 else {ch.meter_key: usage_by_tag(customer_usage, ch.meter_key, cid) for ch in spec.charges}
             )
-            lines = _line_rows(invoice_id, draft.lines, period.start, prev.start, usage_json, tags)
+            lines = _line_rows(invoice_id, draft.lines, period.start, usage_json, tags, late_reads)
             applied = apply_wallet(draft.subtotal, balances.get(cid, ZERO)).applied
             if applied > 0:
                 debits[cid] = applied

@@ -25,6 +25,14 @@ from billing.service._core import (
     _not_our_token,
     _require,
 )
+from billing.service.late import (
+    LateRead,
+    late_adjustments,
+    late_key,
+    load_snapshots,
+    plan_keys,
+    read_late_usage,
+)
 from billing.service.views import (
     ZERO,
     _s,
@@ -48,9 +56,9 @@ def _line_rows(
     invoice_id: str,
     draft_lines: Any,
     period_start: datetime,
-    prev_start: datetime | None,
     usage_json: dict[str, dict],
     tags_json: dict[str, list],
+    late_reads: dict[str, LateRead] | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     for position, line in enumerate(draft_lines, start=1):
@@ -59,12 +67,16 @@ def _line_rows(
         ]
         snapshot = None
         usage_start = None
+        read = None
         if line.kind is LineKind.USAGE:
             snapshot = usage_json.get(line.charge_key)
             usage_start = period_start
         elif line.kind is LineKind.LATE_USAGE:
-            snapshot = usage_json.get(f"late:{line.charge_key}")
-            usage_start = prev_start
+            # The adjusted period's usage now: the snapshot the next late-usage check compares with.
+            key = late_key(line.late.period.start, line.charge_key)
+            snapshot = usage_json.get(key)
+            usage_start = line.late.period.start
+            read = (late_reads or {}).get(key)
         rows.append(
             {
                 "invoice_id": invoice_id,
@@ -97,6 +109,12 @@ def _line_rows(
                 "usage_period_start": usage_start,
                 "usage_snapshot": snapshot,
                 "workflow_weights": [[wf, _s(q)] for wf, q in line.workflow_quantities],
+                # A late line's metering read: events of the adjusted period ingested from the cutoff
+                # it was last read with up to this invoice's cutoff.
+                "usage_start_time": read.start if read else None,
+                "usage_end_time": read.end if read else None,
+                "ingested_after_time": read.after if read else None,
+                "ingested_before_time": read.before if read else None,
             }
         )
     return rows
@@ -153,7 +171,7 @@ def draft_invoice_view(
     cutoff: datetime | None = None,
 ) -> dict[str, Any]:
     """An unstored invoice (a preview or a simulation) in the shape of a stored one."""
-    lines = _line_rows("", draft.lines, draft.period.start, None, {}, tags)
+    lines = _line_rows("", draft.lines, draft.period.start, {}, tags)
     inv = {
         "id": "",
         "builder_id": builder_id,
@@ -205,7 +223,9 @@ class Invoicing(ServiceCore):
                     f"the subscription of {quote(customer_id)} is not active in {period.label}",
                     field="as_of_time" if as_of else "customer_id",
                 )
-            raw = await store.plan_specs(conn, list({p.key for p in parts}))
+            # Late usage of closed periods, found as the close of this period would find it (now).
+            snapshots = await load_snapshots(conn, builder_id, period.start, self.late_max_age, {customer_id})
+            raw = await store.plan_specs(conn, list({p.key for p in parts} | plan_keys(snapshots)))
             specs = {k: plan_from_dict(v) for k, v in raw.items()}
             fee = await self._fee_rule(conn, builder_id)
         plan_id, version = parts[-1].key
@@ -223,8 +243,12 @@ class Invoicing(ServiceCore):
             for p in parts
         ]
         usage = usages[-1]
+        late_usage = await read_late_usage(
+            self.metering, builder_id, snapshots, specs, None, customer_id=customer_id
+        )
+        late = late_adjustments(customer_id, sub["start_time"], snapshots, specs, late_usage, None)[0]
         if len(parts) == 1 and active_share(period, parts[0].start, parts[0].end) == 1:
-            draft = build_invoice(spec, charge_usage(spec, usage, customer_id), fee, period)
+            draft = build_invoice(spec, charge_usage(spec, usage, customer_id), fee, period, late)
         else:
             segments = [
                 Segment(
@@ -236,7 +260,7 @@ class Invoicing(ServiceCore):
                 )
                 for p, u in zip(parts, usages, strict=True)
             ]
-            draft = build_segmented_invoice(segments, fee, period)
+            draft = build_segmented_invoice(segments, fee, period, late)
         _check_recordable(draft, customer_id)
         tags = (
             {}

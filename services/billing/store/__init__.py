@@ -620,34 +620,6 @@ async def update_invoice(conn: AsyncConnection, invoice_id: str, values: dict[st
     return dict(row._mapping)
 
 
-async def billed_usage(
-    conn: AsyncConnection, builder_id: str, period_start: datetime
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """The latest usage snapshot per (customer, charge) billed for a period (original or adjusted)."""
-    rows = await conn.execute(
-        select(
-            invoices.c.customer_id,
-            invoice_lines.c.charge_key,
-            invoice_lines.c.usage_snapshot,
-            invoices.c.number,
-            invoices.c.plan_id,
-            invoices.c.plan_version,
-        )
-        .select_from(invoice_lines.join(invoices, invoices.c.id == invoice_lines.c.invoice_id))
-        .where(
-            invoices.c.builder_id == builder_id,
-            invoice_lines.c.usage_period_start == period_start,
-            invoice_lines.c.usage_snapshot.is_not(None),
-            invoices.c.status == "finalized",
-        )
-        .order_by(invoices.c.number)
-    )
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in rows:
-        out[(r.customer_id, r.charge_key)] = dict(r._mapping)
-    return out
-
-
 async def period_invoices(conn: AsyncConnection, builder_id: str, period_start: datetime) -> dict[str, dict]:
     rows = await conn.execute(
         select(invoices).where(
@@ -783,5 +755,6 @@ async def list_earnings(conn: AsyncConnection, builder_id: str | None, after: in
 
 
 # The submodules' tables join the same metadata (imported last: they import AMOUNT and metadata).
+from billing.store import late as late  # noqa: E402
 from billing.store import refunds as refunds  # noqa: E402
 from billing.store import spend as spend  # noqa: E402
