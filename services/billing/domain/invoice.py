@@ -9,8 +9,8 @@
   - round(price(quantity at close)), and its split = split(now) - split(at close), both under the
   current fee rule. "At close" is the latest usage billed for that period (its own line's, or that
   of its latest adjustment: the service moves it forward), so summed over all the invoices the
-  customer pays exactly what one on-time invoice would have charged, to the cent. It may be negative (volume tiers, caps). A late line is
-  emitted when its quantity or its amount changed.
+  customer pays exactly what one on-time invoice would have charged, to the cent. It may be
+  negative (volume tiers, caps). A late line is emitted when its quantity or its amount changed.
 - Wallet: `apply_wallet(total, balance)` applies min(total, balance) (never below zero) at
   finalization; amount_due = total - applied.
 - Credit notes: the amount must be > 0, whole minor units and at most the invoice's remaining
