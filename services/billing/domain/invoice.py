@@ -27,13 +27,14 @@ import decimal
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from common.errors import InvalidArgument
 
 from .money import DOMAIN_CONTEXT, ZERO, allocate, has_at_most_places, minor_units, round_line
 from .period import BillingPeriod
-from .plan import PlanSpec
+from .plan import MAX_NAME_CHARS, PlanSpec
 from .pricing import Charge, ChargeResult, ChargeUsage, TierLine, price_charge
 from .split import ZERO_SPLIT, PlatformFeeRule, Split, split_line
 
@@ -53,6 +54,9 @@ class LateDetail:
     quantity_now: Decimal
     amount_at_close: Decimal
     amount_now: Decimal
+    # The part of the period adjusted, [start, end), when the period was split (an immediate plan
+    # change); None for the whole period.
+    part: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,13 +106,16 @@ class InvoiceDraft:
 class LateUsage:
     """Usage of `charge` in the closed `period` that arrived after its invoice was finalized.
 
-    `charge` is the charge as priced by the closed period's plan version.
+    `charge` is the charge as priced by the closed period's plan version. For a period split by an
+    immediate plan change, `part` is the part's usage range and `part_label` names it on the line.
     """
 
     charge: Charge
     period: BillingPeriod
     usage_at_close: ChargeUsage
     usage_now: ChargeUsage
+    part: tuple[datetime, datetime] | None = None
+    part_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,11 @@ def charge_line(charge: Charge, usage: ChargeUsage, fee_rule: PlatformFeeRule, c
     )
 
 
+def _late_name(late: LateUsage) -> str:
+    part = f", {late.part_label}" if late.part_label else ""
+    return f"{late.charge.display_name} (late usage for {late.period.label}{part})"[:MAX_NAME_CHARS]
+
+
 def late_adjustment_line(late: LateUsage, fee_rule: PlatformFeeRule, currency: str) -> InvoiceLine | None:
     """The marked adjustment line for late usage, or None when neither quantity nor amount changed."""
     before = charge_line(late.charge, late.usage_at_close, fee_rule, currency)
@@ -163,7 +175,7 @@ def late_adjustment_line(late: LateUsage, fee_rule: PlatformFeeRule, currency: s
             kind=LineKind.LATE_USAGE,
             charge_key=late.charge.key,
             meter_key=late.charge.meter_key,
-            display_name=f"{late.charge.display_name} (late usage for {late.period.label})",
+            display_name=_late_name(late),
             quantity=quantity,
             included_quantity_applied=now.included_quantity_applied - before.included_quantity_applied,
             billable_quantity=now.billable_quantity - before.billable_quantity,
@@ -172,7 +184,7 @@ def late_adjustment_line(late: LateUsage, fee_rule: PlatformFeeRule, currency: s
             amount_unrounded=amount,
             amount=amount,
             split=now.split - before.split,
-            late=LateDetail(late.period, before.quantity, now.quantity, before.amount, now.amount),
+            late=LateDetail(late.period, before.quantity, now.quantity, before.amount, now.amount, late.part),
             workflow_quantities=workflows,
         )
 

@@ -43,6 +43,7 @@ from billing.service.late import (
     load_snapshots,
     plan_keys,
     read_late_usage,
+    record_parts,
 )
 from billing.service.views import (
     ZERO,
@@ -361,8 +362,8 @@ class Closing(ServiceCore):
                 ]
                 draft = build_segmented_invoice(segments, fee, period, late)
             if len(parts) > 1:
-                # A split period keeps no usage snapshot (late usage is not re-read for it) and no
-                # per-tag breakdown: both are per charge, and its charges appear once per part.
+                # A split period keeps no per-tag breakdown (per charge, and its charges appear once per
+                # part); its usage snapshots are per part (record_parts below).
                 usage_json = {k: v for k, v in usage_json.items() if k.startswith(LATE_PREFIX)}
             _check_recordable(draft, cid)
             invoice_id = _new_id("inv")
@@ -372,6 +373,8 @@ class Closing(ServiceCore):
                 else {ch.meter_key: usage_by_tag(customer_usage, ch.meter_key, cid) for ch in spec.charges}
             )
             lines = _line_rows(invoice_id, draft.lines, period.start, usage_json, tags, late_reads)
+            if len(parts) > 1:
+                record_parts(lines, parts, part_usage, specs, cid)
             applied = apply_wallet(draft.subtotal, balances.get(cid, ZERO)).applied
             if applied > 0:
                 debits[cid] = applied

@@ -73,7 +73,8 @@ def _line_rows(
             usage_start = period_start
         elif line.kind is LineKind.LATE_USAGE:
             # The adjusted period's usage now: the snapshot the next late-usage check compares with.
-            key = late_key(line.late.period.start, line.charge_key)
+            part = line.late.part
+            key = late_key(line.late.period.start, line.charge_key, part[0] if part else None)
             snapshot = usage_json.get(key)
             usage_start = line.late.period.start
             read = (late_reads or {}).get(key)

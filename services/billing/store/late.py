@@ -40,12 +40,14 @@ async def latest_snapshots(
     before: datetime,
     customer_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per (customer, charge, closed period starting in [since, before)), the latest usage snapshot
+    """Per (customer, charge, closed period starting in [since, before), part), the latest usage snapshot
     billed for it: that of the period's own line or of its latest late-usage adjustment line (highest
     invoice number), on finalized invoices only. Each row carries the cutoff that snapshot was read with
     (its invoice's usage cutoff) and the plan version the period was billed with (that of the period's
     own finalized invoice; a period whose invoice was voided has no row)."""
     line_inv = invoices.alias("line_inv")
+    # A split period's lines each price one part of it (their snapshot names the part).
+    part = func.coalesce(invoice_lines.c.usage_snapshot["part"]["usage_start"].astext, "")
     own = invoices.alias("own")
     q = (
         select(
@@ -76,13 +78,14 @@ async def latest_snapshots(
         )
         .ext(
             distinct_on(
-                line_inv.c.customer_id, invoice_lines.c.charge_key, invoice_lines.c.usage_period_start
+                line_inv.c.customer_id, invoice_lines.c.charge_key, invoice_lines.c.usage_period_start, part
             )
         )
         .order_by(
             line_inv.c.customer_id,
             invoice_lines.c.charge_key,
             invoice_lines.c.usage_period_start,
+            part,
             line_inv.c.number.desc(),
         )
     )
