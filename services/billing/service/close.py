@@ -81,9 +81,9 @@ class _CloseUsage:
     cutoff: datetime
     usage: PeriodUsage
     # Late usage (service/late.py): the snapshots of the closed periods that may have changed, and
-    # metering's usage of those that did, by period start.
+    # metering's usage of those that did, by Snapshot.read.
     snapshots: tuple[Snapshot, ...]
-    late_usage: dict[datetime, PeriodUsage]
+    late_usage: dict[tuple[datetime, datetime | None, str], PeriodUsage]
     # Customers whose usage is not the whole period's (cancelled inside it, or a plan changed inside
     # it): their usage ranges with plan versions, and the usage of each range.
     ranged: dict[str, tuple[tuple[tuple[datetime, datetime, tuple[str, int]], ...], tuple[PeriodUsage, ...]]]
