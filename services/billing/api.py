@@ -33,6 +33,7 @@ from billing.service import BillingService
 from billing.validation import check_coverage, validated
 from common.auth import Access
 from common.errors import InvalidArgument
+from common.money import format_decimal
 from tollgate.billing.v1 import billing_pb2 as pb
 from tollgate.billing.v1 import billing_pb2_grpc, spend_pb2, spend_pb2_grpc
 
@@ -369,6 +370,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return pb.GetUnitEconomicsResponse(
             meters=[economics_pb(r) for r in view.meters],
             workflows=[economics_pb(r) for r in view.workflows],
+            test_traffic=[
+                pb.TestTrafficCost(
+                    meter_key=t.meter_key,
+                    provider_cost=format_decimal(t.provider_cost),
+                    event_count=t.event_count,
+                )
+                for t in view.test_traffic
+            ],
             invoice_count=view.invoice_count,
         )
 
