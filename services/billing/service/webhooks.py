@@ -105,8 +105,7 @@ class WebhookService:
         log.info(
             "billing.webhook.endpoint_set",
             builder_id=builder_id,
-            created_or_rotated=bool(reply.secret),
-            secret_hint=reply.endpoint.secret_hint,
+            secret_issued=bool(reply.secret),  # never the secret itself
         )
         return reply
 

@@ -1,8 +1,9 @@
 """Webhook endpoints and the delivery log: the queries of service/webhooks.py and billing/webhooks.py
 (the tables are in store/spend.py with the alerts they deliver).
 
-Times the delivery loop writes come from the database's clock (clock_timestamp(), not the
-transaction's start: a batch's transaction spans its POSTs), so every replica agrees on what is due.
+Times come from the database's clock, so every replica agrees on what is due: a poll claims what is
+due at its transaction's start (now(), which the (state, next_attempt_time) index can serve); the times
+it writes are clock_timestamp(), taken after the POSTs its transaction spans.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ async def claim_due(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
         )
         .where(
             webhook_deliveries.c.state == PENDING,
-            webhook_deliveries.c.next_attempt_time <= func.clock_timestamp(),
+            webhook_deliveries.c.next_attempt_time <= func.now(),
         )
         .order_by(webhook_deliveries.c.next_attempt_time, webhook_deliveries.c.id)
         .limit(limit)
