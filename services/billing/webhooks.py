@@ -23,6 +23,7 @@ import aiohttp
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing import metrics
 from billing.domain.webhooks import alert_body, host_allowed, retry_delay_seconds
 from billing.store import webhooks as webhook_store
 from common.webhooks import ALERT_ID_HEADER, SIGNATURE_HEADER, sign
@@ -138,10 +139,13 @@ class WebhookDispatcher:
                 "status_code": outcome.status_code,
             }
             if outcome.delivered:
+                metrics.WEBHOOK_ATTEMPTS.labels(metrics.WEBHOOK_DELIVERED).inc()
                 log.info("billing.webhook.delivered", **fields)
             elif retry_in is not None:
+                metrics.WEBHOOK_ATTEMPTS.labels(metrics.WEBHOOK_RETRYING).inc()
                 log.info("billing.webhook.retrying", retry_in_seconds=retry_in, error=outcome.error, **fields)
             else:
+                metrics.WEBHOOK_ATTEMPTS.labels(metrics.WEBHOOK_FAILED).inc()
                 log.warning("billing.webhook.failed", error=outcome.error, **fields)
         return len(rows)
 

@@ -22,9 +22,10 @@ import grpc
 import pytest
 from aiohttp import web
 from billing_kit import field_of, rid
+from prometheus_client import REGISTRY
 
 from billing.domain.webhooks import ALERT_FIELDS
-from billing.store.spend import alerts
+from billing.store.spend import alerts, webhook_endpoints
 from billing.store.webhooks import enqueue_delivery
 from common.db import create_engine
 from common.migrations import upgrade_head_async
@@ -198,13 +199,22 @@ async def settled(hooks: WebhookStack, builder_id: str, alert_id: str):
         await asyncio.sleep(0.05)
 
 
-async def test_an_alert_is_posted_as_json_signed_with_the_endpoint_secret(hooks):
+def attempts(outcome: str) -> float:
+    return REGISTRY.get_sample_value("tollgate_billing_webhook_attempts_total", {"outcome": outcome}) or 0.0
+
+
+async def test_an_alert_is_posted_as_json_signed_with_the_endpoint_secret(hooks, capsys):
+    delivered_before = attempts("delivered")
     b = builder()
     secret = await set_endpoint(hooks, b, "ok")
     assert secret.startswith("whsec_") and len(secret) > 40
     alert_id = await raise_alert(hooks, b)
 
     delivery = await settled(hooks, b, alert_id)
+    assert attempts("delivered") == delivered_before + 1
+    logged = capsys.readouterr()
+    assert "billing.webhook.delivered" in logged.out
+    assert secret not in logged.out + logged.err
     assert delivery.state == DELIVERED
     assert (delivery.attempt_count, delivery.last_status_code, delivery.last_error) == (1, 200, "")
     assert delivery.url == f"{hooks.receiver.base_url}/ok"
@@ -460,3 +470,22 @@ async def test_two_billing_replicas_on_one_database_deliver_each_alert_exactly_o
     for got in hooks.receiver.received:
         if got.alert_id in set(ids):
             verify_signature(secret, got.body, got.signature)
+
+
+async def test_a_url_outside_the_allow_list_at_delivery_time_is_never_posted_to(hooks):
+    """The allow-list is checked again before every POST (an endpoint set before the list narrowed)."""
+    b = builder()
+    await set_endpoint(hooks, b, "ok")
+    port = hooks.receiver.base_url.rsplit(":", 1)[1]
+    async with hooks.engine.begin() as conn:  # "localhost" is not in the stack's list (127.0.0.1 only)
+        await conn.execute(
+            webhook_endpoints.update()
+            .where(webhook_endpoints.c.builder_id == b)
+            .values(url=f"http://localhost:{port}/ok")
+        )
+    alert_id = await raise_alert(hooks, b)
+
+    delivery = await settled(hooks, b, alert_id)
+    assert (delivery.state, delivery.attempt_count, delivery.last_status_code) == (FAILED, MAX_ATTEMPTS, 0)
+    assert delivery.last_error == f"host localhost:{port} is not in BILLING_WEBHOOK_ALLOWED_HOSTS; not sent"
+    assert hooks.receiver.of(alert_id) == []
