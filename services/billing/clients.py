@@ -104,6 +104,7 @@ class MeteringClient:
         group_by_tags: tuple[str, ...] = (),
         cutoff: datetime | None = None,
         monthly: bool = False,
+        statuses: tuple[int, ...] = (),
     ) -> UsageAnswer:
         request = metering_pb2.QueryUsageRequest(
             builder_id=builder_id,
@@ -115,6 +116,7 @@ class MeteringClient:
             group_by_bucket=group_by_bucket,
             group_by_tags=list(group_by_tags),
             window_size=metering_pb2.WINDOW_SIZE_MONTH if monthly else metering_pb2.WINDOW_SIZE_UNSPECIFIED,
+            statuses=list(statuses),
         )
         if cutoff is not None:
             request.ingested_before_time.CopyFrom(to_timestamp(cutoff))
