@@ -36,7 +36,6 @@ PENDING_RPCS: frozenset[str] = frozenset(
         "BillingService.MarkRefund",
         "BillingService.ExplainInvoiceLine",
         "BillingService.ExportInvoiceLine",
-        "MeteringService.ExplainUsage",
         "SpendService.SetSpendControl",
         "SpendService.DeleteSpendControl",
         "SpendService.ListSpendControls",
