@@ -31,7 +31,7 @@ from metering.domain.events import (
 )
 from metering.domain.meters import Meter, MeterError, MeterSpec
 from metering.domain.usage import QueryError, UsageQuery, UsageRow
-from metering.explain import ExplainPlan, ExplainStore, Explained, Group
+from metering.explain import Explained, ExplainPlan, ExplainStore, Group
 from metering.store import (
     IngestTimedOut,
     MeteringStore,
