@@ -18,7 +18,7 @@ import grpc
 import structlog
 
 from billing.domain.text import quote
-from common.errors import FailedPrecondition, Unavailable
+from common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from common.money import from_timestamp, to_timestamp
 from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
 
@@ -133,18 +133,55 @@ class MeteringClient:
             settled=response.cutoff_settled,
         )
 
-    async def _call(
-        self, request: metering_pb2.QueryUsageRequest, meter_key: str
-    ) -> metering_pb2.QueryUsageResponse:
+    async def explain_usage(
+        self,
+        *,
+        builder_id: str,
+        meter_key: str,
+        customer_id: str,
+        start: datetime,
+        end: datetime,
+        ingested_before: datetime,
+        ingested_after: datetime | None,
+        events: bool,
+        group_by: tuple[str, ...] = (),
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> metering_pb2.ExplainUsageResponse:
+        """One page of metering's ExplainUsage (the events behind a value and their contributions).
+        A page token metering did not issue for this read is the caller's INVALID_ARGUMENT."""
+        request = metering_pb2.ExplainUsageRequest(
+            builder_id=builder_id,
+            meter_key=meter_key,
+            customer_id=customer_id,
+            start_time=to_timestamp(start),
+            end_time=to_timestamp(end),
+            ingested_before_time=to_timestamp(ingested_before),
+            view=metering_pb2.EXPLAIN_VIEW_EVENTS if events else metering_pb2.EXPLAIN_VIEW_GROUPS,
+            group_by_tags=list(group_by),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        if ingested_after is not None:
+            request.ingested_after_time.CopyFrom(to_timestamp(ingested_after))
+        return await self._call(request, meter_key, rpc="ExplainUsage")
+
+    async def _call(self, request: Any, meter_key: str, *, rpc: str = "QueryUsage") -> Any:
         stub = self._ensure()
+        method = getattr(stub, rpc)
         give_up = time.monotonic() + self._retry_seconds
         delay = 0.2
         while True:
             try:
-                return await stub.QueryUsage(request, timeout=self._deadline)
+                return await method(request, timeout=self._deadline)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in _RETRYABLE:
                     details = (exc.details() or "")[:200]
+                    if rpc == "ExplainUsage" and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        if "page_token" in details:
+                            raise InvalidArgument(
+                                "page_token is not a token this service issued", field="page_token"
+                            ) from None
                     if exc.code() == grpc.StatusCode.NOT_FOUND:
                         raise FailedPrecondition(
                             f"metering has no meter {quote(meter_key)} for this builder: {details}",

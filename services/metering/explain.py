@@ -183,18 +183,21 @@ class ExplainStore:
             + ")"
         )
         sql = head.rstrip() + ", " + g
-        sql += " SELECT " + ", ".join([*names, "qty::text AS qty", "n", "cost::text AS cost"]) + " FROM g"
+        sql += (
+            " SELECT " + ", ".join([*names, "qty::text AS quantity", "n", "cost::text AS cost"]) + " FROM g"
+        )
         if after is not None:
             qty, values = after
             left = ", ".join(["-qty", *names])
             right = ", ".join([f"-{p(str(qty))}::numeric", *(f'{p(v)}::text COLLATE "C"' for v in values)])
             sql += f" WHERE ({left}) > ({right})"
-        sql += " ORDER BY " + ", ".join(["qty DESC", *names]) + f" LIMIT {p(limit)}"
+        # Ordered by g's numeric qty (the text column is named apart: "9" sorts after "10").
+        sql += " ORDER BY " + ", ".join(["g.qty DESC", *names]) + f" LIMIT {p(limit)}"
         totals, rows = await self._fetch([self._totals_sql(plan), (sql, params)])
         out = [
             Group(
                 tags={tag: r[f"g{i}"] for i, tag in enumerate(plan.group_by)},
-                quantity=Decimal(r["qty"]),
+                quantity=Decimal(r["quantity"]),
                 event_count=r["n"],
                 provider_cost=Decimal(r["cost"]),
             )

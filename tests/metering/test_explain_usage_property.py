@@ -35,7 +35,7 @@ from tollgate.metering.v1 import metering_pb2 as pb
 
 BASE = utc(2026, 1, 25)
 SPAN_MINUTES = 10 * 24 * 60
-AMOUNTS = ["0", "1", "2.5", "10", "0.000000001", "7", "12345.678901234"]
+AMOUNTS = ["0", "1", "2.5", "10", "0.000000001", "7", "9", "12345.678901234"]
 STATUSES = [pb.EVENT_STATUS_SUCCEEDED, pb.EVENT_STATUS_FAILED, pb.EVENT_STATUS_TEST]
 
 
