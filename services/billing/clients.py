@@ -1,7 +1,7 @@
 """Typed wrappers over metering's gRPC API: every call has a deadline; UNAVAILABLE is retried.
 
-Billing reads usage only through metering.v1.QueryUsage. Quantities come back as exact decimal
-strings and stay Decimal here.
+Billing reads usage only through metering.v1.QueryUsage (and ExplainUsage, the events behind a
+finalized line). Quantities come back as exact decimal strings and stay Decimal here.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class UsageAnswer:
 
 
 class MeteringClient:
-    """QueryUsage with a deadline per call and retries on UNAVAILABLE for up to `retry_seconds`."""
+    """QueryUsage and ExplainUsage with a deadline per call and retries on UNAVAILABLE for up to
+    `retry_seconds`."""
 
     def __init__(
         self,
@@ -169,6 +170,8 @@ class MeteringClient:
     async def _call(self, request: Any, meter_key: str, *, rpc: str = "QueryUsage") -> Any:
         stub = self._ensure()
         method = getattr(stub, rpc)
+        # A close or preview reads with QueryUsage; ExplainUsage only ever serves a read.
+        done = "nothing was finalized" if rpc == "QueryUsage" else "nothing was changed"
         give_up = time.monotonic() + self._retry_seconds
         delay = 0.2
         while True:
@@ -196,12 +199,12 @@ class MeteringClient:
                     # not serving billing: nothing was finalized, a later close can succeed.
                     log.warning("billing.metering.failed", meter_key=meter_key, code=exc.code().name)
                     raise Unavailable(
-                        f"metering failed the usage query ({exc.code().name}); nothing was finalized"
+                        f"metering failed the usage query ({exc.code().name}); {done}"
                     ) from None
                 if time.monotonic() + delay > give_up:
                     log.warning("billing.metering.unavailable", meter_key=meter_key, code=exc.code().name)
                     raise Unavailable(
-                        f"metering is unavailable ({exc.code().name}); nothing was finalized, retry later"
+                        f"metering is unavailable ({exc.code().name}); {done}, retry later"
                     ) from None
                 log.info("billing.metering.retry", meter_key=meter_key, code=exc.code().name, delay=delay)
                 await asyncio.sleep(delay)
