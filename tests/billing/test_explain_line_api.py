@@ -409,3 +409,24 @@ async def test_late_events_leave_the_closed_lines_and_explain_the_adjustment(sta
             else:
                 assert quantity == 0  # nothing happened in the second month
     assert late_lines == 7
+
+
+async def test_an_export_above_the_event_limit_is_refused(stack, month, monkeypatch) -> None:
+    # The limit is 100,000 events; the billing server runs in this process, so the test lowers it
+    # rather than ingesting 100,001 events.
+    import billing.service.explain as explain
+
+    monkeypatch.setattr(explain, "MAX_EXPORT_EVENTS", 36)
+    beta = month["beta"]
+    tickets = next(ln for ln in beta.lines if ln.charge_key == "tickets")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.billing.ExportInvoiceLine(
+            bpb.ExportInvoiceLineRequest(builder_id=BUILDER, invoice_id=beta.id, position=tickets.position)
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "more than 36 for one export" in err.value.details()
+    monkeypatch.setattr(explain, "MAX_EXPORT_EVENTS", 37)
+    export = await stack.billing.ExportInvoiceLine(
+        bpb.ExportInvoiceLineRequest(builder_id=BUILDER, invoice_id=beta.id, position=tickets.position)
+    )
+    assert export.event_count == 37
