@@ -14,6 +14,7 @@ BillingService is their union, the one object app.py builds and api.py calls.
     earnings.py       ListEarnings (and the feed rows payments and closes append)
     simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
     economics.py      GetUnitEconomics (a month per meter and workflow, from its invoices)
+    explain.py        ExplainInvoiceLine, ExportInvoiceLine (a line's events, through metering)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from billing.service.close import Closing
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
 from billing.service.economics import Economics
+from billing.service.explain import Explaining
 from billing.service.invoicing import Invoicing
 from billing.service.payments import Payments
 from billing.service.plans import Plans
@@ -33,6 +35,16 @@ __all__ = ["BillingService"]
 
 
 class BillingService(
-    Customers, Plans, Subscriptions, Invoicing, Closing, Payments, Wallets, Earnings, Simulation, Economics
+    Customers,
+    Plans,
+    Subscriptions,
+    Invoicing,
+    Closing,
+    Payments,
+    Wallets,
+    Earnings,
+    Simulation,
+    Economics,
+    Explaining,
 ):
     """Every billing use case; the constructor is ServiceCore's."""
