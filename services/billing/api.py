@@ -30,6 +30,7 @@ from billing.codec import (
     wallet_pb,
 )
 from billing.service import BillingService
+from billing.spend_api import validating_spend_servicer
 from billing.validation import check_coverage, validated
 from common.auth import Access
 from common.errors import InvalidArgument
@@ -387,8 +388,7 @@ def validating_servicer(service: BillingService) -> BillingServicer:
 def register(service: BillingService) -> Any:
     def _register(server: grpc.aio.Server) -> list[str]:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(validating_servicer(service), server)
-        # Not implemented yet: every SpendService RPC answers UNIMPLEMENTED (after the access check).
-        spend_pb2_grpc.add_SpendServiceServicer_to_server(spend_pb2_grpc.SpendServiceServicer(), server)
+        spend_pb2_grpc.add_SpendServiceServicer_to_server(validating_spend_servicer(service), server)
         return [
             pb.DESCRIPTOR.services_by_name["BillingService"].full_name,
             spend_pb2.DESCRIPTOR.services_by_name["SpendService"].full_name,

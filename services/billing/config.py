@@ -33,6 +33,12 @@ class Settings:
     # the lag land on the next invoice as late usage. 0: read up to now and wait until it settles.
     usage_cutoff_lag_seconds: float = 0.0
     pool_size: int = 10
+    # How long a spend lease is usable after it is granted (GetSpendPolicy's lease_seconds).
+    spend_lease_seconds: int = 30
+    # How often the expiry sweep marks leases past their expire_time EXPIRED and frees their hold.
+    spend_sweep_seconds: float = 5.0
+    # How often the margin watch previews every subscribed customer's period; 0 disables it.
+    margin_watch_seconds: float = 300.0
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="billing"))
 
     @classmethod
@@ -51,6 +57,9 @@ class Settings:
             metering_retry_seconds=env.float("METERING_RETRY_SECONDS", cls.metering_retry_seconds),
             usage_cutoff_lag_seconds=env.float("USAGE_CUTOFF_LAG_SECONDS", cls.usage_cutoff_lag_seconds),
             pool_size=env.int("POOL_SIZE", cls.pool_size),
+            spend_lease_seconds=env.int("SPEND_LEASE_SECONDS", cls.spend_lease_seconds),
+            spend_sweep_seconds=env.float("SPEND_SWEEP_SECONDS", cls.spend_sweep_seconds),
+            margin_watch_seconds=env.float("MARGIN_WATCH_SECONDS", cls.margin_watch_seconds),
             security=SecuritySettings.from_env(env, "billing"),
         )
         if settings.metering_deadline_seconds <= 0:
@@ -61,4 +70,10 @@ class Settings:
             raise SettingsError("BILLING_USAGE_CUTOFF_LAG_SECONDS must not be negative")
         if settings.pool_size < 1:
             raise SettingsError("BILLING_POOL_SIZE must be at least 1")
+        if not 1 <= settings.spend_lease_seconds <= 3600:
+            raise SettingsError("BILLING_SPEND_LEASE_SECONDS must be from 1 to 3600")
+        if settings.spend_sweep_seconds <= 0:
+            raise SettingsError("BILLING_SPEND_SWEEP_SECONDS must be positive")
+        if settings.margin_watch_seconds < 0:
+            raise SettingsError("BILLING_MARGIN_WATCH_SECONDS must not be negative")
         return settings
