@@ -26,7 +26,7 @@ async def stack(make_database, fast_metering_address):
         margin_watch_seconds=0,
         pool_size=20,
     ) as s:
-        for cid in ("cap", "thr", "hard", "idem"):
+        for cid in ("cap", "thr", "hard", "idem", "del"):
             await create_customer(s.billing, BUILDER, cid)
         yield s
 
@@ -184,3 +184,34 @@ async def test_retries_return_the_first_reply(stack) -> None:
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == "amount must be in the customer's currency USD, got 'EUR'"
+
+
+async def test_delete_during_acquires_and_reports_is_clean(stack) -> None:
+    ctl = await set_control(stack.spend, BUILDER, "del", hard_cap=money("100"))
+    held = [(await stack.spend.AcquireSpendLease(acquire(ctl, "1"))).lease for _ in range(8)]
+
+    async def outcome(call) -> str:
+        try:
+            await call
+            return "OK"
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name
+
+    calls = [stack.spend.AcquireSpendLease(acquire(ctl, "1")) for _ in range(16)]
+    calls += [stack.spend.ReportSpendLease(report(x.id, "0.5", release=True)) for x in held]
+    calls.insert(
+        12,
+        stack.spend.DeleteSpendControl(
+            spb.DeleteSpendControlRequest(request_id=rid(), builder_id=BUILDER, control_id=ctl.control.id)
+        ),
+    )
+    results = await asyncio.gather(*(outcome(c) for c in calls))
+    assert set(results) <= {"OK", "NOT_FOUND"} and results[12] == "OK"
+    listed = await stack.spend.ListSpendControls(
+        spb.ListSpendControlsRequest(builder_id=BUILDER, customer_id="del")
+    )
+    assert list(listed.controls) == []
+    rows = await sql(
+        stack.database_url, "SELECT count(*) FROM spend_leases WHERE control_id = :c", c=ctl.control.id
+    )
+    assert rows == [(0,)]

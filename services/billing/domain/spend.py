@@ -130,18 +130,17 @@ class Change:
     lease: Lease
     spent_delta: Decimal
     held_delta: Decimal
-
-    @property
-    def uncovered(self) -> Decimal:
-        """Consumption added to spent that no hold covered (rule 5): spent + held grows by this."""
-        return self.spent_delta + self.held_delta
+    # Consumption added to spent that the lease's hold did not cover (rule 5): max(0, spent_delta -
+    # what the lease held before). spent + held grows by at most this.
+    uncovered: Decimal = ZERO
 
 
 def report(lease: Lease, consumed: Decimal, release: bool) -> Change:
     new_consumed = max(lease.consumed, consumed)
     state = RELEASED if release and lease.state == ACTIVE else lease.state
     after = Lease(lease.granted, new_consumed, state)
-    return Change(after, new_consumed - lease.consumed, after.holding - lease.holding)
+    spent_delta = new_consumed - lease.consumed
+    return Change(after, spent_delta, after.holding - lease.holding, max(ZERO, spent_delta - lease.holding))
 
 
 def expire(lease: Lease) -> Change:

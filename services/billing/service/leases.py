@@ -45,6 +45,10 @@ def _in_currency(amount: Decimal, currency: str, expected: str, path: str, *, ze
         raise InvalidArgument(f"{path} must not be negative", field=path)
 
 
+def _deleted(control_id: str) -> NotFound:
+    return NotFound(f"spend control {quote(control_id)} was deleted", field="control_id")
+
+
 class Leases(ServiceCore):
     """Granting, consuming and expiring leases."""
 
@@ -80,6 +84,8 @@ class Leases(ServiceCore):
             now = self.clock()
             period = rules.spend_period(now)
             counters = await store.spend.lock_period(conn, control_id, period.start, period.end)
+            if counters is None:
+                raise _deleted(control_id)
             spent, held = counters["spent"], counters["held"]
             granted = rules.grant(amount[0], minimum[0], control["hard_cap"], spent, held)
             if granted is None:
@@ -126,13 +132,16 @@ class Leases(ServiceCore):
             if lease is None:
                 raise NotFound(f"spend lease {quote(lease_id)} not found", field="lease_id")
             control = await store.spend.get_control(conn, builder_id, lease["control_id"])
-            assert control is not None  # a control's leases are deleted with it (ON DELETE CASCADE)
+            if control is None:  # not while we hold its lease (a delete locks leases first); defensive
+                raise _deleted(lease["control_id"])
             cur = control["currency_code"]
             _in_currency(consumed[0], consumed[1], cur, "consumed", zero_currency_ok=True)
             now = self.clock()
             counters = await store.spend.lock_period(
                 conn, control["id"], lease["period_start"], rules.spend_period(lease["period_start"]).end
             )
+            if counters is None:
+                raise _deleted(control["id"])
             change = rules.report(
                 rules.Lease(lease["granted"], lease["consumed"], lease["state"]), consumed[0], release
             )

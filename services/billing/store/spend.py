@@ -28,6 +28,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.store import AMOUNT, metadata
@@ -185,7 +186,21 @@ async def get_control(conn: AsyncConnection, builder_id: str, control_id: str) -
 
 
 async def delete_control(conn: AsyncConnection, builder_id: str, control_id: str) -> dict[str, Any] | None:
-    """Its periods and leases go with it (ON DELETE CASCADE); its alerts stay."""
+    """Its periods and leases go with it (ON DELETE CASCADE); its alerts stay. Locks its leases, then
+    its periods, before the control: the order reports and the sweep take them, so a delete never
+    deadlocks with them."""
+    await conn.execute(
+        select(spend_leases.c.id)
+        .where(spend_leases.c.control_id == control_id)
+        .order_by(spend_leases.c.id)
+        .with_for_update()
+    )
+    await conn.execute(
+        select(spend_periods.c.period_start)
+        .where(spend_periods.c.control_id == control_id)
+        .order_by(spend_periods.c.period_start)
+        .with_for_update()
+    )
     q = (
         spend_controls.delete()
         .where(spend_controls.c.builder_id == builder_id, spend_controls.c.id == control_id)
@@ -220,20 +235,24 @@ async def list_controls(
 
 async def lock_period(
     conn: AsyncConnection, control_id: str, start: datetime, end: datetime
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """The control's row for the period, created on first use, locked FOR UPDATE until commit: every
-    grant, report and expiry of the control's period goes through this lock."""
-    await conn.execute(
-        insert(spend_periods)
-        .values(control_id=control_id, period_start=start, period_end=end)
-        .on_conflict_do_nothing()
-    )
+    grant, report and expiry of the control's period goes through this lock. None when the control
+    was deleted meanwhile (the transaction must then end: after a foreign key error it is aborted)."""
+    try:
+        await conn.execute(
+            insert(spend_periods)
+            .values(control_id=control_id, period_start=start, period_end=end)
+            .on_conflict_do_nothing()
+        )
+    except IntegrityError:
+        return None
     q = (
         select(spend_periods)
         .where(spend_periods.c.control_id == control_id, spend_periods.c.period_start == start)
         .with_for_update()
     )
-    return dict((await conn.execute(q)).one()._mapping)
+    return _one((await conn.execute(q)).first())
 
 
 async def update_period(
