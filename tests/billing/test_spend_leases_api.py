@@ -107,6 +107,19 @@ async def test_thresholds_alert_once_each_under_concurrent_reports(stack) -> Non
         (75, 75),
         (100, 100),
     ]
+    # Newest first, paged.
+    first = await stack.spend.ListAlerts(
+        spb.ListAlertsRequest(builder_id=BUILDER, customer_id="thr", page_size=3)
+    )
+    rest = await stack.spend.ListAlerts(
+        spb.ListAlertsRequest(
+            builder_id=BUILDER, customer_id="thr", page_size=3, page_token=first.next_page_token
+        )
+    )
+    paged = list(first.alerts) + list(rest.alerts)
+    assert [a.id for a in paged] == [a.id for a in alerts] and not rest.next_page_token
+    times = [a.create_time.ToDatetime() for a in paged]
+    assert times == sorted(times, reverse=True)
     for a in alerts:
         assert a.kind == spb.ALERT_KIND_SPEND_THRESHOLD and a.control_id == ctl.control.id
         # the spend when it was raised: the first report at or above the threshold, a multiple of 4.
