@@ -364,8 +364,9 @@ async def raise_alert(conn: AsyncConnection, values: dict[str, Any], now: dateti
                 alert_id=alert["id"],
                 url=endpoint.url,
                 state="pending",
-                next_attempt_time=now,
-                create_time=now,
+                # The database's clock, as the delivery loop's "due" test reads it (not the service's,
+                # which a test may set in the future).
+                next_attempt_time=func.now(),
             )
         )
     return alert
