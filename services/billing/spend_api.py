@@ -7,17 +7,17 @@ from typing import Any
 
 import grpc
 
-from billing.codec import (
+from billing.codec import decode_money
+from billing.service import BillingService
+from billing.spend_codec import (
     alert_pb,
     control_input,
     control_pb,
-    decode_money,
     lease_pb,
     lease_reply_pb,
     spend_policy_pb,
     spend_status_pb,
 )
-from billing.service import BillingService
 from billing.validation import check_coverage, validated
 from tollgate.billing.v1 import spend_pb2 as spb
 from tollgate.billing.v1 import spend_pb2_grpc
