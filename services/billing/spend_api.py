@@ -9,6 +9,7 @@ import grpc
 
 from billing.codec import decode_money
 from billing.service import BillingService
+from billing.service.webhooks import WebhookService
 from billing.spend_codec import (
     alert_pb,
     control_input,
@@ -19,13 +20,18 @@ from billing.spend_codec import (
     spend_status_pb,
 )
 from billing.validation import check_coverage, validated
+from billing.webhooks_api import WebhookHandlers
 from tollgate.billing.v1 import spend_pb2 as spb
 from tollgate.billing.v1 import spend_pb2_grpc
 
 
-class SpendServicer(spend_pb2_grpc.SpendServiceServicer):
-    def __init__(self, service: BillingService) -> None:
+class SpendServicer(WebhookHandlers, spend_pb2_grpc.SpendServiceServicer):
+    """Every SpendService RPC; the webhook ones come from webhooks_api.WebhookHandlers (which validate
+    their requests themselves)."""
+
+    def __init__(self, service: BillingService, webhooks: WebhookService) -> None:
         self.service = service
+        self.webhooks = webhooks
 
     async def SetSpendControl(
         self, request: spb.SetSpendControlRequest, context: grpc.aio.ServicerContext
@@ -90,13 +96,13 @@ class SpendServicer(spend_pb2_grpc.SpendServiceServicer):
         return spb.ListAlertsResponse(alerts=[alert_pb(r) for r in rows], next_page_token=token)
 
 
-def validating_spend_servicer(service: BillingService) -> SpendServicer:
-    """The servicer with every SpendService RPC it implements behind validation.py (an RPC not written
-    yet keeps the generated base's UNIMPLEMENTED)."""
+def validating_spend_servicer(service: BillingService, webhooks: WebhookService) -> SpendServicer:
+    """The servicer with every SpendService RPC behind validation.py (the webhook handlers, inherited,
+    validate their own requests)."""
     missing = check_coverage()
     if missing:
         raise RuntimeError(f"billing/validation.py has no rule for: {', '.join(missing)}")
-    servicer = SpendServicer(service)
+    servicer = SpendServicer(service, webhooks)
     for method in spb.DESCRIPTOR.services_by_name["SpendService"].methods:
         if method.name not in SpendServicer.__dict__:
             continue

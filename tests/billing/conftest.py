@@ -74,6 +74,8 @@ async def stack(make_database, fast_metering_address: str) -> AsyncIterator[Stac
             # No background previews: tests that compare tables around calls (tests/fuzz) need quiet.
             margin_watch_seconds=0,
             security=security("billing"),
+            # Webhooks only to loopback: whatever URL a test (or the fuzzer) sets, billing posts nowhere else.
+            webhook_allowed_hosts=("127.0.0.1",),
         )
     )
     address = f"127.0.0.1:{running.port}"

@@ -26,6 +26,7 @@ from metering_kit import (
     utc,
 )
 
+from tests.fuzz.harness import PENDING_RPCS
 from tollgate.metering.v1 import metering_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MeteringService"]
@@ -79,6 +80,19 @@ def valid_requests() -> dict[str, object]:
             group_by_tags=["workflow"],
             tag_filters={"workflow": "intake"},
             ingested_before_time=ts(now()),
+        ),
+        "ExplainUsage": pb.ExplainUsageRequest(
+            builder_id=BUILDER,
+            meter_key="requests",
+            customer_id="cust-1",
+            start_time=ts(utc(2026, 1, 1)),
+            end_time=ts(utc(2026, 2, 1)),
+            ingested_before_time=ts(now()),
+            ingested_after_time=ts(utc(2026, 1, 1)),
+            view=pb.EXPLAIN_VIEW_EVENTS,
+            group_by_tags=["workflow"],
+            tag_filters={"workflow": "intake"},
+            page_size=10,
         ),
         "ListEvents": pb.ListEventsRequest(
             builder_id=BUILDER,
@@ -175,15 +189,18 @@ def _target(request, path: tuple[str, ...]):
     return target
 
 
+# RPCs published but not implemented yet (tests/fuzz/harness.py PENDING_RPCS) join when they land.
+IMPLEMENTED = [m for m in SERVICE.methods if f"MeteringService.{m.name}" not in PENDING_RPCS]
+
 CASES = [
     (method.name, path, field.name, label, setter)
-    for method in SERVICE.methods
+    for method in IMPLEMENTED
     for path, field, label, setter in mutations(valid_requests()[method.name])
 ]
 
 
 def test_every_rpc_has_a_valid_request_and_at_least_one_limit_per_field():
-    assert set(valid_requests()) == {m.name for m in SERVICE.methods}
+    assert set(valid_requests()) == {m.name for m in IMPLEMENTED}
     covered = {(m, path, leaf) for m, path, leaf, _, _ in CASES}
     assert len(covered) >= 40, len(covered)
 
