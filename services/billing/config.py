@@ -34,12 +34,6 @@ class Settings:
     # the lag land on the next invoice as late usage. 0: read up to now and wait until it settles.
     usage_cutoff_lag_seconds: float = 0.0
     pool_size: int = 10
-    # How long a spend lease is usable after it is granted (GetSpendPolicy's lease_seconds).
-    spend_lease_seconds: int = 30
-    # How often the expiry sweep marks leases past their expire_time EXPIRED and frees their hold.
-    spend_sweep_seconds: float = 5.0
-    # How often the margin watch previews every subscribed customer's period; 0 disables it.
-    margin_watch_seconds: float = 300.0
     # How often each replica looks for alert webhooks due, in seconds; 0: this replica delivers none.
     webhook_poll_seconds: float = 1.0
     # How long one webhook POST may take before it counts as a failed attempt, in seconds.
@@ -54,6 +48,12 @@ class Settings:
     webhook_batch_size: int = 20
     # Comma-separated host, host:port or *.domain patterns webhook URLs must match; empty: any host.
     webhook_allowed_hosts: tuple[str, ...] = ()
+    # How long a spend lease is usable after it is granted (GetSpendPolicy's lease_seconds).
+    spend_lease_seconds: int = 30
+    # How often the expiry sweep marks leases past their expire_time EXPIRED and frees their hold.
+    spend_sweep_seconds: float = 5.0
+    # How often the margin watch previews every subscribed customer's period; 0 disables it.
+    margin_watch_seconds: float = 300.0
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="billing"))
 
     @classmethod
@@ -72,9 +72,6 @@ class Settings:
             metering_retry_seconds=env.float("METERING_RETRY_SECONDS", cls.metering_retry_seconds),
             usage_cutoff_lag_seconds=env.float("USAGE_CUTOFF_LAG_SECONDS", cls.usage_cutoff_lag_seconds),
             pool_size=env.int("POOL_SIZE", cls.pool_size),
-            spend_lease_seconds=env.int("SPEND_LEASE_SECONDS", cls.spend_lease_seconds),
-            spend_sweep_seconds=env.float("SPEND_SWEEP_SECONDS", cls.spend_sweep_seconds),
-            margin_watch_seconds=env.float("MARGIN_WATCH_SECONDS", cls.margin_watch_seconds),
             webhook_poll_seconds=env.float("WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
             webhook_timeout_seconds=env.float("WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
             webhook_retry_base_seconds=env.float(
@@ -84,6 +81,9 @@ class Settings:
             webhook_max_attempts=env.int("WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts),
             webhook_batch_size=env.int("WEBHOOK_BATCH_SIZE", cls.webhook_batch_size),
             webhook_allowed_hosts=_allowed_hosts(env.str("WEBHOOK_ALLOWED_HOSTS") or ""),
+            spend_lease_seconds=env.int("SPEND_LEASE_SECONDS", cls.spend_lease_seconds),
+            spend_sweep_seconds=env.float("SPEND_SWEEP_SECONDS", cls.spend_sweep_seconds),
+            margin_watch_seconds=env.float("MARGIN_WATCH_SECONDS", cls.margin_watch_seconds),
             security=SecuritySettings.from_env(env, "billing"),
         )
         if settings.metering_deadline_seconds <= 0:
@@ -94,12 +94,6 @@ class Settings:
             raise SettingsError("BILLING_USAGE_CUTOFF_LAG_SECONDS must not be negative")
         if settings.pool_size < 1:
             raise SettingsError("BILLING_POOL_SIZE must be at least 1")
-        if not 1 <= settings.spend_lease_seconds <= 3600:
-            raise SettingsError("BILLING_SPEND_LEASE_SECONDS must be from 1 to 3600")
-        if settings.spend_sweep_seconds <= 0:
-            raise SettingsError("BILLING_SPEND_SWEEP_SECONDS must be positive")
-        if settings.margin_watch_seconds < 0:
-            raise SettingsError("BILLING_MARGIN_WATCH_SECONDS must not be negative")
         if settings.webhook_poll_seconds < 0:
             raise SettingsError("BILLING_WEBHOOK_POLL_SECONDS must not be negative")
         if settings.webhook_timeout_seconds <= 0:
@@ -113,6 +107,12 @@ class Settings:
             raise SettingsError("BILLING_WEBHOOK_MAX_ATTEMPTS must be at least 1")
         if settings.webhook_batch_size < 1:
             raise SettingsError("BILLING_WEBHOOK_BATCH_SIZE must be at least 1")
+        if not 1 <= settings.spend_lease_seconds <= 3600:
+            raise SettingsError("BILLING_SPEND_LEASE_SECONDS must be from 1 to 3600")
+        if settings.spend_sweep_seconds <= 0:
+            raise SettingsError("BILLING_SPEND_SWEEP_SECONDS must be positive")
+        if settings.margin_watch_seconds < 0:
+            raise SettingsError("BILLING_MARGIN_WATCH_SECONDS must not be negative")
         return settings
 
 
