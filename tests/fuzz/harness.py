@@ -34,13 +34,6 @@ PENDING_RPCS: frozenset[str] = frozenset(
     {
         "BillingService.ListRefunds",
         "BillingService.MarkRefund",
-        "SpendService.SetSpendControl",
-        "SpendService.DeleteSpendControl",
-        "SpendService.ListSpendControls",
-        "SpendService.GetSpendPolicy",
-        "SpendService.AcquireSpendLease",
-        "SpendService.ReportSpendLease",
-        "SpendService.ListAlerts",
     }
 )
 

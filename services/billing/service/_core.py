@@ -163,6 +163,7 @@ class ServiceCore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         close_concurrency: int = 2,
         late_usage_max_age_days: int = 400,
+        spend_lease_seconds: int = 30,
     ) -> None:
         self.engine = engine
         # Closes of one builder run one after another in this process, queued without a connection.
@@ -175,6 +176,7 @@ class ServiceCore:
         self.clock = clock
         # How far back closes and previews look for late usage (service/late.py).
         self.late_max_age = timedelta(days=late_usage_max_age_days)
+        self.spend_lease_seconds = spend_lease_seconds
 
     async def _idempotent(
         self,

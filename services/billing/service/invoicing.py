@@ -201,8 +201,11 @@ class Invoicing(ServiceCore):
     """Invoice previews and reads."""
 
     async def preview_invoice(
-        self, builder_id: str, customer_id: str, as_of: datetime | None
+        self, builder_id: str, customer_id: str, as_of: datetime | None, *, with_late: bool = True
     ) -> dict[str, Any]:
+        """The draft invoice of the period containing `as_of` (default now), with the late-usage
+        adjustments its close would bill now unless `with_late` is False (the margin watch, which
+        looks at usage lines only, skips their metering reads)."""
         _require(builder_id, "builder_id")
         _require(customer_id, "customer_id")
         at = as_of or self.clock()
@@ -225,7 +228,11 @@ class Invoicing(ServiceCore):
                     field="as_of_time" if as_of else "customer_id",
                 )
             # Late usage of closed periods, found as the close of this period would find it (now).
-            snapshots = await load_snapshots(conn, builder_id, period.start, self.late_max_age, {customer_id})
+            snapshots = (
+                await load_snapshots(conn, builder_id, period.start, self.late_max_age, {customer_id})
+                if with_late
+                else []
+            )
             raw = await store.plan_specs(conn, list({p.key for p in parts} | plan_keys(snapshots)))
             specs = {k: plan_from_dict(v) for k, v in raw.items()}
             fee = await self._fee_rule(conn, builder_id)
