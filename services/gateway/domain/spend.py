@@ -89,8 +89,8 @@ class Policy:
 
     @property
     def free(self) -> bool:
-        """Nothing to hold: no rate card (requests cost the customer nothing) or no capped control."""
-        return not self.rate_card or not any(c.hard_cap is not None for c in self.controls)
+        """Nothing to hold: no rate card (requests cost the customer nothing) or no control."""
+        return not self.rate_card or not self.controls
 
 
 # ---- 1. price of an event ----

@@ -9,12 +9,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 
 import structlog
 
 from common import errors
 from gateway import metrics
-from gateway.clients import Entitlements
 from gateway.config import Settings
 from gateway.domain import chat as chat_rules
 from gateway.domain import limits, routing
@@ -45,7 +45,9 @@ from gateway.service.results import (
     _fingerprint,
     _upstream_body,
 )
+from gateway.service.spending import Spending
 from gateway.service.state import Catalog, HealthBoard, KeyCache, Limiter
+from gateway.spend import SpendGuard
 from gateway.store import DATABASE_UNAVAILABLE, Store
 from gateway.upstream import Upstream, UpstreamError, UpstreamStream
 
@@ -62,7 +64,7 @@ class ChatService:
         limiter: Limiter,
         upstream: Upstream,
         outbox: OutboxWriter,
-        entitlements: Entitlements,
+        spend: SpendGuard,
         store: Store | None = None,
     ) -> None:
         self.s = settings
@@ -73,7 +75,7 @@ class ChatService:
         self.limiter = limiter
         self.upstream = upstream
         self.outbox = outbox
-        self.entitlements = entitlements
+        self.spend = spend
         self._background: set[asyncio.Task[None]] = set()
 
     def authenticate(self, authorization: str | None) -> ApiKey:
@@ -208,10 +210,26 @@ class ChatService:
 
     async def complete(self, key: ApiKey, chat: ChatInput) -> Completion:
         request_id, tags, candidates = self._plan(key, chat)
-        await self.entitlements.check(key.builder_id, key.customer_id)
-        att = await self._attempts(key, chat, request_id, tags)
+        spending, candidates = await Spending.begin(self, key, chat, tags, candidates)
+        try:
+            att = await self._attempts(key, chat, request_id, tags)
+            spending.att = att
+            return await self._complete(key, chat, request_id, candidates, att, spending)
+        finally:
+            spending.end()
+
+    async def _complete(
+        self,
+        key: ApiKey,
+        chat: ChatInput,
+        request_id: str,
+        candidates: list[Route],
+        att: _Attempts,
+        spending: Spending,
+    ) -> Completion:
         for h in self._admitted(candidates, att):
             route = att.route
+            await spending.cover(att, h)
             try:
                 doc = await self.upstream.complete(route, _upstream_body(route, chat, False))
             except UpstreamError as e:
@@ -246,11 +264,31 @@ class ChatService:
     ) -> AsyncIterator[StreamStart | StreamChunk | StreamEnd]:
         """StreamStart, StreamChunk..., StreamEnd; errors before StreamStart are ordinary errors."""
         request_id, tags, candidates = self._plan(key, chat)
-        await self.entitlements.check(key.builder_id, key.customer_id)
-        att = await self._attempts(key, chat, request_id, tags)
+        spending, candidates = await Spending.begin(self, key, chat, tags, candidates)
+        try:
+            att = await self._attempts(key, chat, request_id, tags)
+            spending.att = att
+            # aclosing: a caller that goes away closes the inner stream (which records the cancelled
+            # attempt's usage) before the hold is settled.
+            async with aclosing(self._stream(key, chat, request_id, candidates, att, spending)) as items:
+                async for item in items:
+                    yield item
+        finally:
+            spending.end()
+
+    async def _stream(
+        self,
+        key: ApiKey,
+        chat: ChatInput,
+        request_id: str,
+        candidates: list[Route],
+        att: _Attempts,
+        spending: Spending,
+    ) -> AsyncIterator[StreamStart | StreamChunk | StreamEnd]:
         opened: UpstreamStream | None = None
         health: RouteHealth | None = None
         for h in self._admitted(candidates, att):
+            await spending.cover(att, h)
             try:
                 opened = await self.upstream.open_stream(att.route, _upstream_body(att.route, chat, True))
             except UpstreamError as e:

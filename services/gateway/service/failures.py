@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from common import errors
 from gateway.domain.catalog import Route
+from gateway.spend import DOMAIN, SpendCapReached, SpendCheckUnavailable
 from gateway.upstream import UpstreamError
+
+__all__ = ["SpendCapReached", "SpendCheckUnavailable"]
 
 
 class ProviderRejected(errors.InvalidArgument):
@@ -77,3 +80,11 @@ def _rejection(e: UpstreamError, route: Route) -> errors.ServiceError:
         f"provider {route.provider} rejected the request (http {e.status}){detail}",
         http_status=e.status if 400 <= e.status < 500 else 400,
     )
+
+
+class RateLimited(errors.ResourceExhausted):
+    """A key's rate limit (HTTP 429); ErrorInfo reason RATE_LIMITED tells it from a spend cap."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
+        self.error_info = (DOMAIN, "RATE_LIMITED", {})

@@ -12,6 +12,7 @@ from gateway.domain.catalog import Model, Provider, Route, resolve_routes
 from gateway.domain.health import BreakerPolicy, RouteHealth
 from gateway.domain.keys import ApiKey, RateLimits, hash_secret
 from gateway.domain.ratelimit import Bucket
+from gateway.service.failures import RateLimited
 
 UNAUTHENTICATED_MESSAGE = "the API key is missing, unknown or revoked"
 _DUMMY_HASH = "0" * 64
@@ -86,16 +87,16 @@ class Limiter:
         if tok is not None:
             wait = tok.wait_until_positive(now)
             if wait:
-                raise errors.ResourceExhausted(
+                raise RateLimited(
                     f"rate limit exceeded: the key's {lim.tokens_per_minute} tokens per minute are used up",
-                    retry_after_seconds=round(wait, 3),
+                    round(wait, 3),
                 )
         if req is not None:
             wait = req.take(now)
             if wait:
-                raise errors.ResourceExhausted(
+                raise RateLimited(
                     f"rate limit exceeded: the key allows {lim.requests_per_minute} requests per minute",
-                    retry_after_seconds=round(wait, 3),
+                    round(wait, 3),
                 )
 
     def charge_tokens(self, key: ApiKey, tokens: int) -> None:
