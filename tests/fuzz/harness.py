@@ -37,13 +37,6 @@ PENDING_RPCS: frozenset[str] = frozenset(
         "BillingService.ExplainInvoiceLine",
         "BillingService.ExportInvoiceLine",
         "MeteringService.ExplainUsage",
-        "SpendService.SetSpendControl",
-        "SpendService.DeleteSpendControl",
-        "SpendService.ListSpendControls",
-        "SpendService.GetSpendPolicy",
-        "SpendService.AcquireSpendLease",
-        "SpendService.ReportSpendLease",
-        "SpendService.ListAlerts",
     }
 )
 

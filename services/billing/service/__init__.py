@@ -14,18 +14,24 @@ BillingService is their union, the one object app.py builds and api.py calls.
     earnings.py       ListEarnings (and the feed rows payments and closes append)
     simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
     economics.py      GetUnitEconomics (a month per meter and workflow, from its invoices)
+    spend.py          SetSpendControl, DeleteSpendControl, ListSpendControls, GetSpendPolicy (SpendService)
+    leases.py         AcquireSpendLease, ReportSpendLease, and the lease expiry sweep
+    alerts.py         ListAlerts, the alerts every group raises, and the margin watch
 """
 
 from __future__ import annotations
 
+from billing.service.alerts import Alerts
 from billing.service.close import Closing
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
 from billing.service.economics import Economics
 from billing.service.invoicing import Invoicing
+from billing.service.leases import Leases
 from billing.service.payments import Payments
 from billing.service.plans import Plans
 from billing.service.simulation import Simulation
+from billing.service.spend import SpendControls
 from billing.service.subscriptions import Subscriptions
 from billing.service.wallets import Wallets
 
@@ -33,6 +39,18 @@ __all__ = ["BillingService"]
 
 
 class BillingService(
-    Customers, Plans, Subscriptions, Invoicing, Closing, Payments, Wallets, Earnings, Simulation, Economics
+    Customers,
+    Plans,
+    Subscriptions,
+    Invoicing,
+    Closing,
+    Payments,
+    Wallets,
+    Earnings,
+    Simulation,
+    Economics,
+    SpendControls,
+    Leases,
+    Alerts,
 ):
     """Every billing use case; the constructor is ServiceCore's."""
