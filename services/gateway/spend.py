@@ -40,9 +40,10 @@ log = structlog.get_logger("gateway.spend")
 DOMAIN = "tollgate.gateway"
 
 ZERO = Decimal(0)
-# A lease this close to its expiry takes no new holds (a request may run for the attempt timeout).
+# A lease this close to its expiry takes no new holds (a request may run for the attempt timeout):
+# at most this, and at most a quarter of the lease's time.
 EXPIRY_MARGIN_SECONDS = 5.0
-# A lease with nothing held and no hold for this long is returned to billing.
+# A lease with nothing held and no hold for this long (at most half its time) is returned to billing.
 IDLE_SECONDS = 10.0
 
 
@@ -109,6 +110,8 @@ class Lease:
     reports: int = 0
     last_used: float = 0.0
     released: bool = False
+    margin: float = EXPIRY_MARGIN_SECONDS
+    idle: float = IDLE_SECONDS
 
     def available(self) -> Decimal:
         return self.granted - self.consumed - self.held
@@ -121,11 +124,7 @@ class Pool:
 
     def reserve(self, amount: Decimal, now: float) -> Lease | None:
         for lease in self.leases:
-            if (
-                not lease.released
-                and lease.expire_mono - EXPIRY_MARGIN_SECONDS > now
-                and lease.available() >= amount
-            ):
+            if not lease.released and lease.expire_mono - lease.margin > now and lease.available() >= amount:
                 lease.held += amount
                 lease.last_used = now
                 return lease
@@ -277,6 +276,8 @@ class SpendGuard:
                 got.lease_id, control.id, policy.builder_id, policy.currency_code, got.granted, now + left
             )
             lease.last_used = now
+            lease.margin = min(EXPIRY_MARGIN_SECONDS, left / 4)
+            lease.idle = min(IDLE_SECONDS, left / 2)
             pool.leases.append(lease)
             if lease.available() < amount:  # billing granted less than the minimum: never by contract
                 raise SpendCheckUnavailable()
@@ -322,8 +323,8 @@ class SpendGuard:
         now = time.monotonic()
         for pool in list(self._pools.values()):
             for lease in list(pool.leases):
-                expiring = lease.expire_mono - EXPIRY_MARGIN_SECONDS - self.report_seconds <= now
-                idle = lease.held == 0 and now - lease.last_used >= IDLE_SECONDS
+                expiring = lease.expire_mono - lease.margin <= now
+                idle = lease.held == 0 and now - lease.last_used >= lease.idle
                 release = lease.held == 0 and (release_all or expiring or idle)
                 if lease.expire_mono <= now and lease.held == 0 and lease.consumed == lease.reported:
                     pool.leases.remove(lease)  # expired at billing: its hold is already free there
