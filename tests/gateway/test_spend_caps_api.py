@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 
 from common.money import from_money, to_money, to_timestamp
 from tests.conftest import auth_channel, security
-from tests.gateway.conftest import bearer, chat_request
+from tests.gateway.conftest import bearer, chat_request, stream_request
 from tollgate.billing.v1 import billing_pb2 as bpb
 from tollgate.billing.v1 import billing_pb2_grpc, spend_pb2_grpc
 from tollgate.billing.v1 import spend_pb2 as spb
@@ -343,3 +343,70 @@ async def test_holds_are_released_on_provider_error_and_deadline(stack) -> None:
     st = await settled(stack.billing, "errs")
     assert from_money(st.held) == 0 and st.active_lease_count == 0
     assert from_money(st.spent) == 0  # neither attempt produced billable (succeeded) usage
+
+
+async def test_a_stream_settles_to_its_metered_price_and_a_cancelled_one_releases(stack) -> None:
+    await customer(stack.billing, "streamer", "1")
+    secret, _ = await stack.create_key(customer_id="streamer")
+    model = await stack.upsert_model([{"provider": "provider_a"}])
+    chunks = [
+        c
+        async for c in stack.inference.StreamChatCompletion(
+            stream_request(model, max_tokens=16), metadata=bearer(secret), timeout=5
+        )
+    ]
+    assert chunks
+    # A caller that goes away mid-stream: its partial usage is recorded and settled, the rest released.
+    stack.providers["provider_a"].control(inter_token_ms=200, completion_tokens=20)
+    try:
+        call = stack.inference.StreamChatCompletion(
+            stream_request(model, max_tokens=16), metadata=bearer(secret), timeout=5
+        )
+        async for _ in call:
+            break
+        call.cancel()
+    finally:
+        stack.providers["provider_a"].control(inter_token_ms=0, completion_tokens=8)
+    st = await settled(stack.billing, "streamer")
+    assert from_money(st.held) == 0 and st.active_lease_count == 0
+    cost = await metered_cost(stack.billing, "streamer", 1)
+    assert cost > 0
+    assert from_money(st.spent) == (cost * MARKUP).quantize(Decimal("0.000000001"), rounding="ROUND_CEILING")
+
+
+async def test_billing_down_serves_within_leases_then_refuses(stack) -> None:
+    """Last in the module: it stops billing."""
+    await customer(stack.billing, "outage", "1")
+    secret, _ = await stack.create_key(customer_id="outage")
+    model = await stack.upsert_model([{"provider": "provider_a"}])
+    await stack.inference.CreateChatCompletion(
+        chat_request(model, max_tokens=16), metadata=bearer(secret), timeout=5
+    )
+    await customer(stack.billing, "stranger", "1")
+    stranger, _ = await stack.create_key(customer_id="stranger")
+    await stack.billing[5].stop(0)
+    # The lease this process holds still covers requests of the known customer.
+    for _ in range(3):
+        reply = await stack.inference.CreateChatCompletion(
+            chat_request(model, max_tokens=16), metadata=bearer(secret), timeout=5
+        )
+        assert reply.choices
+    # A customer whose policy the gateway never read: refused, nothing sent to a provider.
+    before = stack.served()
+    code, _, body = await stack.post_chat(
+        stranger, {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    )
+    assert code == 503 and body["error"]["code"] == "spend_check_unavailable"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stack.inference.CreateChatCompletion(
+            chat_request(model, max_tokens=16), metadata=bearer(stranger), timeout=5
+        )
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "spend_check_unavailable" in (info.value.details() or "")
+    # Once the lease expires, the known customer is refused too.
+    await asyncio.sleep(LEASE_SECONDS)
+    code, _, body = await stack.post_chat(
+        secret, {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    )
+    assert code == 503 and body["error"]["code"] == "spend_check_unavailable"
+    assert stack.served() == before
