@@ -374,6 +374,94 @@ async def test_a_stream_settles_to_its_metered_price_and_a_cancelled_one_release
     assert from_money(st.spent) == (cost * MARKUP).quantize(Decimal("0.000000001"), rounding="ROUND_CEILING")
 
 
+async def test_a_sigkilled_gateways_holds_expire_at_billing(
+    stack, make_database, metering_address, tmp_path
+) -> None:
+    """A gateway process killed mid-traffic never reports or releases: billing's expiry frees its hold."""
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import free_port, migrated_database, security_env
+
+    await customer(stack.billing, "killed", "5")
+    url = await migrated_database(make_database, "gateway")
+    grpc_address, http_port = f"127.0.0.1:{free_port()}", free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "GATEWAY_DATABASE_URL": url,
+        "GATEWAY_GRPC_ADDRESS": grpc_address,
+        "GATEWAY_HTTP_ADDRESS": f"127.0.0.1:{http_port}",
+        "GATEWAY_METRICS_PORT": "off",
+        "GATEWAY_CATALOG_FILE": str(stack.catalog_path),
+        "GATEWAY_METERING_ADDRESS": metering_address,
+        "GATEWAY_SPEND_CONTROLS": "on",
+        "GATEWAY_BILLING_ADDRESS": stack.billing[0],
+        **security_env("gateway"),
+    }
+    log = (tmp_path / "gateway.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", env=env, stdout=log, stderr=log
+    )
+    try:
+        async with auth_channel(grpc_address) as ch:
+            from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc, inference_pb2_grpc
+
+            admin = admin_pb2_grpc.GatewayAdminServiceStub(ch)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    created = await admin.CreateApiKey(
+                        admin_pb2.CreateApiKeyRequest(
+                            request_id=rid(),
+                            builder_id=BUILDER,
+                            app_id="app1",
+                            customer_id="killed",
+                            display_name="k",
+                        ),
+                        metadata=stack.admin_metadata,
+                        timeout=2,
+                    )
+                    break
+                except grpc.aio.AioRpcError:
+                    assert proc.returncode is None and time.monotonic() < deadline
+                    await asyncio.sleep(0.2)
+            inference = inference_pb2_grpc.InferenceServiceStub(ch)
+            for p in stack.providers.values():
+                p.control(latency_ms=3000)
+            calls = [
+                asyncio.ensure_future(
+                    inference.CreateChatCompletion(
+                        chat_request("chat-small", max_tokens=16),
+                        metadata=bearer(created.secret),
+                        timeout=10,
+                    )
+                )
+                for _ in range(8)
+            ]
+            held = Decimal(0)
+            while held == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                held = from_money((await status(stack.billing, "killed")).held)
+            assert held > 0
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        for p in stack.providers.values():
+            p.control(latency_ms=0)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.close()
+    # Within the lease time (plus one expiry sweep) nothing is held any more.
+    t0 = time.monotonic()
+    st = await settled(stack.billing, "killed", wait_seconds=LEASE_SECONDS + 3)
+    assert from_money(st.held) == 0 and st.active_lease_count == 0, time.monotonic() - t0
+    assert from_money(st.spent) == 0  # nothing was answered, nothing was reported
+
+
 async def test_billing_down_serves_within_leases_then_refuses(stack) -> None:
     """Last in the module: it stops billing."""
     await customer(stack.billing, "outage", "1")
