@@ -34,9 +34,6 @@ PENDING_RPCS: frozenset[str] = frozenset(
     {
         "BillingService.ListRefunds",
         "BillingService.MarkRefund",
-        "BillingService.ExplainInvoiceLine",
-        "BillingService.ExportInvoiceLine",
-        "MeteringService.ExplainUsage",
     }
 )
 

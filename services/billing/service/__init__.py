@@ -17,6 +17,7 @@ BillingService is their union, the one object app.py builds and api.py calls.
     spend.py          SetSpendControl, DeleteSpendControl, ListSpendControls, GetSpendPolicy (SpendService)
     leases.py         AcquireSpendLease, ReportSpendLease, and the lease expiry sweep
     alerts.py         ListAlerts, the alerts every group raises, and the margin watch
+    explain.py        ExplainInvoiceLine, ExportInvoiceLine (a line's events, through metering)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from billing.service.close import Closing
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
 from billing.service.economics import Economics
+from billing.service.explain import Explaining
 from billing.service.invoicing import Invoicing
 from billing.service.leases import Leases
 from billing.service.payments import Payments
@@ -52,5 +54,6 @@ class BillingService(
     SpendControls,
     Leases,
     Alerts,
+    Explaining,
 ):
     """Every billing use case; the constructor is ServiceCore's."""
