@@ -211,6 +211,12 @@ async def test_a_request_over_the_cap_is_refused_before_any_provider(stack) -> N
     assert limit["currency_code"] == "USD" and limit["control_id"].startswith("spc_")
     assert limit["reset_time"].startswith("20")
 
+    code, _, streamed = await stack.post_chat(
+        secret,
+        {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64, "stream": True},
+    )
+    assert code == 402 and streamed["error"]["limit"] == limit
+
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stack.inference.CreateChatCompletion(
             chat_request(model, max_tokens=64), metadata=bearer(secret), timeout=5
@@ -372,6 +378,40 @@ async def test_a_stream_settles_to_its_metered_price_and_a_cancelled_one_release
     cost = await metered_cost(stack.billing, "streamer", 1)
     assert cost > 0
     assert from_money(st.spent) == (cost * MARKUP).quantize(Decimal("0.000000001"), rounding="ROUND_CEILING")
+
+
+async def test_concurrent_first_requests_share_one_lease_acquisition(stack) -> None:
+    """40 requests of a new customer at once: one AcquireSpendLease (its lease covers 50 holds), the
+    other 39 wait for it instead of asking billing themselves."""
+    from prometheus_client import REGISTRY
+
+    def granted() -> float:
+        return (
+            REGISTRY.get_sample_value(
+                "tollgate_gateway_spend_lease_acquisition_seconds_count", {"outcome": "granted"}
+            )
+            or 0.0
+        )
+
+    await customer(stack.billing, "crowd", "100")
+    secret, _ = await stack.create_key(customer_id="crowd")
+    model = await stack.upsert_model([{"provider": "provider_a"}])
+    before = granted()
+    replies = await asyncio.gather(
+        *(
+            stack.inference.CreateChatCompletion(
+                chat_request(model, "same prompt", max_tokens=16), metadata=bearer(secret), timeout=10
+            )
+            for _ in range(40)
+        )
+    )
+    assert all(r.choices for r in replies)
+    assert granted() - before == 1
+    st = await settled(stack.billing, "crowd")
+    assert from_money(st.held) == 0 and st.active_lease_count == 0
+    cost = await metered_cost(stack.billing, "crowd", 40)
+    assert from_money(st.spent) >= cost * MARKUP
+    assert from_money(st.spent) - cost * MARKUP <= Decimal("0.000000040")
 
 
 async def test_a_sigkilled_gateways_holds_expire_at_billing(
