@@ -292,6 +292,7 @@ async def test_64_clients_near_the_cap_never_exceed_it_and_spend_equals_metered_
     model = await stack.upsert_model([{"provider": "provider_b"}, {"provider": "provider_c"}])
     stack.providers["provider_b"].control(error_rate=0.33, seed=7)
     outcomes: dict[str, int] = {}
+    dearer_before = stack.served()["provider_c"]
 
     async def client(i: int) -> None:
         for j in range(5):
@@ -314,6 +315,7 @@ async def test_64_clients_near_the_cap_never_exceed_it_and_spend_equals_metered_
         stack.providers["provider_b"].control(error_rate=0.0)
     assert outcomes.get("ok", 0) > 10 and outcomes.get("RESOURCE_EXHAUSTED", 0) > 0, outcomes
     assert set(outcomes) <= {"ok", "RESOURCE_EXHAUSTED"}, outcomes
+    assert stack.served()["provider_c"] > dearer_before  # some requests failed over to the dearer model
 
     st = await settled(stack.billing, "hammer")
     assert from_money(st.held) == 0 and st.active_lease_count == 0
