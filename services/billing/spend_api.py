@@ -7,18 +7,18 @@ from typing import Any
 
 import grpc
 
-from billing.codec import (
+from billing.codec import decode_money
+from billing.service import BillingService
+from billing.service.webhooks import WebhookService
+from billing.spend_codec import (
     alert_pb,
     control_input,
     control_pb,
-    decode_money,
     lease_pb,
     lease_reply_pb,
     spend_policy_pb,
     spend_status_pb,
 )
-from billing.service import BillingService
-from billing.service.webhooks import WebhookService
 from billing.validation import check_coverage, validated
 from billing.webhooks_api import WebhookHandlers
 from tollgate.billing.v1 import spend_pb2 as spb
@@ -97,8 +97,8 @@ class SpendServicer(WebhookHandlers, spend_pb2_grpc.SpendServiceServicer):
 
 
 def validating_spend_servicer(service: BillingService, webhooks: WebhookService) -> SpendServicer:
-    """The servicer with every SpendService RPC it implements behind validation.py (an RPC not written
-    yet keeps the generated base's UNIMPLEMENTED)."""
+    """The servicer with every SpendService RPC behind validation.py (the webhook handlers, inherited,
+    validate their own requests)."""
     missing = check_coverage()
     if missing:
         raise RuntimeError(f"billing/validation.py has no rule for: {', '.join(missing)}")

@@ -195,17 +195,12 @@ LABEL = Text(64)
 _B = "tollgate.billing.v1."
 
 # SpendService (spend.proto; its limits are in the comment on the service). Money fields are shape
-# checked here; their currency (the customer's) and sign are the service's to check.
+# checked here; their currency (the customer's) and sign are the service's to check. The webhook
+# RPCs' rules are with the others in RULES below.
 API_KEY_ID = Text(
     64, pattern=re.compile(r"[A-Za-z0-9_.-]{1,64}"), shape="1 to 64 characters of [A-Za-z0-9_.-]"
 )
 TAG_KEY = Text(64, pattern=re.compile(r"[a-z0-9_.-]{1,64}"), shape="1 to 64 characters of [a-z0-9_.-]")
-WEBHOOK_URL = Text(
-    2048,
-    required=True,
-    pattern=re.compile(r"https?://[^\s]+"),
-    shape="an http or https URL without spaces",
-)
 SPEND_RULES: dict[str, Rule] = {
     _B + "SetSpendControlRequest.request_id": REQUEST_ID,
     _B + "SetSpendControlRequest.control": Nested(),
@@ -249,14 +244,6 @@ SPEND_RULES: dict[str, Rule] = {
     _B + "ListAlertsRequest.customer_id": OPTIONAL_REF,
     _B + "ListAlertsRequest.page_size": PAGE_SIZE,
     _B + "ListAlertsRequest.page_token": PAGE_TOKEN,
-    _B + "SetWebhookEndpointRequest.request_id": REQUEST_ID,
-    _B + "SetWebhookEndpointRequest.builder_id": REF,
-    _B + "SetWebhookEndpointRequest.url": WEBHOOK_URL,
-    _B + "SetWebhookEndpointRequest.rotate_secret": Flag(),
-    _B + "ListWebhookDeliveriesRequest.builder_id": REF,
-    _B + "ListWebhookDeliveriesRequest.alert_id": Text(64, pattern=SERVER_ID.pattern, shape=SERVER_ID.shape),
-    _B + "ListWebhookDeliveriesRequest.page_size": PAGE_SIZE,
-    _B + "ListWebhookDeliveriesRequest.page_token": PAGE_TOKEN,
 }
 
 RULES: dict[str, Rule] = {

@@ -49,6 +49,9 @@ async def spend_stack(make_database, metering_address: str, **settings: object) 
             metering_address=metering_address,
             metering_retry_seconds=20,
             security=security("billing"),
+            # Deliveries are queued, not posted (the webhook tests post them), and never off loopback.
+            webhook_poll_seconds=0,
+            webhook_allowed_hosts=("127.0.0.1",),
             **settings,  # type: ignore[arg-type]
         )
     )

@@ -129,8 +129,9 @@ async def test_thresholds_alert_once_each_under_concurrent_reports(stack) -> Non
 async def test_hard_cap_refuses_and_alerts_once(stack) -> None:
     await sql(
         stack.database_url,
-        "INSERT INTO webhook_endpoints (builder_id, url, secret) VALUES (:b, 'https://hooks.example/x', 's')",
+        "INSERT INTO webhook_endpoints (builder_id, url, secret) VALUES (:b, :u, 's')",
         b=BUILDER,
+        u="http://127.0.0.1:9/alerts",
     )
     ctl = await set_control(
         stack.spend,
@@ -163,7 +164,7 @@ async def test_hard_cap_refuses_and_alerts_once(stack) -> None:
     rows = await sql(
         stack.database_url, "SELECT url, state FROM webhook_deliveries WHERE alert_id = :a", a=alert.id
     )
-    assert rows == [("https://hooks.example/x", "pending")]
+    assert rows == [("http://127.0.0.1:9/alerts", "pending")]
 
 
 async def test_retries_return_the_first_reply(stack) -> None:

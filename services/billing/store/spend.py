@@ -351,23 +351,10 @@ async def raise_alert(conn: AsyncConnection, values: dict[str, Any], now: dateti
     if row is None:
         return None
     alert = dict(row._mapping)
-    endpoint = (
-        await conn.execute(
-            select(webhook_endpoints.c.url).where(webhook_endpoints.c.builder_id == alert["builder_id"])
-        )
-    ).first()
-    if endpoint is not None:
-        await conn.execute(
-            insert(webhook_deliveries).values(
-                id=f"whd_{alert['id'].removeprefix('alrt_')}",
-                builder_id=alert["builder_id"],
-                alert_id=alert["id"],
-                url=endpoint.url,
-                state="pending",
-                next_attempt_time=now,
-                create_time=now,
-            )
-        )
+    # Imported here: store/webhooks.py reads this module's tables.
+    from billing.store.webhooks import enqueue_delivery
+
+    await enqueue_delivery(conn, alert["id"])
     return alert
 
 
