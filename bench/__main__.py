@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import sys
 
-ORDER = ["auth", "metering", "gateway", "billing", "payouts"]
+ORDER = ["auth", "metering", "gateway", "gateway_spend", "billing", "payouts"]
 
 
 def main(argv: list[str]) -> int:

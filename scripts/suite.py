@@ -259,6 +259,9 @@ class Suite:
                         "GATEWAY_METRICS_PORT": str(p["gateway_metrics"]),
                         "GATEWAY_METERING_ADDRESS": f"127.0.0.1:{p['metering']}",
                         "GATEWAY_CATALOG_FILE": str(CATALOG),
+                        # Spend caps in the request path need billing (services/gateway/README.md).
+                        "GATEWAY_SPEND_CONTROLS": "on" if "billing" in want else "off",
+                        "GATEWAY_BILLING_ADDRESS": f"127.0.0.1:{p['billing']}",
                         "DEMO_PROVIDER_A_BASE_URL": f"http://127.0.0.1:{p['provider_a']}/v1",
                         "DEMO_PROVIDER_B_BASE_URL": f"http://127.0.0.1:{p['provider_b']}/v1",
                         "TOLLGATE_PROVIDER_DEMO_KEY": PROVIDER_KEY,

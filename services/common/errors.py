@@ -7,7 +7,12 @@ from __future__ import annotations
 
 
 class ServiceError(Exception):
-    """A failure the caller can act on. `field` names the offending request field, when there is one."""
+    """A failure the caller can act on. `field` names the offending request field, when there is one.
+
+    `error_info` (domain, reason, metadata), when set, is sent as a google.rpc.ErrorInfo detail so a
+    client can tell two failures of one status code apart (a rate limit from a spend cap)."""
+
+    error_info: tuple[str, str, dict[str, str]] | None = None
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

@@ -85,6 +85,11 @@ def _rich_status(code: grpc.StatusCode, error: errors.ServiceError) -> status_pb
         detail = any_pb2.Any()
         detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
         status.details.append(detail)
+    if error.error_info is not None:
+        domain, reason, metadata = error.error_info
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ErrorInfo(domain=domain, reason=reason, metadata=metadata))
+        status.details.append(detail)
     return status
 
 

@@ -22,13 +22,14 @@ from common.server import RunningServer, start_server
 from common.settings import SettingsError
 from gateway import metrics
 from gateway.api import ADMIN_ACCESS, INFERENCE_ACCESS, AdminServicer, InferenceServicer
-from gateway.clients import MeteringClient, entitlements_for
+from gateway.clients import MeteringClient, SpendClient
 from gateway.config import Settings
 from gateway.domain.catalog import parse_catalog
 from gateway.domain.health import BreakerPolicy
 from gateway.http_api import FrontDoor
 from gateway.outbox import OutboxWriter, Relay
 from gateway.service import AdminService, Catalog, ChatService, HealthBoard, KeyCache, Limiter
+from gateway.spend import SpendGuard
 from gateway.store import Store
 from gateway.upstream import Upstream
 from tollgate.gateway.v1 import admin_pb2, admin_pb2_grpc, inference_pb2, inference_pb2_grpc
@@ -102,7 +103,6 @@ async def start(settings: Settings) -> GatewayServer:
     security = settings.security
     verifier = security.verifier(settings.grpc_address)
     token = security.token_source(settings.grpc_address)
-    entitlements = entitlements_for(settings.entitlements_enabled, settings.billing_address)
     url = await resolve_database_url(settings.database_url, settings.data_dir, "gateway")
     if not settings.http_worker:
         await upgrade_head_async(MIGRATIONS, url, "alembic_version_gateway")
@@ -166,7 +166,22 @@ async def start(settings: Settings) -> GatewayServer:
         )
         outbox.on_commit.append(relay.wake)
         relay.start()
-    chat = ChatService(settings, keys, catalog, health, Limiter(), upstream, outbox, entitlements, store)
+    spend_client = None
+    if settings.spend_controls:
+        spend_client = SpendClient(
+            lambda options: open_channel(
+                settings.billing_address, token=token, tls=security.client_tls(), options=options
+            ),
+            settings.spend_deadline_seconds,
+        )
+    guard = SpendGuard(
+        spend_client,
+        policy_seconds=settings.spend_policy_seconds,
+        lease_requests=settings.spend_lease_requests,
+        report_seconds=settings.spend_report_seconds,
+    )
+    guard.start()
+    chat = ChatService(settings, keys, catalog, health, Limiter(), upstream, outbox, guard, store)
 
     def register(server) -> list[str]:
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(chat), server)
@@ -264,6 +279,7 @@ async def start(settings: Settings) -> GatewayServer:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
         await chat.close()
+        await guard.close()  # after the last request: every lease is reported and released
         await outbox.close()
         if relay is not None:
             await relay.close()

@@ -1,19 +1,22 @@
 """Typed wrappers over other contexts' gRPC stubs; every call carries a deadline.
 
 - MeteringClient: delivers outbox batches (IngestEvents).
-- Entitlements: the seam where billing's spend checks will plug in. Disabled by default: AllowAll is
-  used, and enabling it fails start-up until billing publishes its entitlement contract.
+- SpendClient: billing's SpendService (spend policy, lease acquisition and reports) for gateway/spend.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 import grpc
 
-from common.settings import SettingsError
+from common.money import format_decimal, from_money, from_timestamp, to_money
+from gateway.domain import spend
+from tollgate.billing.v1 import spend_pb2, spend_pb2_grpc
 from tollgate.metering.v1 import metering_pb2
 
 
@@ -99,22 +102,153 @@ class MeteringClient:
         await self._channel.close()
 
 
-class Entitlements(Protocol):
-    async def check(self, builder_id: str, customer_id: str) -> None:
-        """Raise common.errors.ResourceExhausted / PermissionDenied when the customer may not spend."""
+_KINDS = {
+    spend_pb2.RATE_KIND_COST_PLUS: spend.COST_PLUS,
+    spend_pb2.RATE_KIND_PER_EVENT: spend.PER_EVENT,
+    spend_pb2.RATE_KIND_PER_QUANTITY: spend.PER_QUANTITY,
+}
+_SCOPES = {
+    spend_pb2.SPEND_SCOPE_KIND_CUSTOMER: spend.CUSTOMER,
+    spend_pb2.SPEND_SCOPE_KIND_API_KEY: spend.API_KEY,
+    spend_pb2.SPEND_SCOPE_KIND_TAG: spend.TAG,
+}
 
 
-class AllowAll:
-    """Every customer may spend: the default until billing's entitlement checks are wired."""
-
-    async def check(self, builder_id: str, customer_id: str) -> None:
-        return None
+def _dec(text: str) -> Decimal:
+    return Decimal(text) if text else Decimal(0)
 
 
-def entitlements_for(enabled: bool, billing_address: str) -> Entitlements:
-    if enabled:
-        raise SettingsError(
-            "GATEWAY_ENTITLEMENTS_ENABLED=true is not supported yet: billing's entitlement contract is not "
-            f"published (would call {billing_address}); leave it false"
+def _control(c: spend_pb2.SpendControl) -> spend.Control:
+    return spend.Control(
+        id=c.id,
+        scope=_SCOPES.get(c.scope.kind, "unknown"),
+        api_key_id=c.scope.api_key_id,
+        tag_key=c.scope.tag_key,
+        tag_value=c.scope.tag_value,
+        hard_cap=from_money(c.hard_cap) if c.HasField("hard_cap") else None,
+        on_cap=spend.DEGRADE if c.on_cap == spend_pb2.CAP_ACTION_DEGRADE else spend.REFUSE,
+        degrade_model=c.degrade_model,
+    )
+
+
+def policy_from_pb(p: spend_pb2.SpendPolicy) -> spend.Policy:
+    card = tuple(
+        spend.RateItem(
+            kind=_KINDS[i.kind],
+            statuses=frozenset(i.statuses),
+            event_type=i.event_type,
+            markup_percent=_dec(i.markup_percent),
+            fixed_per_event=_dec(i.fixed_per_event),
+            unit_price=_dec(i.unit_price),
+            quantity=i.quantity,
         )
-    return AllowAll()
+        for i in p.rate_card
+        if i.kind in _KINDS
+    )
+    return spend.Policy(
+        builder_id=p.builder_id,
+        customer_id=p.customer_id,
+        currency_code=p.currency_code,
+        controls=tuple(_control(c) for c in p.controls),
+        rate_card=card,
+        period_end_time=from_timestamp(p.period_end_time) if p.HasField("period_end_time") else None,
+        lease_seconds=p.lease_seconds or 30,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    lease_id: str
+    granted: Decimal
+    expire_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """billing's CapReached: which limit refused, its scope, and when it resets."""
+
+    control_id: str
+    scope: str
+    hard_cap: Decimal
+    reset_time: datetime | None
+    on_cap: str
+    degrade_model: str
+
+
+class SpendClient:
+    def __init__(
+        self, connect: Callable[[list[tuple[str, Any]]], grpc.aio.Channel], deadline_seconds: float
+    ) -> None:
+        # Short reconnect backoff: after a billing outage new leases must be had within a second or two.
+        self._channel = connect(
+            [
+                ("grpc.use_local_subchannel_pool", 1),
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ]
+        )
+        self._stub = spend_pb2_grpc.SpendServiceStub(self._channel)
+        self._deadline = deadline_seconds
+
+    async def get_policy(self, builder_id: str, customer_id: str) -> spend.Policy:
+        """Raises grpc.aio.AioRpcError (NOT_FOUND for an unknown customer, UNAVAILABLE...)."""
+        reply = await self._stub.GetSpendPolicy(
+            spend_pb2.GetSpendPolicyRequest(builder_id=builder_id, customer_id=customer_id),
+            timeout=self._deadline,
+        )
+        return policy_from_pb(reply.policy)
+
+    async def acquire(
+        self,
+        request_id: str,
+        policy: spend.Policy,
+        control_id: str,
+        holder: str,
+        amount: Decimal,
+        minimum: Decimal,
+    ) -> Granted | Refused:
+        reply = await self._stub.AcquireSpendLease(
+            spend_pb2.AcquireSpendLeaseRequest(
+                request_id=request_id,
+                builder_id=policy.builder_id,
+                customer_id=policy.customer_id,
+                control_id=control_id,
+                holder=holder,
+                amount=to_money(amount, policy.currency_code),
+                minimum=to_money(minimum, policy.currency_code),
+            ),
+            timeout=self._deadline,
+        )
+        if reply.HasField("lease"):
+            lease = reply.lease
+            return Granted(lease.id, from_money(lease.granted), from_timestamp(lease.expire_time))
+        r = reply.refused
+        return Refused(
+            control_id=r.control_id or control_id,
+            scope=_SCOPES.get(r.scope.kind, "unknown"),
+            hard_cap=from_money(r.hard_cap),
+            reset_time=from_timestamp(r.reset_time) if r.HasField("reset_time") else None,
+            on_cap=spend.DEGRADE if r.on_cap == spend_pb2.CAP_ACTION_DEGRADE else spend.REFUSE,
+            degrade_model=r.degrade_model,
+        )
+
+    async def report(
+        self, request_id: str, builder_id: str, lease_id: str, consumed: Decimal, currency: str, release: bool
+    ) -> None:
+        await self._stub.ReportSpendLease(
+            spend_pb2.ReportSpendLeaseRequest(
+                request_id=request_id,
+                builder_id=builder_id,
+                lease_id=lease_id,
+                consumed=to_money(consumed, currency),
+                release=release,
+            ),
+            timeout=self._deadline,
+        )
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+__all__ = ["Granted", "MeteringClient", "Refused", "SpendClient", "format_decimal", "policy_from_pb"]

@@ -29,9 +29,21 @@ class Settings:
     shutdown_grace_seconds: float = 5.0
     # Other contexts.
     metering_address: str = "127.0.0.1:50051"
-    # Billing entitlement checks: a seam, off by default (see README "Entitlements").
-    entitlements_enabled: bool = False
+    # Spend controls in the request path (README "Spend controls"): "on" holds every request's maximum
+    # price against billing's leases; off by default (make run, make demo and docker-compose turn it on).
+    spend_controls: bool = False
     billing_address: str = "127.0.0.1:50053"
+    # A customer's spend policy is cached this long, in seconds; a known one keeps serving while billing
+    # is unreachable (stale-if-error).
+    spend_policy_seconds: float = 5.0
+    # A new lease asks for this many requests' holds at once (at least the waiting request's hold).
+    spend_lease_requests: int = 50
+    # Output tokens a request without max_tokens is held for.
+    spend_default_output_tokens: int = 4096
+    # How often each lease's consumption is reported to billing (and expiring or idle leases released).
+    spend_report_seconds: float = 1.0
+    # Deadline of one billing call, in seconds.
+    spend_deadline_seconds: float = 2.0
     # Catalog YAML applied at start-up (see README for the format); None means the DB catalog only.
     catalog_file: str | None = None
     # Keys and catalog are cached in memory and reloaded this often for changes made elsewhere.
@@ -94,6 +106,19 @@ class Settings:
             raise SettingsError("GATEWAY_METRICS_SAMPLE_SECONDS must be positive")
         if self.max_attempts < 1:
             raise SettingsError("GATEWAY_MAX_ATTEMPTS must be at least 1")
+        if (
+            self.spend_policy_seconds < 0
+            or self.spend_report_seconds <= 0
+            or self.spend_deadline_seconds <= 0
+        ):
+            raise SettingsError(
+                "GATEWAY_SPEND_POLICY_SECONDS must not be negative; GATEWAY_SPEND_REPORT_SECONDS and "
+                "GATEWAY_SPEND_DEADLINE_SECONDS must be positive"
+            )
+        if self.spend_lease_requests < 1 or self.spend_default_output_tokens < 1:
+            raise SettingsError(
+                "GATEWAY_SPEND_LEASE_REQUESTS and GATEWAY_SPEND_DEFAULT_OUTPUT_TOKENS must be at least 1"
+            )
 
     # Whom it trusts (admin callers' credentials), its own credential for metering, TLS: common/security.py.
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="gateway"))
@@ -113,7 +138,12 @@ class Settings:
             log_level=env.str("LOG_LEVEL", d.log_level) or d.log_level,
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds),
             metering_address=env.str("METERING_ADDRESS", d.metering_address) or d.metering_address,
-            entitlements_enabled=env.bool("ENTITLEMENTS_ENABLED", d.entitlements_enabled),
+            spend_controls=_on_off(env.str("SPEND_CONTROLS", "off") or "off"),
+            spend_policy_seconds=env.float("SPEND_POLICY_SECONDS", d.spend_policy_seconds),
+            spend_lease_requests=env.int("SPEND_LEASE_REQUESTS", d.spend_lease_requests),
+            spend_default_output_tokens=env.int("SPEND_DEFAULT_OUTPUT_TOKENS", d.spend_default_output_tokens),
+            spend_report_seconds=env.float("SPEND_REPORT_SECONDS", d.spend_report_seconds),
+            spend_deadline_seconds=env.float("SPEND_DEADLINE_SECONDS", d.spend_deadline_seconds),
             billing_address=env.str("BILLING_ADDRESS", d.billing_address) or d.billing_address,
             catalog_file=env.str("CATALOG_FILE"),
             refresh_seconds=env.float("REFRESH_SECONDS", d.refresh_seconds),
@@ -155,3 +185,10 @@ def _allowed_hosts(text: str) -> tuple[str, ...]:
         return parse_allowed_hosts(text)
     except ValueError as exc:
         raise SettingsError(f"GATEWAY_UPSTREAM_ALLOWED_HOSTS: {exc}") from None
+
+
+def _on_off(text: str) -> bool:
+    v = text.strip().lower()
+    if v not in ("on", "off"):
+        raise SettingsError(f"GATEWAY_SPEND_CONTROLS must be on or off, not {text!r}")
+    return v == "on"

@@ -151,12 +151,24 @@ def error_response(exc: errors.ServiceError) -> web.Response:
         from gateway.domain.ratelimit import retry_after_seconds
 
         headers["Retry-After"] = str(retry_after_seconds(exc.retry_after_seconds))
-    return web.Response(
-        status=status,
-        body=_error_body(exc.message, etype, exc.field, code),
-        content_type="application/json",
-        headers=headers,
-    )
+    limit = getattr(exc, "limit", None)
+    if limit is not None:
+        # A spend cap (402), told apart from a rate limit (429) by its type and code; `limit` says which
+        # control refused, its scope, its cap and when it resets.
+        body = _dumps(
+            {
+                "error": {
+                    "message": exc.message,
+                    "type": code,
+                    "code": code,
+                    "param": None,
+                    "limit": limit,
+                }
+            }
+        ).encode()
+    else:
+        body = _error_body(exc.message, etype, exc.field, code)
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
 def _str_list(v: Any, field: str) -> tuple[str, ...]:

@@ -77,6 +77,18 @@ RELAY_LAG = Gauge(
     "tollgate_gateway_relay_lag_seconds",
     "Age of the oldest outbox row not yet delivered to metering, in seconds (0 when none), as last sampled.",
 )
+SPEND_HOLDS = Counter(
+    "tollgate_gateway_spend_holds_total",
+    "Spend holds by outcome: placed, cap_reached (refused at a hard cap), degraded, unavailable "
+    "(billing unreachable and no lease covered it).",
+    ["outcome"],
+)
+SPEND_LEASE_ACQUISITIONS = Histogram(
+    "tollgate_gateway_spend_lease_acquisition_seconds",
+    "Latency of AcquireSpendLease calls to billing, by outcome (granted, refused, unavailable).",
+    ["outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 
 BREAKER_STATE = "tollgate_gateway_breaker_state"
 _BREAKER_VALUE = {OPEN: 2, HALF_OPEN: 1}
@@ -186,3 +198,11 @@ REGISTRY.register(BREAKERS)
 def outbox_sampled(pending: int, oldest_age_seconds: float) -> None:
     OUTBOX_BACKLOG.set(pending)
     RELAY_LAG.set(oldest_age_seconds)
+
+
+def spend_hold(outcome: str) -> None:
+    SPEND_HOLDS.labels(outcome).inc()
+
+
+def spend_lease_acquired(outcome: str, seconds: float) -> None:
+    SPEND_LEASE_ACQUISITIONS.labels(outcome).observe(seconds)

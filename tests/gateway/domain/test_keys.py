@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 
 from common.errors import InvalidArgument, Unauthenticated
-from gateway import service
 from gateway.domain import keys
 from gateway.domain.keys import (
     MAX_TAGS,
@@ -22,6 +21,7 @@ from gateway.domain.keys import (
     validate_new_key,
     validate_tags,
 )
+from gateway.service import state as service
 
 # -- secrets and hashes --------------------------------------------------------------------------
 

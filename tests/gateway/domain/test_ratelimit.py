@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import pytest
 
 from common.errors import ResourceExhausted
-from gateway import service
 from gateway.domain.keys import ApiKey, RateLimits
 from gateway.domain.ratelimit import Bucket, retry_after_seconds
+from gateway.service import state as service
 
 # -- request bucket ------------------------------------------------------------------------------
 

@@ -33,6 +33,16 @@ class InferenceServiceStub:
     metadata with the same `x-tollgate-*` names the HTTP front door reads (x-tollgate-request-id,
     x-tollgate-run-id, x-tollgate-document-id, x-tollgate-page-count, x-tollgate-ticket-id,
     x-tollgate-outcome, x-tollgate-tag-<key>); a request field, when set, wins over its metadata.
+
+    Spend caps (when the gateway runs with spend controls on): before any provider is called, both
+    calls hold the request's maximum price against the customer's spend controls in billing. A request
+    that would cross a hard cap fails with RESOURCE_EXHAUSTED carrying a google.rpc.ErrorInfo (domain
+    "tollgate.gateway", reason "SPEND_CAP_REACHED", metadata control_id, scope, hard_cap,
+    currency_code, reset_time); the HTTP front door answers 402 with type and code
+    "spend_cap_reached" and the same fields under error.limit. A rate limit is also RESOURCE_EXHAUSTED,
+    with reason "RATE_LIMITED" (HTTP 429). A control whose action is DEGRADE serves its degrade model
+    instead. When billing cannot be reached and no lease the gateway holds covers the request, the call
+    fails with UNAVAILABLE "spend_check_unavailable" (HTTP 503) before any provider is called.
     """
 
     def __init__(self, channel):
@@ -66,6 +76,16 @@ class InferenceServiceServicer:
     metadata with the same `x-tollgate-*` names the HTTP front door reads (x-tollgate-request-id,
     x-tollgate-run-id, x-tollgate-document-id, x-tollgate-page-count, x-tollgate-ticket-id,
     x-tollgate-outcome, x-tollgate-tag-<key>); a request field, when set, wins over its metadata.
+
+    Spend caps (when the gateway runs with spend controls on): before any provider is called, both
+    calls hold the request's maximum price against the customer's spend controls in billing. A request
+    that would cross a hard cap fails with RESOURCE_EXHAUSTED carrying a google.rpc.ErrorInfo (domain
+    "tollgate.gateway", reason "SPEND_CAP_REACHED", metadata control_id, scope, hard_cap,
+    currency_code, reset_time); the HTTP front door answers 402 with type and code
+    "spend_cap_reached" and the same fields under error.limit. A rate limit is also RESOURCE_EXHAUSTED,
+    with reason "RATE_LIMITED" (HTTP 429). A control whose action is DEGRADE serves its degrade model
+    instead. When billing cannot be reached and no lease the gateway holds covers the request, the call
+    fails with UNAVAILABLE "spend_check_unavailable" (HTTP 503) before any provider is called.
     """
 
     def CreateChatCompletion(self, request, context):
@@ -131,6 +151,16 @@ class InferenceService:
     metadata with the same `x-tollgate-*` names the HTTP front door reads (x-tollgate-request-id,
     x-tollgate-run-id, x-tollgate-document-id, x-tollgate-page-count, x-tollgate-ticket-id,
     x-tollgate-outcome, x-tollgate-tag-<key>); a request field, when set, wins over its metadata.
+
+    Spend caps (when the gateway runs with spend controls on): before any provider is called, both
+    calls hold the request's maximum price against the customer's spend controls in billing. A request
+    that would cross a hard cap fails with RESOURCE_EXHAUSTED carrying a google.rpc.ErrorInfo (domain
+    "tollgate.gateway", reason "SPEND_CAP_REACHED", metadata control_id, scope, hard_cap,
+    currency_code, reset_time); the HTTP front door answers 402 with type and code
+    "spend_cap_reached" and the same fields under error.limit. A rate limit is also RESOURCE_EXHAUSTED,
+    with reason "RATE_LIMITED" (HTTP 429). A control whose action is DEGRADE serves its degrade model
+    instead. When billing cannot be reached and no lease the gateway holds covers the request, the call
+    fails with UNAVAILABLE "spend_check_unavailable" (HTTP 503) before any provider is called.
     """
 
     @staticmethod
