@@ -9,7 +9,9 @@ BillingService is their union, the one object app.py builds and api.py calls.
     subscriptions.py  Subscribe, ChangePlan
     invoicing.py      PreviewInvoice, GetInvoice, ListInvoices (and the invoice rows a close writes)
     close.py          ClosePeriod (two phases: read usage holding no connection, then finalize)
-    payments.py       RecordPayment, IssueCreditNote, VoidInvoice
+    payments.py       RecordPayment, VoidInvoice (and the earnings an invoice gets when paid)
+    credit_notes.py   IssueCreditNote (what was due reduced; the rest to the wallet or a refund)
+    refunds.py        ListRefunds, MarkRefund
     wallets.py        TopUpWallet, GetWallet
     earnings.py       ListEarnings (and the feed rows payments and closes append)
     simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
@@ -19,12 +21,14 @@ BillingService is their union, the one object app.py builds and api.py calls.
 from __future__ import annotations
 
 from billing.service.close import Closing
+from billing.service.credit_notes import CreditNotes
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
 from billing.service.economics import Economics
 from billing.service.invoicing import Invoicing
 from billing.service.payments import Payments
 from billing.service.plans import Plans
+from billing.service.refunds import Refunds
 from billing.service.simulation import Simulation
 from billing.service.subscriptions import Subscriptions
 from billing.service.wallets import Wallets
@@ -33,6 +37,17 @@ __all__ = ["BillingService"]
 
 
 class BillingService(
-    Customers, Plans, Subscriptions, Invoicing, Closing, Payments, Wallets, Earnings, Simulation, Economics
+    Customers,
+    Plans,
+    Subscriptions,
+    Invoicing,
+    Closing,
+    CreditNotes,
+    Payments,
+    Refunds,
+    Wallets,
+    Earnings,
+    Simulation,
+    Economics,
 ):
     """Every billing use case; the constructor is ServiceCore's."""
