@@ -34,9 +34,12 @@ from billing.codec import (
     wallet_pb,
 )
 from billing.service import BillingService
+from billing.service.webhooks import WebhookService
 from billing.validation import check_coverage, validated
+from billing.webhooks_api import WebhookSpendServicer
 from common.auth import Access
 from common.errors import InvalidArgument
+from common.money import format_decimal
 from tollgate.billing.v1 import billing_pb2 as pb
 from tollgate.billing.v1 import billing_pb2_grpc, spend_pb2, spend_pb2_grpc
 
@@ -394,6 +397,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return pb.GetUnitEconomicsResponse(
             meters=[economics_pb(r) for r in view.meters],
             workflows=[economics_pb(r) for r in view.workflows],
+            test_traffic=[
+                pb.TestTrafficCost(
+                    meter_key=t.meter_key,
+                    provider_cost=format_decimal(t.provider_cost),
+                    event_count=t.event_count,
+                )
+                for t in view.test_traffic
+            ],
             invoice_count=view.invoice_count,
         )
 
@@ -409,11 +420,14 @@ def validating_servicer(service: BillingService) -> BillingServicer:
     return servicer
 
 
-def register(service: BillingService) -> Any:
+def register(service: BillingService, webhooks: WebhookService | None = None) -> Any:
+    webhook_service = webhooks or WebhookService(service.engine)
+
     def _register(server: grpc.aio.Server) -> list[str]:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(validating_servicer(service), server)
-        # Not implemented yet: every SpendService RPC answers UNIMPLEMENTED (after the access check).
-        spend_pb2_grpc.add_SpendServiceServicer_to_server(spend_pb2_grpc.SpendServiceServicer(), server)
+        # The webhook RPCs are served; the other SpendService RPCs answer UNIMPLEMENTED (after the
+        # access check) until spend_api.py lands.
+        spend_pb2_grpc.add_SpendServiceServicer_to_server(WebhookSpendServicer(webhook_service), server)
         return [
             pb.DESCRIPTOR.services_by_name["BillingService"].full_name,
             spend_pb2.DESCRIPTOR.services_by_name["SpendService"].full_name,

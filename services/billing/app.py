@@ -12,6 +12,8 @@ from billing.api import ACCESS, SPEND_ACCESS, register
 from billing.clients import MeteringClient
 from billing.config import Settings
 from billing.service import BillingService
+from billing.service.webhooks import WebhookService
+from billing.webhooks import WebhookDispatcher
 from common.db import create_engine, resolve_database_url
 from common.migrations import upgrade_head_async
 from common.security import open_channel
@@ -53,7 +55,7 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
     )
     running = await start_server(
         address=settings.grpc_address,
-        register=register(service),
+        register=register(service, WebhookService(engine, allowed_hosts=settings.webhook_allowed_hosts)),
         verifier=verifier,
         access={
             billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name: ACCESS,
@@ -69,6 +71,21 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
         await engine.dispose()
 
     running.on_stop(close)
+    if settings.webhook_poll_seconds > 0:
+        dispatcher = WebhookDispatcher(
+            engine,
+            poll_seconds=settings.webhook_poll_seconds,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            retry_base_seconds=settings.webhook_retry_base_seconds,
+            retry_max_seconds=settings.webhook_retry_max_seconds,
+            max_attempts=settings.webhook_max_attempts,
+            batch_size=settings.webhook_batch_size,
+            allowed_hosts=settings.webhook_allowed_hosts,
+        )
+        await dispatcher.start()
+        # Registered after `close`, so it runs first (callbacks run in reverse): the loop records its
+        # batch in flight before the engine is disposed.
+        running.on_stop(dispatcher.stop)
     await running.set_serving()
     log.info("billing.started", port=running.port, metering=settings.metering_address)
     return running

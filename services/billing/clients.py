@@ -101,6 +101,7 @@ class MeteringClient:
         group_by_bucket: bool = False,
         group_by_tags: tuple[str, ...] = (),
         cutoff: datetime | None = None,
+        statuses: tuple[int, ...] = (),
     ) -> UsageAnswer:
         request = metering_pb2.QueryUsageRequest(
             builder_id=builder_id,
@@ -111,6 +112,7 @@ class MeteringClient:
             group_by_customer=group_by_customer,
             group_by_bucket=group_by_bucket,
             group_by_tags=list(group_by_tags),
+            statuses=list(statuses),
         )
         if cutoff is not None:
             request.ingested_before_time.CopyFrom(to_timestamp(cutoff))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from billing.domain.webhooks import parse_allowed_hosts
 from common.security import SecuritySettings
 from common.settings import Env, SettingsError
 
@@ -33,6 +34,20 @@ class Settings:
     # the lag land on the next invoice as late usage. 0: read up to now and wait until it settles.
     usage_cutoff_lag_seconds: float = 0.0
     pool_size: int = 10
+    # How often each replica looks for alert webhooks due, in seconds; 0: this replica delivers none.
+    webhook_poll_seconds: float = 1.0
+    # How long one webhook POST may take before it counts as a failed attempt, in seconds.
+    webhook_timeout_seconds: float = 10.0
+    # The wait after a first failed webhook attempt, in seconds; it doubles after each further one.
+    webhook_retry_base_seconds: float = 1.0
+    # The longest wait between two webhook attempts, in seconds.
+    webhook_retry_max_seconds: float = 600.0
+    # Webhook attempts per alert; after the last one fails the delivery is marked failed.
+    webhook_max_attempts: int = 12
+    # The most deliveries one replica posts at once (one poll's batch).
+    webhook_batch_size: int = 20
+    # Comma-separated host, host:port or *.domain patterns webhook URLs must match; empty: any host.
+    webhook_allowed_hosts: tuple[str, ...] = ()
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="billing"))
 
     @classmethod
@@ -51,6 +66,15 @@ class Settings:
             metering_retry_seconds=env.float("METERING_RETRY_SECONDS", cls.metering_retry_seconds),
             usage_cutoff_lag_seconds=env.float("USAGE_CUTOFF_LAG_SECONDS", cls.usage_cutoff_lag_seconds),
             pool_size=env.int("POOL_SIZE", cls.pool_size),
+            webhook_poll_seconds=env.float("WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
+            webhook_timeout_seconds=env.float("WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
+            webhook_retry_base_seconds=env.float(
+                "WEBHOOK_RETRY_BASE_SECONDS", cls.webhook_retry_base_seconds
+            ),
+            webhook_retry_max_seconds=env.float("WEBHOOK_RETRY_MAX_SECONDS", cls.webhook_retry_max_seconds),
+            webhook_max_attempts=env.int("WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts),
+            webhook_batch_size=env.int("WEBHOOK_BATCH_SIZE", cls.webhook_batch_size),
+            webhook_allowed_hosts=_allowed_hosts(env.str("WEBHOOK_ALLOWED_HOSTS") or ""),
             security=SecuritySettings.from_env(env, "billing"),
         )
         if settings.metering_deadline_seconds <= 0:
@@ -61,4 +85,24 @@ class Settings:
             raise SettingsError("BILLING_USAGE_CUTOFF_LAG_SECONDS must not be negative")
         if settings.pool_size < 1:
             raise SettingsError("BILLING_POOL_SIZE must be at least 1")
+        if settings.webhook_poll_seconds < 0:
+            raise SettingsError("BILLING_WEBHOOK_POLL_SECONDS must not be negative")
+        if settings.webhook_timeout_seconds <= 0:
+            raise SettingsError("BILLING_WEBHOOK_TIMEOUT_SECONDS must be positive")
+        if not 0 < settings.webhook_retry_base_seconds <= settings.webhook_retry_max_seconds:
+            raise SettingsError(
+                "BILLING_WEBHOOK_RETRY_BASE_SECONDS must be positive and at most "
+                "BILLING_WEBHOOK_RETRY_MAX_SECONDS"
+            )
+        if settings.webhook_max_attempts < 1:
+            raise SettingsError("BILLING_WEBHOOK_MAX_ATTEMPTS must be at least 1")
+        if settings.webhook_batch_size < 1:
+            raise SettingsError("BILLING_WEBHOOK_BATCH_SIZE must be at least 1")
         return settings
+
+
+def _allowed_hosts(text: str) -> tuple[str, ...]:
+    try:
+        return parse_allowed_hosts(text)
+    except ValueError as exc:
+        raise SettingsError(f"BILLING_WEBHOOK_ALLOWED_HOSTS: {exc}") from None

@@ -62,3 +62,14 @@ def timed_close(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             seconds.observe(time.perf_counter() - t0)
 
     return wrapper
+
+
+# Alert webhooks (billing/webhooks.py): one count per attempt, by what became of the delivery.
+WEBHOOK_DELIVERED = "delivered"  # the endpoint answered 2xx
+WEBHOOK_RETRYING = "retrying"  # failed; another attempt is scheduled
+WEBHOOK_FAILED = "failed"  # failed, and it was the last attempt
+WEBHOOK_ATTEMPTS = Counter(
+    "tollgate_billing_webhook_attempts_total",
+    "Alert webhook delivery attempts by outcome: delivered, retrying, failed.",
+    ["outcome"],
+)

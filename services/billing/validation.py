@@ -151,6 +151,7 @@ SERVER_ID = Text(
     pattern=re.compile(r"[A-Za-z0-9_.-]{1,64}"),
     shape="1 to 64 characters of [A-Za-z0-9_.-]",
 )
+OPTIONAL_SERVER_ID = Text(64, pattern=SERVER_ID.pattern, shape=SERVER_ID.shape)
 KEY = Text(
     64,
     required=True,
@@ -370,6 +371,15 @@ RULES: dict[str, Rule] = {
     _B + "ScaledMonth.factor": DECIMAL,
     _B + "GetUnitEconomicsRequest.builder_id": REF,
     _B + "GetUnitEconomicsRequest.period_start_time": Stamp(),
+    # webhooks (spend.proto); the URL's shape and host are checked by domain/webhooks.py check_url
+    _B + "SetWebhookEndpointRequest.request_id": REQUEST_ID,
+    _B + "SetWebhookEndpointRequest.builder_id": REF,
+    _B + "SetWebhookEndpointRequest.url": Text(2048, required=True),
+    _B + "SetWebhookEndpointRequest.rotate_secret": Ignored(),  # a bool: any value is valid
+    _B + "ListWebhookDeliveriesRequest.builder_id": REF,
+    _B + "ListWebhookDeliveriesRequest.alert_id": OPTIONAL_SERVER_ID,
+    _B + "ListWebhookDeliveriesRequest.page_size": PAGE_SIZE,
+    _B + "ListWebhookDeliveriesRequest.page_token": PAGE_TOKEN,
 }
 
 

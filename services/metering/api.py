@@ -163,6 +163,7 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
                 group_by_bucket=request.group_by_bucket,
                 tag_filters=dict(request.tag_filters),
                 ingested_before=ingested_before,
+                statuses=tuple(request.statuses),
             )
         )
         return pb.QueryUsageResponse(

@@ -205,6 +205,9 @@ def check_query_usage(request: Any) -> tuple[datetime | None, datetime | None, d
         key_length=MAX_TAG_KEY_LENGTH,
         value_length=MAX_TAG_VALUE_LENGTH,
     )
+    _count(request.statuses, "statuses", MAX_STATUSES)
+    for i, status in enumerate(request.statuses):
+        _enum(status, f"statuses[{i}]", KNOWN_STATUSES, required=True)
     return (
         timestamp(request, "start_time"),
         timestamp(request, "end_time"),

@@ -68,8 +68,6 @@ class EventPage:
     next_cursor: tuple[datetime, int] | None
 
 
-
-
 def _require_request_id(request_id: str) -> None:
     if not request_id:
         raise InvalidArgument("request_id is required", field="request_id")

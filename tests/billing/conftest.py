@@ -72,6 +72,8 @@ async def stack(make_database, fast_metering_address: str) -> AsyncIterator[Stac
             metering_address=fast_metering_address,
             metering_retry_seconds=20,
             security=security("billing"),
+            # Webhooks only to loopback: whatever URL a test (or the fuzzer) sets, billing posts nowhere else.
+            webhook_allowed_hosts=("127.0.0.1",),
         )
     )
     address = f"127.0.0.1:{running.port}"

@@ -271,6 +271,8 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
                 "outcome": ["resolved"],
                 "payee_id": [BUILDER, OTHER_BUILDER, "provider:provider_a"],
                 "period": [last_month.strftime("%Y-%m"), this_month.strftime("%Y-%m")],
+                # Loopback only (the stack's BILLING_WEBHOOK_ALLOWED_HOSTS); port 9 refuses at once.
+                "SetWebhookEndpointRequest.url": ["http://127.0.0.1:9/alerts", "https://127.0.0.1:9/alerts"],
             },
             maps={
                 "tags": [{"workflow": "wf1", "workspace": "ws1"}],

@@ -42,8 +42,6 @@ PENDING_RPCS: frozenset[str] = frozenset(
         "SpendService.AcquireSpendLease",
         "SpendService.ReportSpendLease",
         "SpendService.ListAlerts",
-        "SpendService.SetWebhookEndpoint",
-        "SpendService.ListWebhookDeliveries",
     }
 )
 

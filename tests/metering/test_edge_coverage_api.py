@@ -26,6 +26,7 @@ from metering_kit import (
     utc,
 )
 
+from tests.fuzz.harness import PENDING_RPCS
 from tollgate.metering.v1 import metering_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MeteringService"]
@@ -175,15 +176,18 @@ def _target(request, path: tuple[str, ...]):
     return target
 
 
+# RPCs published but not implemented yet (tests/fuzz/harness.py PENDING_RPCS) join when they land.
+IMPLEMENTED = [m for m in SERVICE.methods if f"MeteringService.{m.name}" not in PENDING_RPCS]
+
 CASES = [
     (method.name, path, field.name, label, setter)
-    for method in SERVICE.methods
+    for method in IMPLEMENTED
     for path, field, label, setter in mutations(valid_requests()[method.name])
 ]
 
 
 def test_every_rpc_has_a_valid_request_and_at_least_one_limit_per_field():
-    assert set(valid_requests()) == {m.name for m in SERVICE.methods}
+    assert set(valid_requests()) == {m.name for m in IMPLEMENTED}
     covered = {(m, path, leaf) for m, path, leaf, _, _ in CASES}
     assert len(covered) >= 40, len(covered)
 

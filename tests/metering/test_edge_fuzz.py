@@ -25,9 +25,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from metering_kit import field_violations
 
+from tests.fuzz.harness import PENDING_RPCS
 from tollgate.metering.v1 import metering_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MeteringService"]
+# RPCs published but not implemented yet (tests/fuzz/harness.py PENDING_RPCS) join when they land.
+METHODS = [m for m in SERVICE.methods if f"MeteringService.{m.name}" not in PENDING_RPCS]
 NOW_SECONDS = int(datetime.now(UTC).timestamp())
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 # Refusals quote user input cut to 64 characters; whole messages stay far below this.
@@ -301,7 +304,7 @@ def _fill(out, values: dict) -> None:
             setattr(out, name, value)
 
 
-calls = st.sampled_from(list(SERVICE.methods)).flatmap(
+calls = st.sampled_from(METHODS).flatmap(
     lambda method: message_strategy(method.input_type).map(lambda values: (method, values))
 )
 
@@ -376,7 +379,7 @@ async def test_no_request_to_any_rpc_gives_internal_or_unknown_and_the_server_st
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    method=st.sampled_from(list(SERVICE.methods)),
+    method=st.sampled_from(METHODS),
     body=st.one_of(
         st.binary(max_size=200),
         # A valid-looking field header followed by bytes that are not UTF-8 or run past the end.

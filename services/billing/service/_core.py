@@ -55,8 +55,6 @@ EPSILON = timedelta(microseconds=1)
 PROBE_CUSTOMER = "billing.cutoff-probe"
 
 
-
-
 _MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 _MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 _CURSOR_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,128}")

@@ -1,5 +1,7 @@
 """Unit economics: a builder's ended month per meter and per workflow tag, from its finalized
-invoices (what was billed, not what a plan would bill). Read-only."""
+invoices (what was billed, not what a plan would bill), and what its own test traffic cost it (test
+API keys' events, never invoiced: read from metering with the TEST status on every provider-cost meter
+the builder's plans name). Read-only."""
 
 from __future__ import annotations
 
@@ -10,10 +12,15 @@ from decimal import Decimal
 from billing import store
 from billing.domain import Split
 from billing.domain.economics import EconomicsLine, EconomicsRow, unit_economics
+from billing.domain.plan import plan_from_dict
+from billing.domain.pricing import PriceModelKind
 from billing.domain.text import quote
 from billing.service._core import ServiceCore, _require, past_period
 from billing.service.invoicing import MAX_INVOICE_AMOUNT
 from common.errors import FailedPrecondition
+from tollgate.metering.v1 import metering_pb2
+
+TEST_STATUS = metering_pb2.EVENT_STATUS_TEST
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,14 @@ class UnitEconomicsView:
     meters: tuple[EconomicsRow, ...]
     workflows: tuple[EconomicsRow, ...]
     invoice_count: int
+    test_traffic: tuple[TestTrafficView, ...] = ()
+
+
+@dataclass(frozen=True)
+class TestTrafficView:
+    meter_key: str
+    provider_cost: Decimal
+    event_count: int
 
 
 class Economics(ServiceCore):
@@ -32,6 +47,7 @@ class Economics(ServiceCore):
         async with self.engine.connect() as conn:
             invoices = await store.period_invoices(conn, builder_id, period.start)
             lines = await store.lines_of(conn, [inv["id"] for inv in invoices.values()])
+            specs = await store.builder_plan_specs(conn, builder_id)
         econ = [
             EconomicsLine(
                 inv["currency_code"],
@@ -53,4 +69,34 @@ class Economics(ServiceCore):
                     f"{row.currency} in the month, beyond what billing reports",
                     field="period_start_time",
                 )
-        return UnitEconomicsView(meters, workflows, len(invoices))
+        test = await self._test_traffic(builder_id, specs, period.start, period.end)
+        return UnitEconomicsView(meters, workflows, len(invoices), test)
+
+    async def _test_traffic(
+        self, builder_id: str, specs: list[dict], start: datetime, end: datetime
+    ) -> tuple[TestTrafficView, ...]:
+        """The month's TEST events on each provider-cost meter the builder's plans name: the cost-plus
+        charges' meters and every charge's provider_cost_meter_key."""
+        cost_meters: set[str] = set()
+        for raw in specs:
+            for charge in plan_from_dict(raw).charges:
+                if charge.price.kind == PriceModelKind.COST_PLUS_MARKUP:
+                    cost_meters.add(charge.meter_key)
+                if charge.provider_cost_meter_key:
+                    cost_meters.add(charge.provider_cost_meter_key)
+        out = []
+        for meter_key in sorted(cost_meters):
+            try:
+                answer = await self.metering.query_usage(
+                    builder_id=builder_id, meter_key=meter_key, start=start, end=end, statuses=(TEST_STATUS,)
+                )
+            except FailedPrecondition:
+                continue  # the meter is gone from metering: nothing to read
+            out.append(
+                TestTrafficView(
+                    meter_key,
+                    sum((r.value for r in answer.rows), Decimal(0)),
+                    sum(r.event_count for r in answer.rows),
+                )
+            )
+        return tuple(out)

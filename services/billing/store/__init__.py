@@ -351,6 +351,17 @@ async def list_plans(conn: AsyncConnection, builder_id: str, after: str | None, 
     return _rows(await conn.execute(q.order_by(plans.c.key).limit(limit)))
 
 
+async def builder_plan_specs(conn: AsyncConnection, builder_id: str) -> list[dict]:
+    """The spec of every version of every plan of a builder."""
+    rows = await conn.execute(
+        select(plan_versions.c.spec)
+        .join(plans, plans.c.id == plan_versions.c.plan_id)
+        .where(plans.c.builder_id == builder_id)
+        .order_by(plan_versions.c.plan_id, plan_versions.c.version)
+    )
+    return [r.spec for r in rows]
+
+
 async def plan_versions_of(conn: AsyncConnection, plan_ids: Sequence[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {pid: [] for pid in plan_ids}
     if not plan_ids:

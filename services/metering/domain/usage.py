@@ -45,6 +45,8 @@ class UsageQuery:
     group_by_bucket: bool = False
     tag_filters: dict[str, str] = field(default_factory=dict)
     ingested_before: datetime | None = None
+    # Instead of the meter's statuses (for example TEST only); empty means the meter's.
+    statuses: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def plan(meter: Meter, query: UsageQuery, cutoff: datetime) -> QueryPlan:
     return QueryPlan(
         builder_id=query.builder_id,
         event_types=spec.event_types,
-        statuses=tuple(int(s) for s in spec.statuses),
+        statuses=tuple(sorted(set(query.statuses))) or tuple(int(s) for s in spec.statuses),
         start=query.start,
         end=query.end,
         cutoff=cutoff,

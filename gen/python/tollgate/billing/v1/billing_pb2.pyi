@@ -1234,11 +1234,23 @@ class UnitEconomics(_message.Message):
     def __init__(self, meter_key: _Optional[str] = ..., workflow: _Optional[str] = ..., units: _Optional[str] = ..., revenue: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., provider_cost: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., platform_fee: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., builder_margin: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., margin_per_unit: _Optional[str] = ...) -> None: ...
 
 class GetUnitEconomicsResponse(_message.Message):
-    __slots__ = ("meters", "workflows", "invoice_count")
+    __slots__ = ("meters", "workflows", "invoice_count", "test_traffic")
     METERS_FIELD_NUMBER: _ClassVar[int]
     WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
     INVOICE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TEST_TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     meters: _containers.RepeatedCompositeFieldContainer[UnitEconomics]
     workflows: _containers.RepeatedCompositeFieldContainer[UnitEconomics]
     invoice_count: int
-    def __init__(self, meters: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., workflows: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., invoice_count: _Optional[int] = ...) -> None: ...
+    test_traffic: _containers.RepeatedCompositeFieldContainer[TestTrafficCost]
+    def __init__(self, meters: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., workflows: _Optional[_Iterable[_Union[UnitEconomics, _Mapping]]] = ..., invoice_count: _Optional[int] = ..., test_traffic: _Optional[_Iterable[_Union[TestTrafficCost, _Mapping]]] = ...) -> None: ...
+
+class TestTrafficCost(_message.Message):
+    __slots__ = ("meter_key", "provider_cost", "event_count")
+    METER_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_COST_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    meter_key: str
+    provider_cost: str
+    event_count: int
+    def __init__(self, meter_key: _Optional[str] = ..., provider_cost: _Optional[str] = ..., event_count: _Optional[int] = ...) -> None: ...

@@ -266,7 +266,7 @@ class ArchiveMeterResponse(_message.Message):
     def __init__(self, meter: _Optional[_Union[Meter, _Mapping]] = ...) -> None: ...
 
 class QueryUsageRequest(_message.Message):
-    __slots__ = ("builder_id", "meter_key", "customer_id", "start_time", "end_time", "window_size", "group_by_customer", "group_by_app", "group_by_tags", "group_by_bucket", "tag_filters", "ingested_before_time")
+    __slots__ = ("builder_id", "meter_key", "customer_id", "start_time", "end_time", "window_size", "group_by_customer", "group_by_app", "group_by_tags", "group_by_bucket", "tag_filters", "ingested_before_time", "statuses")
     class TagFiltersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +286,7 @@ class QueryUsageRequest(_message.Message):
     GROUP_BY_BUCKET_FIELD_NUMBER: _ClassVar[int]
     TAG_FILTERS_FIELD_NUMBER: _ClassVar[int]
     INGESTED_BEFORE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
     builder_id: str
     meter_key: str
     customer_id: str
@@ -298,7 +299,8 @@ class QueryUsageRequest(_message.Message):
     group_by_bucket: bool
     tag_filters: _containers.ScalarMap[str, str]
     ingested_before_time: _timestamp_pb2.Timestamp
-    def __init__(self, builder_id: _Optional[str] = ..., meter_key: _Optional[str] = ..., customer_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_size: _Optional[_Union[WindowSize, str]] = ..., group_by_customer: _Optional[bool] = ..., group_by_app: _Optional[bool] = ..., group_by_tags: _Optional[_Iterable[str]] = ..., group_by_bucket: _Optional[bool] = ..., tag_filters: _Optional[_Mapping[str, str]] = ..., ingested_before_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    statuses: _containers.RepeatedScalarFieldContainer[EventStatus]
+    def __init__(self, builder_id: _Optional[str] = ..., meter_key: _Optional[str] = ..., customer_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_size: _Optional[_Union[WindowSize, str]] = ..., group_by_customer: _Optional[bool] = ..., group_by_app: _Optional[bool] = ..., group_by_tags: _Optional[_Iterable[str]] = ..., group_by_bucket: _Optional[bool] = ..., tag_filters: _Optional[_Mapping[str, str]] = ..., ingested_before_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[EventStatus, str]]] = ...) -> None: ...
 
 class UsageRow(_message.Message):
     __slots__ = ("window_start_time", "window_end_time", "customer_id", "app_id", "tags", "bucket", "value", "event_count")
