@@ -34,6 +34,7 @@ from billing.codec import (
     wallet_pb,
 )
 from billing.service import BillingService
+from billing.service.explain import event_status, group_tags
 from billing.service.webhooks import WebhookService
 from billing.validation import check_coverage, validated
 from billing.webhooks_api import WebhookSpendServicer
@@ -259,6 +260,58 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             request.page_token,
         )
         return pb.ListInvoicesResponse(invoices=[invoice_pb(r) for r in rows], next_page_token=token)
+
+    async def ExplainInvoiceLine(
+        self, request: pb.ExplainInvoiceLineRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        answer = await self.service.explain_invoice_line(
+            request.builder_id,
+            request.invoice_id,
+            request.position,
+            events=request.view == pb.EXPLAIN_VIEW_EVENTS,
+            group_by=tuple(request.group_by),
+            size=request.page_size,
+            token=request.page_token,
+        )
+        invoice = invoice_pb(answer.invoice)
+        line = next(ln for ln in invoice.lines if ln.position == answer.position)
+        return pb.ExplainInvoiceLineResponse(
+            line=line,
+            total_quantity=format_decimal(answer.total),
+            event_count=answer.event_count,
+            groups=[
+                pb.LineEventGroup(
+                    tags=group_tags(g.tags),
+                    quantity=g.quantity,
+                    event_count=g.event_count,
+                    provider_cost=g.provider_cost,
+                )
+                for g in answer.groups
+            ],
+            events=[
+                pb.LineEvent(
+                    event_id=e.event.id,
+                    type=e.event.type,
+                    occurred_time=e.event.occurred_time,
+                    ingest_time=e.ingest_time,
+                    run_id=e.event.run_id,
+                    status=event_status(e.event.status),
+                    tags=dict(e.event.tags),
+                    quantities=dict(e.event.quantities),
+                    contributed_quantity=e.contributed_quantity,
+                )
+                for e in answer.events
+            ],
+            next_page_token=answer.next_page_token,
+        )
+
+    async def ExportInvoiceLine(
+        self, request: pb.ExportInvoiceLineRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        text, count = await self.service.export_invoice_line(
+            request.builder_id, request.invoice_id, request.position
+        )
+        return pb.ExportInvoiceLineResponse(csv=text, event_count=count)
 
     async def VoidInvoice(self, request: pb.VoidInvoiceRequest, context: grpc.aio.ServicerContext) -> Any:
         view = await self.service.void_invoice(

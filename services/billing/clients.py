@@ -1,7 +1,7 @@
 """Typed wrappers over metering's gRPC API: every call has a deadline; UNAVAILABLE is retried.
 
-Billing reads usage only through metering.v1.QueryUsage. Quantities come back as exact decimal
-strings and stay Decimal here.
+Billing reads usage only through metering.v1.QueryUsage (and ExplainUsage, the events behind a
+finalized line). Quantities come back as exact decimal strings and stay Decimal here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import grpc
 import structlog
 
 from billing.domain.text import quote
-from common.errors import FailedPrecondition, Unavailable
+from common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from common.money import from_timestamp, to_timestamp
 from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
 
@@ -56,7 +56,8 @@ class UsageAnswer:
 
 
 class MeteringClient:
-    """QueryUsage with a deadline per call and retries on UNAVAILABLE for up to `retry_seconds`."""
+    """QueryUsage and ExplainUsage with a deadline per call and retries on UNAVAILABLE for up to
+    `retry_seconds`."""
 
     def __init__(
         self,
@@ -135,18 +136,57 @@ class MeteringClient:
             settled=response.cutoff_settled,
         )
 
-    async def _call(
-        self, request: metering_pb2.QueryUsageRequest, meter_key: str
-    ) -> metering_pb2.QueryUsageResponse:
+    async def explain_usage(
+        self,
+        *,
+        builder_id: str,
+        meter_key: str,
+        customer_id: str,
+        start: datetime,
+        end: datetime,
+        ingested_before: datetime,
+        ingested_after: datetime | None,
+        events: bool,
+        group_by: tuple[str, ...] = (),
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> metering_pb2.ExplainUsageResponse:
+        """One page of metering's ExplainUsage (the events behind a value and their contributions).
+        A page token metering did not issue for this read is the caller's INVALID_ARGUMENT."""
+        request = metering_pb2.ExplainUsageRequest(
+            builder_id=builder_id,
+            meter_key=meter_key,
+            customer_id=customer_id,
+            start_time=to_timestamp(start),
+            end_time=to_timestamp(end),
+            ingested_before_time=to_timestamp(ingested_before),
+            view=metering_pb2.EXPLAIN_VIEW_EVENTS if events else metering_pb2.EXPLAIN_VIEW_GROUPS,
+            group_by_tags=list(group_by),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        if ingested_after is not None:
+            request.ingested_after_time.CopyFrom(to_timestamp(ingested_after))
+        return await self._call(request, meter_key, rpc="ExplainUsage")
+
+    async def _call(self, request: Any, meter_key: str, *, rpc: str = "QueryUsage") -> Any:
         stub = self._ensure()
+        method = getattr(stub, rpc)
+        # A close or preview reads with QueryUsage; ExplainUsage only ever serves a read.
+        done = "nothing was finalized" if rpc == "QueryUsage" else "nothing was changed"
         give_up = time.monotonic() + self._retry_seconds
         delay = 0.2
         while True:
             try:
-                return await stub.QueryUsage(request, timeout=self._deadline)
+                return await method(request, timeout=self._deadline)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in _RETRYABLE:
                     details = (exc.details() or "")[:200]
+                    if rpc == "ExplainUsage" and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        if "page_token" in details:
+                            raise InvalidArgument(
+                                "page_token is not a token this service issued", field="page_token"
+                            ) from None
                     if exc.code() == grpc.StatusCode.NOT_FOUND:
                         raise FailedPrecondition(
                             f"metering has no meter {quote(meter_key)} for this builder: {details}",
@@ -161,12 +201,12 @@ class MeteringClient:
                     # not serving billing: nothing was finalized, a later close can succeed.
                     log.warning("billing.metering.failed", meter_key=meter_key, code=exc.code().name)
                     raise Unavailable(
-                        f"metering failed the usage query ({exc.code().name}); nothing was finalized"
+                        f"metering failed the usage query ({exc.code().name}); {done}"
                     ) from None
                 if time.monotonic() + delay > give_up:
                     log.warning("billing.metering.unavailable", meter_key=meter_key, code=exc.code().name)
                     raise Unavailable(
-                        f"metering is unavailable ({exc.code().name}); nothing was finalized, retry later"
+                        f"metering is unavailable ({exc.code().name}); {done}, retry later"
                     ) from None
                 log.info("billing.metering.retry", meter_key=meter_key, code=exc.code().name, delay=delay)
                 await asyncio.sleep(delay)

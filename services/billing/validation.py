@@ -417,7 +417,8 @@ def _walk(msg: Message, prefix: str) -> None:
     for fd in msg.DESCRIPTOR.fields:
         rule = RULES[fd.full_name]
         path = _field_path(prefix, fd.name)
-        if isinstance(rule, Text) and rule.required and not getattr(msg, fd.name):
+        # For a repeated string, `required` is each item's rule (checked above): the list may be empty.
+        if isinstance(rule, Text) and rule.required and not fd.is_repeated and not getattr(msg, fd.name):
             raise InvalidArgument(f"{path} is required", field=path)
         if (
             isinstance(rule, Nested)

@@ -11,7 +11,8 @@ from metering import edge
 from metering.domain.events import INVALID_TIME, EventIn
 from metering.domain.meters import Meter
 from metering.domain.usage import UsageQuery
-from metering.service import MeteringService
+from metering.service import ExplainQuery, MeteringService
+from metering.store import StoredEvent
 from tollgate.metering.v1 import metering_pb2, metering_pb2_grpc
 
 pb = metering_pb2
@@ -41,6 +42,22 @@ def _meter_to_pb(meter: Meter) -> pb.Meter:
     if meter.archive_time is not None:
         message.archive_time.CopyFrom(to_timestamp(meter.archive_time))
     return message
+
+
+def _event_to_pb(e: StoredEvent) -> pb.UsageEvent:
+    return pb.UsageEvent(
+        id=e.event_id,
+        type=e.type,
+        occurred_time=to_timestamp(e.occurred_time),
+        builder_id=e.builder_id,
+        app_id=e.app_id,
+        customer_id=e.customer_id,
+        status=e.status,
+        run_id=e.run_id,
+        tags=e.tags,
+        quantities=e.quantities,
+        ingested_time=to_timestamp(e.ingested_time),
+    )
 
 
 # Who may call what (common/auth.py): operators everything; a builder its own usage and meters; the
@@ -184,6 +201,55 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
             cutoff_settled=answer.settled,
         )
 
+    async def ExplainUsage(self, request: pb.ExplainUsageRequest, context: grpc.aio.ServicerContext):
+        args = edge.check_explain_usage(request)
+        events_view = request.view == pb.EXPLAIN_VIEW_EVENTS
+        answer = await self.service.explain_usage(
+            ExplainQuery(
+                builder_id=request.builder_id,
+                meter_key=request.meter_key,
+                customer_id=request.customer_id,
+                start=args.start,
+                end=args.end,
+                # Later pages keep the first page's cutoff, so paging never mixes two snapshots.
+                ingested_before=args.ingested_before or args.cutoff,
+                ingested_after=args.ingested_after,
+                events_view=events_view,
+                group_by=tuple(request.group_by_tags),
+                tag_filters=dict(request.tag_filters),
+                size=args.size,
+                after=args.after,
+            )
+        )
+        token = ""
+        if answer.next_after is not None:
+            a, b = answer.next_after
+            position = [a.isoformat(), b] if events_view else [str(a), list(b)]
+            token = encode_token({"f": args.fingerprint, "c": answer.cutoff.isoformat(), "k": position})
+        return pb.ExplainUsageResponse(
+            total_quantity=format_decimal(answer.total),
+            event_count=answer.event_count,
+            groups=[
+                pb.UsageGroup(
+                    tags=g.tags,
+                    quantity=format_decimal(g.quantity),
+                    event_count=g.event_count,
+                    provider_cost=format_decimal(g.provider_cost),
+                )
+                for g in answer.groups
+            ],
+            events=[
+                pb.ExplainedEvent(
+                    event=_event_to_pb(e.event),
+                    ingest_time=to_timestamp(e.event.ingested_time),
+                    contributed_quantity=format_decimal(e.contributed),
+                )
+                for e in answer.events
+            ],
+            next_page_token=token,
+            ingested_before_time=to_timestamp(answer.cutoff),
+        )
+
     async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext):
         size, start, end, after = edge.check_list_events(request)
         page = await self.service.list_events(
@@ -200,21 +266,6 @@ class MeteringServicer(metering_pb2_grpc.MeteringServiceServicer):
         if page.next_cursor is not None:
             token = encode_token({"t": page.next_cursor[0].isoformat(), "s": page.next_cursor[1]})
         return pb.ListEventsResponse(
-            events=[
-                pb.UsageEvent(
-                    id=e.event_id,
-                    type=e.type,
-                    occurred_time=to_timestamp(e.occurred_time),
-                    builder_id=e.builder_id,
-                    app_id=e.app_id,
-                    customer_id=e.customer_id,
-                    status=e.status,
-                    run_id=e.run_id,
-                    tags=e.tags,
-                    quantities=e.quantities,
-                    ingested_time=to_timestamp(e.ingested_time),
-                )
-                for e in page.events
-            ],
+            events=[_event_to_pb(e) for e in page.events],
             next_page_token=token,
         )

@@ -16,8 +16,11 @@ characters (domain.events.quoted).
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from common.errors import InvalidArgument
@@ -243,3 +246,110 @@ def check_list_events(
     except (ValueError, OverflowError):
         raise InvalidArgument(_NOT_ISSUED, field="page_token") from None
     return size, start, end, (after, seq)
+
+
+MAX_EXPLAIN_GROUP_BY = 4
+KNOWN_EXPLAIN_VIEWS = range(0, 3)
+EXPLAIN_VIEW_EVENTS = 2
+
+
+@dataclass(frozen=True)
+class ExplainArgs:
+    """ExplainUsage's checked request: times, page size, and the decoded page token's parts."""
+
+    start: datetime
+    end: datetime
+    ingested_before: datetime | None
+    ingested_after: datetime | None
+    size: int
+    fingerprint: str
+    # From the page token: the cutoff the first page used (when the request left it unset) and the
+    # position to continue after, (quantity, tag values) for groups or (occurred_time, event_id).
+    cutoff: datetime | None
+    after: tuple[Any, Any] | None
+
+
+def explain_fingerprint(request: Any) -> str:
+    """What a page token is bound to: the request without its paging fields."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("page_token")
+    copy.ClearField("page_size")
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()[:24]
+
+
+def _moment(value: Any) -> datetime:
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("not a time")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("no offset")
+    return moment.astimezone(UTC)
+
+
+def check_explain_usage(request: Any) -> ExplainArgs:
+    """Checks the request with QueryUsage's limits (and ExplainUsage's own: at most 4 group_by_tags,
+    an ingested_after_time before ingested_before_time), and decodes its page token."""
+    _meter_ref(request.builder_id, request.meter_key, "meter_key")
+    _text(request.customer_id, "customer_id", max_length=MAX_REF_LENGTH, required=True)
+    start = timestamp(request, "start_time", required=True)
+    end = timestamp(request, "end_time", required=True)
+    assert start is not None and end is not None
+    if end <= start:
+        raise InvalidArgument("end_time must be after start_time", field="end_time")
+    before = timestamp(request, "ingested_before_time")
+    after = timestamp(request, "ingested_after_time")
+    if after is not None and before is not None and after >= before:
+        raise InvalidArgument(
+            "ingested_after_time must be before ingested_before_time", field="ingested_after_time"
+        )
+    _enum(request.view, "view", KNOWN_EXPLAIN_VIEWS, required=False)
+    _count(request.group_by_tags, "group_by_tags", MAX_EXPLAIN_GROUP_BY)
+    for i, tag in enumerate(request.group_by_tags):
+        _text(tag, f"group_by_tags[{i}]", max_length=MAX_TAG_KEY_LENGTH, required=True)
+    if len(set(request.group_by_tags)) != len(request.group_by_tags):
+        raise InvalidArgument("group_by_tags lists a tag twice", field="group_by_tags")
+    _string_map(
+        request.tag_filters,
+        "tag_filters",
+        max_entries=MAX_TAGS,
+        key_length=MAX_TAG_KEY_LENGTH,
+        value_length=MAX_TAG_VALUE_LENGTH,
+    )
+    size = page_size(request.page_size)
+    fp = explain_fingerprint(request)
+    token = _token(request.page_token)
+    if token is None:
+        return ExplainArgs(start, end, before, after, size, fp, None, None)
+    # The service issues {"f": fingerprint, "c": cutoff, "k": position}; anything else, or a token of
+    # another request, was not issued for this one.
+    try:
+        if set(token) != {"f", "c", "k"} or token["f"] != fp:
+            raise ValueError("another request")
+        cutoff = _moment(token["c"])
+        k = token["k"]
+        if not isinstance(k, list) or len(k) != 2:
+            raise ValueError("bad position")
+        if request.view == EXPLAIN_VIEW_EVENTS:
+            if not isinstance(k[1], str) or not 0 < len(k[1]) <= MAX_REF_LENGTH or "\x00" in k[1]:
+                raise ValueError("bad event id")
+            position: tuple[Any, Any] = (_moment(k[0]), k[1])
+        else:
+            values = k[1]
+            if (
+                not isinstance(k[0], str)
+                or len(k[0]) > 64
+                or not isinstance(values, list)
+                or len(values) != len(request.group_by_tags)
+                or not all(
+                    isinstance(v, str) and len(v) <= MAX_TAG_VALUE_LENGTH and "\x00" not in v for v in values
+                )
+            ):
+                raise ValueError("bad group")
+            quantity = Decimal(k[0])
+            if not quantity.is_finite():
+                raise ValueError("bad quantity")
+            position = (quantity, tuple(values))
+    except (ValueError, OverflowError, ArithmeticError):
+        raise InvalidArgument(_NOT_ISSUED, field="page_token") from None
+    return ExplainArgs(start, end, before, after, size, fp, cutoff, position)

@@ -6,6 +6,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import structlog
 
@@ -29,6 +31,7 @@ from metering.domain.events import (
 )
 from metering.domain.meters import Meter, MeterError, MeterSpec
 from metering.domain.usage import QueryError, UsageQuery, UsageRow
+from metering.explain import Explained, ExplainPlan, ExplainStore, Group
 from metering.store import (
     IngestTimedOut,
     MeteringStore,
@@ -63,6 +66,33 @@ class UsageAnswer:
 
 
 @dataclass(frozen=True)
+class ExplainQuery:
+    builder_id: str
+    meter_key: str
+    customer_id: str
+    start: datetime
+    end: datetime
+    ingested_before: datetime | None
+    ingested_after: datetime | None
+    events_view: bool
+    group_by: tuple[str, ...]
+    tag_filters: dict[str, str]
+    size: int
+    after: tuple[Any, Any] | None
+
+
+@dataclass(frozen=True)
+class ExplainAnswer:
+    total: Decimal
+    event_count: int
+    groups: list[Group]
+    events: list[Explained]
+    cutoff: datetime
+    # The last row's position when more rows follow.
+    next_after: tuple[Any, Any] | None
+
+
+@dataclass(frozen=True)
 class EventPage:
     events: list[StoredEvent]
     next_cursor: tuple[datetime, int] | None
@@ -89,6 +119,7 @@ class MeteringService:
         max_new_partitions_per_batch: int = 4,
     ) -> None:
         self.store = store
+        self.explain = ExplainStore(store.engine)
         self.max_batch_size = max_batch_size
         self.future_tolerance_us = future_tolerance_seconds * 1_000_000
         self.max_event_age_us = max_event_age_days * 86_400_000_000
@@ -316,6 +347,51 @@ class MeteringService:
         raw = await self.store.query_usage(plan)
         rows = usage.rows(plan, raw, tuple(b.key for b in meter.spec.buckets))
         return UsageAnswer(rows=rows, cutoff=cutoff, settled=cutoff <= now - self.settle)
+
+    # ---- ExplainUsage -------------------------------------------------------------------
+
+    async def explain_usage(self, query: ExplainQuery) -> ExplainAnswer:
+        """The events behind one customer's QueryUsage value and what each contributed (explain.py)."""
+        meter = await self._meter(query.builder_id, query.meter_key)
+        cutoff = query.ingested_before or await self.store.db_now()
+        if query.ingested_after is not None and query.ingested_after >= cutoff:
+            raise InvalidArgument(
+                "ingested_after_time must be before ingested_before_time", field="ingested_after_time"
+            )
+        try:
+            plan = usage.plan(
+                meter,
+                UsageQuery(
+                    builder_id=query.builder_id,
+                    meter_key=query.meter_key,
+                    customer_id=query.customer_id,
+                    start=query.start,
+                    end=query.end,
+                    tag_filters=query.tag_filters,
+                    ingested_before=cutoff,
+                ),
+                cutoff,
+            )
+        except QueryError as exc:
+            raise InvalidArgument(exc.message, field=exc.field) from None
+        if plan.empty:
+            return ExplainAnswer(Decimal(0), 0, [], [], cutoff, None)
+        explain_plan = ExplainPlan(plan, query.ingested_after, query.group_by)
+        # One row more than the page: whether another page follows.
+        if query.events_view:
+            totals, events = await self.explain.events(explain_plan, query.after, query.size + 1)
+            more = len(events) > query.size
+            events = events[: query.size]
+            last = events[-1].event if events else None
+            next_after = (last.occurred_time, last.event_id) if more and last else None
+            return ExplainAnswer(totals.quantity, totals.event_count, [], events, cutoff, next_after)
+        totals, groups = await self.explain.groups(explain_plan, query.after, query.size + 1)
+        more = len(groups) > query.size
+        groups = groups[: query.size]
+        next_group = (
+            (groups[-1].quantity, tuple(groups[-1].tags[t] for t in query.group_by)) if more else None
+        )
+        return ExplainAnswer(totals.quantity, totals.event_count, groups, [], cutoff, next_group)
 
     # ---- ListEvents ---------------------------------------------------------------------
 

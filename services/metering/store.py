@@ -18,7 +18,7 @@ import asyncio
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -630,7 +630,7 @@ class MeteringStore:
                 tags=json.loads(r["tags"]),
                 # Quantities are JSON numbers; parse them as Decimal so no digit is lost.
                 quantities={
-                    k: _plain(v) for k, v in json.loads(r["quantities"], parse_float=Decimal).items()
+                    k: plain_decimal(v) for k, v in json.loads(r["quantities"], parse_float=Decimal).items()
                 },
                 ingested_time=r["ingested_time"],
             )
@@ -638,7 +638,7 @@ class MeteringStore:
         ]
 
 
-def _plain(value: Any) -> str:
+def plain_decimal(value: Any) -> str:
     if isinstance(value, Decimal):
         text_ = format(value, "f")
         if "." in text_:
@@ -650,14 +650,10 @@ def _plain(value: Any) -> str:
 _WINDOW_UNIT = {WindowSize.HOUR: "hour", WindowSize.DAY: "day", WindowSize.MONTH: "month"}
 
 
-def _render_usage(plan: QueryPlan) -> tuple[str, list[Any]]:
-    """One SELECT ... GROUP BY for the plan. Every value is a bind parameter; identifiers are fixed."""
-    params: list[Any] = []
-
-    def p(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
+def usage_where(plan: QueryPlan, p: Callable[[Any], str]) -> list[str]:
+    """The conditions that pick a plan's events (range, cutoff, types, statuses, customer, tag
+    filters); `p` binds a value and returns its placeholder. Shared by QueryUsage and ExplainUsage, so
+    both read exactly the same events."""
     where = [
         f"builder_id = {p(plan.builder_id)}",
         f"occurred_time >= {p(plan.start)}",
@@ -677,7 +673,18 @@ def _render_usage(plan: QueryPlan) -> tuple[str, list[Any]]:
         where.append(f"customer_id = {p(plan.customer_id)}")
     if plan.tag_filters:
         where.append(f"tags @> {p(json.dumps(plan.tag_filters, sort_keys=True))}::text::jsonb")
+    return where
 
+
+def _render_usage(plan: QueryPlan) -> tuple[str, list[Any]]:
+    """One SELECT ... GROUP BY for the plan. Every value is a bind parameter; identifiers are fixed."""
+    params: list[Any] = []
+
+    def p(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    where = usage_where(plan, p)
     select_cols: list[str] = []
     group: list[str] = []
     order: list[str] = []

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tollgatecli import billing, credentials, gateway, metering, payouts, refunds
+from tollgatecli import billing, credentials, explain, gateway, metering, payouts, refunds
 from tollgatecli.base import JsonOpt, State, handled, session
 from tollgatecli.client import (
     DEFAULT_ADDRESSES,
@@ -41,7 +41,8 @@ app.add_typer(gateway.catalog, name="catalog")
 app.add_typer(billing.customers, name="customers")
 app.add_typer(billing.plans, name="plans")
 app.add_typer(metering.usage, name="usage")
-app.add_typer(billing.invoices, name="invoices")
+app.add_typer(billing.invoices, name="invoices")  # with explain.py's `invoices explain`
+assert explain.invoices_explain
 app.command("earnings")(handled(billing.earnings))
 app.add_typer(refunds.refunds, name="refunds")
 app.add_typer(payouts.payouts, name="payouts")

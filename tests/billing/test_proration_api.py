@@ -304,6 +304,29 @@ async def test_a_start_on_the_tenth_and_a_cancellation_on_the_25th_are_prorated_
     )
     assert dec(moves.total) == dec(usd("120.38"))
     assert dec(moves_preview.invoice.total) == dec(usd("120.38"))
+    # Every usage line explains to its quantity from the read it priced: each part of a split
+    # period on its own usage range (37 tickets before the change, 150 from it to the cancellation).
+    for inv in march.values():
+        for line in inv.lines:
+            if line.kind != bpb.LINE_KIND_USAGE:
+                continue
+            explained = await b.ExplainInvoiceLine(
+                bpb.ExplainInvoiceLineRequest(
+                    builder_id=BUILDER,
+                    invoice_id=inv.id,
+                    position=line.position,
+                    view=bpb.EXPLAIN_VIEW_EVENTS,
+                    page_size=1000,
+                )
+            )
+            assert explained.total_quantity == line.quantity
+            assert sum(int(e.contributed_quantity) for e in explained.events) == int(line.quantity)
+    after_change = await b.ExplainInvoiceLine(
+        bpb.ExplainInvoiceLineRequest(
+            builder_id=BUILDER, invoice_id=moves.id, position=4, view=bpb.EXPLAIN_VIEW_EVENTS, page_size=1000
+        )
+    )
+    assert {e.occurred_time.ToDatetime().day for e in after_change.events} == {22}
 
     # A whole month, and a cancellation at period end: the full fee, 30 included,
     # (37 - 30) * 0.80 = 5.60 -> the minimum 20.00. Total 69.00.

@@ -180,6 +180,38 @@ async def gateway(make_stack, metering_address):  # noqa: F811
 # ---- the month --------------------------------------------------------------------------------------
 
 
+async def explain_every_line(billing, invoices: dict[str, bpb.Invoice]) -> None:
+    """Every usage line explains to its quantity: the token line lists the inference attempts with
+    their provider cost, the runs line credits each run once, and the CSV export sums the same."""
+    for customer, inv in invoices.items():
+        for line in inv.lines:
+            if line.kind == bpb.LINE_KIND_BASE_FEE:
+                continue
+            request = bpb.ExplainInvoiceLineRequest(
+                builder_id=BUILDER, invoice_id=inv.id, position=line.position, view=bpb.EXPLAIN_VIEW_EVENTS
+            )
+            reply = await billing.ExplainInvoiceLine(request, timeout=30)
+            quantity = Decimal(line.quantity)
+            assert Decimal(reply.total_quantity) == quantity, (customer, line.charge_key)
+            assert sum((Decimal(e.contributed_quantity) for e in reply.events), ZERO) == quantity
+            if line.charge_key == "tokens":
+                assert reply.events and all(
+                    Decimal(e.contributed_quantity) == Decimal(e.quantities["provider_cost"])
+                    for e in reply.events
+                )
+            request.view, request.group_by[:] = bpb.EXPLAIN_VIEW_GROUPS, ["run_id"]
+            groups = (await billing.ExplainInvoiceLine(request, timeout=30)).groups
+            assert sum((Decimal(g.quantity) for g in groups), ZERO) == quantity
+            if line.charge_key == "runs":
+                assert [g.quantity for g in groups if g.tags.get("run_id")] == ["1"] * int(quantity)
+            export = await billing.ExportInvoiceLine(
+                bpb.ExportInvoiceLineRequest(builder_id=BUILDER, invoice_id=inv.id, position=line.position),
+                timeout=30,
+            )
+            rows = export.csv.splitlines()[1:]
+            assert sum((Decimal(r.rsplit(",", 1)[1]) for r in rows), ZERO) == quantity
+
+
 async def set_up_agency(billing, metering, start: datetime) -> None:
     meters = [
         mpb.Meter(
@@ -414,6 +446,7 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
                 for x in inv.lines
             ]
             assert got == [(x.amount, x.cost, x.fee, x.margin) for x in bill.lines], customer
+        await explain_every_line(billing, invoices)
         for customer, inv in invoices.items():
             paid = await billing.RecordPayment(
                 bpb.RecordPaymentRequest(

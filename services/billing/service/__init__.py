@@ -16,6 +16,7 @@ BillingService is their union, the one object app.py builds and api.py calls.
     earnings.py       ListEarnings (and the feed rows payments and closes append)
     simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
     economics.py      GetUnitEconomics (a month per meter and workflow, from its invoices)
+    explain.py        ExplainInvoiceLine, ExportInvoiceLine (a line's events, through metering)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from billing.service.credit_notes import CreditNotes
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
 from billing.service.economics import Economics
+from billing.service.explain import Explaining
 from billing.service.invoicing import Invoicing
 from billing.service.payments import Payments
 from billing.service.plans import Plans
@@ -49,5 +51,6 @@ class BillingService(
     Earnings,
     Simulation,
     Economics,
+    Explaining,
 ):
     """Every billing use case; the constructor is ServiceCore's."""

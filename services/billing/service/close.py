@@ -87,6 +87,21 @@ def _ranges(parts: list[TimelinePart], period: Any) -> tuple[tuple[datetime, dat
     return tuple((p.usage_start, p.usage_end, p.key) for p in parts)
 
 
+def _record_usage_reads(
+    rows: list[dict[str, Any]], windows: list[tuple[datetime, datetime]], cutoff: datetime
+) -> None:
+    """Record on each usage line the metering read it priced, for ExplainInvoiceLine: its part's usage
+    range (`windows`: each timeline part's charges in plan order, as the draft lists its usage lines)
+    read at the close's cutoff. Every row gets the columns (COPY needs one shape); others keep theirs."""
+    ranges = iter(windows)
+    for row in rows:
+        if row["kind"] == "usage":
+            row["usage_start_time"], row["usage_end_time"] = next(ranges)
+            row["ingested_after_time"], row["ingested_before_time"] = None, cutoff
+        for column in ("usage_start_time", "usage_end_time", "ingested_after_time", "ingested_before_time"):
+            row.setdefault(column, None)
+
+
 class Closing(ServiceCore):
     """Period closes."""
 
@@ -377,6 +392,9 @@ class Closing(ServiceCore):
                 else {ch.meter_key: usage_by_tag(customer_usage, ch.meter_key, cid) for ch in spec.charges}
             )
             lines = _line_rows(invoice_id, draft.lines, period.start, prev.start, usage_json, tags)
+            _record_usage_reads(
+                lines, [(p.usage_start, p.usage_end) for p in parts for _ in specs[p.key].charges], cutoff
+            )
             applied = apply_wallet(draft.subtotal, balances.get(cid, ZERO)).applied
             if applied > 0:
                 debits[cid] = applied
