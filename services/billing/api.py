@@ -36,8 +36,8 @@ from billing.codec import (
 from billing.service import BillingService
 from billing.service.explain import event_status, group_tags
 from billing.service.webhooks import WebhookService
+from billing.spend_api import validating_spend_servicer
 from billing.validation import check_coverage, validated
-from billing.webhooks_api import WebhookSpendServicer
 from common.auth import Access
 from common.errors import InvalidArgument
 from common.money import format_decimal
@@ -478,9 +478,9 @@ def register(service: BillingService, webhooks: WebhookService | None = None) ->
 
     def _register(server: grpc.aio.Server) -> list[str]:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(validating_servicer(service), server)
-        # The webhook RPCs are served; the other SpendService RPCs answer UNIMPLEMENTED (after the
-        # access check) until spend_api.py lands.
-        spend_pb2_grpc.add_SpendServiceServicer_to_server(WebhookSpendServicer(webhook_service), server)
+        spend_pb2_grpc.add_SpendServiceServicer_to_server(
+            validating_spend_servicer(service, webhook_service), server
+        )
         return [
             pb.DESCRIPTOR.services_by_name["BillingService"].full_name,
             spend_pb2.DESCRIPTOR.services_by_name["SpendService"].full_name,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -51,6 +52,7 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
         metering,
         settle_timeout_seconds=settings.metering_retry_seconds,
         cutoff_lag_seconds=settings.usage_cutoff_lag_seconds,
+        spend_lease_seconds=settings.spend_lease_seconds,
         **({"clock": clock} if clock is not None else {}),
     )
     running = await start_server(
@@ -66,7 +68,18 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
         metrics_host=settings.metrics_host,
     )
 
+    # Background work beside the server, on every replica (each safe to run concurrently: the sweep
+    # claims leases SKIP LOCKED, alerts are deduplicated by key). Stopped before the pools close.
+    loops = [asyncio.create_task(_every(settings.spend_sweep_seconds, service.expire_leases, "spend_sweep"))]
+    if settings.margin_watch_seconds > 0:
+        loops.append(
+            asyncio.create_task(_every(settings.margin_watch_seconds, service.watch_margins, "margin_watch"))
+        )
+
     async def close() -> None:
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
         await metering.close()
         await engine.dispose()
 
@@ -89,3 +102,15 @@ async def start(settings: Settings, *, clock: Callable[[], datetime] | None = No
     await running.set_serving()
     log.info("billing.started", port=running.port, metering=settings.metering_address)
     return running
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[int]], name: str) -> None:
+    """Run `work` every `seconds` until cancelled; a failed round is logged and the next one runs."""
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(f"billing.{name}.failed")
+        await asyncio.sleep(seconds)

@@ -1,7 +1,8 @@
 """Typed wrappers over metering's gRPC API: every call has a deadline; UNAVAILABLE is retried.
 
 Billing reads usage only through metering.v1.QueryUsage (and ExplainUsage, the events behind a
-finalized line). Quantities come back as exact decimal strings and stay Decimal here.
+finalized line), and meter definitions (for the spend rate card) through GetMeter, cached per builder
+and meter for METER_CACHE_SECONDS. Quantities come back as exact decimal strings and stay Decimal here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import grpc
 import structlog
 
+from billing.domain.spend import MeterInfo
 from billing.domain.text import quote
 from common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from common.money import from_timestamp, to_timestamp
@@ -55,6 +57,17 @@ class UsageAnswer:
     settled: bool = False
 
 
+# A meter's definition changes rarely (event types, aggregation and statuses are fixed at create): the
+# rate card reads it at most once a minute per builder and meter.
+METER_CACHE_SECONDS = 60.0
+# GetSpendPolicy sits on the gateway's path to a customer's first request: one short try, no retries.
+METER_DEADLINE_SECONDS = 5.0
+
+
+def _enum_name(prefix: str, name: str) -> str:
+    return name.removeprefix(prefix).lower()
+
+
 class MeteringClient:
     """QueryUsage and ExplainUsage with a deadline per call and retries on UNAVAILABLE for up to
     `retry_seconds`."""
@@ -72,6 +85,7 @@ class MeteringClient:
         self._retry_seconds = retry_seconds
         self._channel: grpc.aio.Channel | None = None
         self._stub: metering_pb2_grpc.MeteringServiceStub | None = None
+        self._meters: dict[tuple[str, str], tuple[float, MeterInfo | None]] = {}
 
     def _ensure(self) -> metering_pb2_grpc.MeteringServiceStub:
         if self._stub is None:
@@ -89,6 +103,39 @@ class MeteringClient:
             await self._channel.close()
             self._channel = None
             self._stub = None
+
+    async def get_meter(self, builder_id: str, meter_key: str) -> MeterInfo | None:
+        """The meter's definition, or None when metering has no such meter (cached either way)."""
+        key = (builder_id, meter_key)
+        cached = self._meters.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        request = metering_pb2.GetMeterRequest(builder_id=builder_id, key=meter_key)
+        try:
+            reply = await self._ensure().GetMeter(
+                request, timeout=min(self._deadline, METER_DEADLINE_SECONDS)
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                log.warning("billing.metering.get_meter_failed", meter_key=meter_key, code=exc.code().name)
+                raise Unavailable(
+                    f"metering did not answer for meter {quote(meter_key)} ({exc.code().name})"
+                ) from None
+            info = None
+        else:
+            m = reply.meter
+            info = MeterInfo(
+                event_types=tuple(m.event_types),
+                aggregation=_enum_name("AGGREGATION_", metering_pb2.Aggregation.Name(m.aggregation)),
+                quantity=m.quantity,
+                statuses=tuple(
+                    _enum_name("EVENT_STATUS_", metering_pb2.EventStatus.Name(s)) for s in m.statuses
+                ),
+            )
+        if len(self._meters) > 10_000:
+            self._meters.clear()
+        self._meters[key] = (time.monotonic() + METER_CACHE_SECONDS, info)
+        return info
 
     async def query_usage(
         self,

@@ -48,6 +48,12 @@ class Settings:
     webhook_batch_size: int = 20
     # Comma-separated host, host:port or *.domain patterns webhook URLs must match; empty: any host.
     webhook_allowed_hosts: tuple[str, ...] = ()
+    # How long a spend lease is usable after it is granted (GetSpendPolicy's lease_seconds).
+    spend_lease_seconds: int = 30
+    # How often the expiry sweep marks leases past their expire_time EXPIRED and frees their hold.
+    spend_sweep_seconds: float = 5.0
+    # How often the margin watch previews every subscribed customer's period; 0 disables it.
+    margin_watch_seconds: float = 300.0
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(service="billing"))
 
     @classmethod
@@ -75,6 +81,9 @@ class Settings:
             webhook_max_attempts=env.int("WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts),
             webhook_batch_size=env.int("WEBHOOK_BATCH_SIZE", cls.webhook_batch_size),
             webhook_allowed_hosts=_allowed_hosts(env.str("WEBHOOK_ALLOWED_HOSTS") or ""),
+            spend_lease_seconds=env.int("SPEND_LEASE_SECONDS", cls.spend_lease_seconds),
+            spend_sweep_seconds=env.float("SPEND_SWEEP_SECONDS", cls.spend_sweep_seconds),
+            margin_watch_seconds=env.float("MARGIN_WATCH_SECONDS", cls.margin_watch_seconds),
             security=SecuritySettings.from_env(env, "billing"),
         )
         if settings.metering_deadline_seconds <= 0:
@@ -98,6 +107,12 @@ class Settings:
             raise SettingsError("BILLING_WEBHOOK_MAX_ATTEMPTS must be at least 1")
         if settings.webhook_batch_size < 1:
             raise SettingsError("BILLING_WEBHOOK_BATCH_SIZE must be at least 1")
+        if not 1 <= settings.spend_lease_seconds <= 3600:
+            raise SettingsError("BILLING_SPEND_LEASE_SECONDS must be from 1 to 3600")
+        if settings.spend_sweep_seconds <= 0:
+            raise SettingsError("BILLING_SPEND_SWEEP_SECONDS must be positive")
+        if settings.margin_watch_seconds < 0:
+            raise SettingsError("BILLING_MARGIN_WATCH_SECONDS must not be negative")
         return settings
 
 

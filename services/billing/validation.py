@@ -4,7 +4,8 @@ before its handler runs, so no input reaches the service or the database in a sh
 The rules are one table, RULES, keyed by the full name of each request field (nested messages
 included); a field missing from it is a start-up error (`check_coverage`), so a field added to the
 proto cannot slip through unchecked. The limits match the migration's columns and are written in
-the proto comments (protos/tollgate/billing/v1/billing.proto):
+the proto comments (protos/tollgate/billing/v1/billing.proto and spend.proto, whose SpendService
+requests are covered too):
 
 - every string: no NUL or other control character (free text may hold tab, newline, return),
   at most its column's length in characters;
@@ -35,6 +36,7 @@ from google.protobuf.message import Message
 from billing.domain.text import quote
 from common.errors import InvalidArgument
 from tollgate.billing.v1 import billing_pb2 as pb
+from tollgate.billing.v1 import spend_pb2 as spb
 
 # ---- limits, shared with the proto comments ---------------------------------------------------------
 
@@ -85,6 +87,7 @@ class Text:
 class Int:
     low: int
     high: int
+    max_items: int = 1  # for a repeated integer field: how many values
 
     def check(self, value: int, path: str) -> None:
         if not self.low <= value <= self.high:
@@ -133,7 +136,15 @@ class Ignored:
     """Output only: the request's value is not read."""
 
 
-Rule = Text | Int | Enum | Stamp | Amount | Nested | Ignored
+@dataclass(frozen=True)
+class Flag:
+    """A bool: both values are valid."""
+
+    def check(self, value: bool, path: str) -> None:
+        return None
+
+
+Rule = Text | Int | Enum | Stamp | Amount | Nested | Ignored | Flag
 
 # ---- shapes -------------------------------------------------------------------------------------------
 
@@ -182,6 +193,58 @@ YAML = Text(MAX_PLAN_YAML_CHARS, required=True, free_text=True)
 LABEL = Text(64)
 
 _B = "tollgate.billing.v1."
+
+# SpendService (spend.proto; its limits are in the comment on the service). Money fields are shape
+# checked here; their currency (the customer's) and sign are the service's to check. The webhook
+# RPCs' rules are with the others in RULES below.
+API_KEY_ID = Text(
+    64, pattern=re.compile(r"[A-Za-z0-9_.-]{1,64}"), shape="1 to 64 characters of [A-Za-z0-9_.-]"
+)
+TAG_KEY = Text(64, pattern=re.compile(r"[a-z0-9_.-]{1,64}"), shape="1 to 64 characters of [a-z0-9_.-]")
+SPEND_RULES: dict[str, Rule] = {
+    _B + "SetSpendControlRequest.request_id": REQUEST_ID,
+    _B + "SetSpendControlRequest.control": Nested(),
+    _B + "SpendControl.id": Ignored(),
+    _B + "SpendControl.builder_id": REF,
+    _B + "SpendControl.customer_id": REF,
+    _B + "SpendControl.scope": Nested(),
+    _B + "SpendControl.hard_cap": Amount(),
+    _B + "SpendControl.alert_budget": Amount(),
+    _B + "SpendControl.threshold_percents": Int(1, 1000, max_items=10),
+    _B + "SpendControl.on_cap": Enum(),
+    _B + "SpendControl.degrade_model": Text(128),
+    _B + "SpendControl.create_time": Ignored(),
+    _B + "SpendControl.update_time": Ignored(),
+    _B + "SpendScope.kind": Enum(),
+    _B + "SpendScope.api_key_id": API_KEY_ID,
+    _B + "SpendScope.tag_key": TAG_KEY,
+    _B + "SpendScope.tag_value": Text(256),
+    _B + "DeleteSpendControlRequest.request_id": REQUEST_ID,
+    _B + "DeleteSpendControlRequest.builder_id": REF,
+    _B + "DeleteSpendControlRequest.control_id": SERVER_ID,
+    _B + "ListSpendControlsRequest.builder_id": REF,
+    _B + "ListSpendControlsRequest.customer_id": OPTIONAL_REF,
+    _B + "ListSpendControlsRequest.page_size": PAGE_SIZE,
+    _B + "ListSpendControlsRequest.page_token": PAGE_TOKEN,
+    _B + "GetSpendPolicyRequest.builder_id": REF,
+    _B + "GetSpendPolicyRequest.customer_id": REF,
+    _B + "AcquireSpendLeaseRequest.request_id": REQUEST_ID,
+    _B + "AcquireSpendLeaseRequest.builder_id": REF,
+    _B + "AcquireSpendLeaseRequest.customer_id": REF,
+    _B + "AcquireSpendLeaseRequest.control_id": SERVER_ID,
+    _B + "AcquireSpendLeaseRequest.holder": REF,
+    _B + "AcquireSpendLeaseRequest.amount": Amount(),
+    _B + "AcquireSpendLeaseRequest.minimum": Amount(),
+    _B + "ReportSpendLeaseRequest.request_id": REQUEST_ID,
+    _B + "ReportSpendLeaseRequest.builder_id": REF,
+    _B + "ReportSpendLeaseRequest.lease_id": SERVER_ID,
+    _B + "ReportSpendLeaseRequest.consumed": Amount(),
+    _B + "ReportSpendLeaseRequest.release": Flag(),
+    _B + "ListAlertsRequest.builder_id": REF,
+    _B + "ListAlertsRequest.customer_id": OPTIONAL_REF,
+    _B + "ListAlertsRequest.page_size": PAGE_SIZE,
+    _B + "ListAlertsRequest.page_token": PAGE_TOKEN,
+}
 
 RULES: dict[str, Rule] = {
     # customers
@@ -371,6 +434,7 @@ RULES: dict[str, Rule] = {
     _B + "ScaledMonth.factor": DECIMAL,
     _B + "GetUnitEconomicsRequest.builder_id": REF,
     _B + "GetUnitEconomicsRequest.period_start_time": Stamp(),
+    **SPEND_RULES,
     # webhooks (spend.proto); the URL's shape and host are checked by domain/webhooks.py check_url
     _B + "SetWebhookEndpointRequest.request_id": REQUEST_ID,
     _B + "SetWebhookEndpointRequest.builder_id": REF,
@@ -405,7 +469,7 @@ def _walk(msg: Message, prefix: str) -> None:
         if fd.is_repeated:
             if isinstance(rule, Ignored):
                 continue
-            limit = rule.max_items if isinstance(rule, Nested | Text) else 1
+            limit = rule.max_items if isinstance(rule, Nested | Text | Int) else 1
             if len(value) > limit:
                 raise InvalidArgument(f"{path} has more than {limit} items", field=path)
             for i, item in enumerate(value):
@@ -451,6 +515,8 @@ def check_coverage() -> list[str]:
                 visit(fd.message_type)
 
     for method in pb.DESCRIPTOR.services_by_name["BillingService"].methods:
+        visit(method.input_type)
+    for method in spb.DESCRIPTOR.services_by_name["SpendService"].methods:
         visit(method.input_type)
     return missing
 

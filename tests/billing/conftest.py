@@ -71,6 +71,8 @@ async def stack(make_database, fast_metering_address: str) -> AsyncIterator[Stac
             metrics_port=None,
             metering_address=fast_metering_address,
             metering_retry_seconds=20,
+            # No background previews: tests that compare tables around calls (tests/fuzz) need quiet.
+            margin_watch_seconds=0,
             security=security("billing"),
             # Webhooks only to loopback: whatever URL a test (or the fuzzer) sets, billing posts nowhere else.
             webhook_allowed_hosts=("127.0.0.1",),

@@ -27,7 +27,7 @@ if _BILLING_TESTS not in sys.path:  # billing_kit, imported by name as tests/bil
 from billing_kit import create_meters, event, ingest, rid, ts, usd  # noqa: E402
 
 from tests.billing.conftest import fast_metering_address, stack  # noqa: E402, F401 (fixtures reused)
-from tests.conftest import REPO, auth_metadata, security  # noqa: E402
+from tests.conftest import REPO, auth_channel, auth_metadata, security  # noqa: E402
 from tests.fuzz.harness import (  # noqa: E402
     CHANNEL_OPTIONS,
     STARTABLE_CONTEXTS,
@@ -100,6 +100,39 @@ class Suite:
 
     def __repr__(self) -> str:  # Hypothesis prints the arguments of a failing case: keep it short
         return f"Suite({', '.join(t.address for t in self.targets.values())})"
+
+
+async def _seed_spend(billing_address: str) -> tuple[str, str, str]:
+    """A capped control of c1 with thresholds and a lease on it, so spend requests reach past the
+    lookups, and a control of c2 the fuzzer may delete (c1's stays for the leases)."""
+    from tollgate.billing.v1 import spend_pb2 as spb
+    from tollgate.billing.v1 import spend_pb2_grpc
+
+    async with auth_channel(billing_address) as channel:
+        spend = spend_pb2_grpc.SpendServiceStub(channel)
+        control = spb.SpendControl(
+            builder_id=BUILDER,
+            customer_id="c1",
+            scope=spb.SpendScope(kind=spb.SPEND_SCOPE_KIND_CUSTOMER),
+            hard_cap=usd("50.00"),
+            threshold_percents=[50, 80],
+        )
+        ctl = (
+            await spend.SetSpendControl(spb.SetSpendControlRequest(request_id=rid(), control=control))
+        ).status
+        lease = await spend.AcquireSpendLease(
+            spb.AcquireSpendLeaseRequest(
+                request_id=rid(),
+                builder_id=BUILDER,
+                customer_id="c1",
+                control_id=ctl.control.id,
+                holder="gw-1",
+                amount=usd("5.00"),
+            )
+        )
+        control.customer_id = "c2"
+        victim = await spend.SetSpendControl(spb.SetSpendControlRequest(request_id=rid(), control=control))
+        return ctl.control.id, lease.lease.id, victim.status.control.id
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +209,8 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
     await b.TopUpWallet(
         bpb.TopUpWalletRequest(request_id=rid(), builder_id=BUILDER, customer_id="c2", amount=usd("25.00"))
     )
+    # Only where background writes are welcome: a lease expires (and changes rows) 30 s after its grant.
+    control_id, lease_id, victim_control = await _seed_spend(stack.billing_address) if relay else ("", "", "")
 
     # --- gateway: wired to the real metering, relay on; keys for inference and for revoking
     gw = await make_stack(metering_address=stack.metering_address, relay_enabled=relay)
@@ -273,6 +308,11 @@ async def suite(request, stack, make_stack, make_database) -> AsyncIterator[Suit
                 "period": [last_month.strftime("%Y-%m"), this_month.strftime("%Y-%m")],
                 # Loopback only (the stack's BILLING_WEBHOOK_ALLOWED_HOSTS); port 9 refuses at once.
                 "SetWebhookEndpointRequest.url": ["http://127.0.0.1:9/alerts", "https://127.0.0.1:9/alerts"],
+                "control_id": [control_id] if control_id else [],
+                "lease_id": [lease_id] if lease_id else [],
+                "DeleteSpendControlRequest.control_id": [victim_control] if victim_control else [],
+                "holder": ["gw-1"],
+                "degrade_model": ["chat-small"],
             },
             maps={
                 "tags": [{"workflow": "wf1", "workspace": "ws1"}],

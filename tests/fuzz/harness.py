@@ -30,17 +30,7 @@ import tollgate
 # RPCs whose contract is published but whose handler has not landed yet (they answer UNIMPLEMENTED):
 # the fuzz tests skip them, saying so. Each handler's change removes its RPCs from here; the list
 # must be empty when the work that published them is done.
-PENDING_RPCS: frozenset[str] = frozenset(
-    {
-        "SpendService.SetSpendControl",
-        "SpendService.DeleteSpendControl",
-        "SpendService.ListSpendControls",
-        "SpendService.GetSpendPolicy",
-        "SpendService.AcquireSpendLease",
-        "SpendService.ReportSpendLease",
-        "SpendService.ListAlerts",
-    }
-)
+PENDING_RPCS: frozenset[str] = frozenset()
 
 STARTABLE_CONTEXTS = frozenset(
     {"metering", "billing", "gateway"} | ({"payouts"} if importlib.util.find_spec("payouts") else set())

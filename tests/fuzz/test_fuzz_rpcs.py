@@ -319,6 +319,36 @@ async def test_wallets_never_go_negative_after_fuzzing(suite) -> None:
             ), (cid, wallet)
 
 
+async def test_spend_counters_match_their_leases_after_fuzzing(suite) -> None:
+    """Every spend period's held is what its active leases hold, and its spent what its leases consumed
+    (billing.domain.spend rule 4), whatever the fuzzer granted, reported, released or deleted."""
+    from sqlalchemy import text
+
+    from common.db import create_engine
+
+    engine = create_engine(suite.database_urls["billing"], pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT p.control_id, p.spent, p.held,"
+                        " coalesce(sum(l.consumed), 0),"
+                        " coalesce(sum(greatest(l.granted - l.consumed, 0))"
+                        "   FILTER (WHERE l.state = 'active'), 0)"
+                        " FROM spend_periods p LEFT JOIN spend_leases l"
+                        " ON l.control_id = p.control_id AND l.period_start = p.period_start"
+                        " GROUP BY p.control_id, p.period_start, p.spent, p.held"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    assert rows, "c1's seeded control (kept from DeleteSpendControl) has its period"
+    for control_id, spent, held, consumed, holding in rows:
+        assert (spent, held) == (consumed, holding), control_id
+
+
 async def test_every_created_api_key_is_listed_once(suite) -> None:
     target = suite.targets["tollgate.gateway.v1.GatewayAdminService"]
     from tollgate.gateway.v1 import admin_pb2_grpc

@@ -16,11 +16,15 @@ BillingService is their union, the one object app.py builds and api.py calls.
     earnings.py       ListEarnings (and the feed rows payments and closes append)
     simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
     economics.py      GetUnitEconomics (a month per meter and workflow, from its invoices)
+    spend.py          SetSpendControl, DeleteSpendControl, ListSpendControls, GetSpendPolicy (SpendService)
+    leases.py         AcquireSpendLease, ReportSpendLease, and the lease expiry sweep
+    alerts.py         ListAlerts, the alerts every group raises, and the margin watch
     explain.py        ExplainInvoiceLine, ExportInvoiceLine (a line's events, through metering)
 """
 
 from __future__ import annotations
 
+from billing.service.alerts import Alerts
 from billing.service.close import Closing
 from billing.service.credit_notes import CreditNotes
 from billing.service.customers import Customers
@@ -28,10 +32,12 @@ from billing.service.earnings import Earnings
 from billing.service.economics import Economics
 from billing.service.explain import Explaining
 from billing.service.invoicing import Invoicing
+from billing.service.leases import Leases
 from billing.service.payments import Payments
 from billing.service.plans import Plans
 from billing.service.refunds import Refunds
 from billing.service.simulation import Simulation
+from billing.service.spend import SpendControls
 from billing.service.subscriptions import Subscriptions
 from billing.service.wallets import Wallets
 
@@ -51,6 +57,9 @@ class BillingService(
     Earnings,
     Simulation,
     Economics,
+    SpendControls,
+    Leases,
+    Alerts,
     Explaining,
 ):
     """Every billing use case; the constructor is ServiceCore's."""

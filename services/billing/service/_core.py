@@ -162,6 +162,7 @@ class ServiceCore:
         cutoff_lag_seconds: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         close_concurrency: int = 2,
+        spend_lease_seconds: int = 30,
     ) -> None:
         self.engine = engine
         # Closes of one builder run one after another in this process, queued without a connection.
@@ -172,6 +173,7 @@ class ServiceCore:
         self.settle_timeout_seconds = settle_timeout_seconds
         self.cutoff_lag = timedelta(seconds=cutoff_lag_seconds)
         self.clock = clock
+        self.spend_lease_seconds = spend_lease_seconds
 
     async def _idempotent(
         self,

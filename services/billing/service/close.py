@@ -35,6 +35,7 @@ from billing.service._core import (
     _stored_line,
     log,
 )
+from billing.service.alerts import margin_alerts
 from billing.service.earnings import _earnings_rows
 from billing.service.invoicing import _check_recordable, _jsonb, _line_rows
 from billing.service.views import (
@@ -340,6 +341,7 @@ class Closing(ServiceCore):
         debits: dict[str, Decimal] = {}
         wallet_rows: list[dict] = []
         earnings_rows: list[dict] = []
+        negative: list[tuple[str, str, str, list[dict]]] = []
         for offset, c in enumerate(todo):
             cid = c["customer_id"]
             key = in_force[cid]
@@ -434,6 +436,7 @@ class Closing(ServiceCore):
                 }
             )
             line_rows.extend(lines)
+            negative.append((cid, spec.currency, invoice_id, lines))
             if paid and draft.subtotal > 0:
                 parties = EarningsParties(builder_id, c["app_id"], cid, invoice_id)
                 entries = earnings_for_payment([_stored_line(r) for r in lines], spec.currency, parties)
@@ -442,4 +445,8 @@ class Closing(ServiceCore):
         await store.bulk_insert(conn, store.invoice_lines, [_jsonb(r) for r in line_rows])
         await store.debit_wallets(conn, builder_id, debits, wallet_rows)
         await store.append_earnings(conn, earnings_rows)
+        # Lines priced below their provider cost: one NEGATIVE_MARGIN alert per (invoice, charge), in
+        # the close's transaction (alerts.py; a replayed close finalizes nothing, so raises nothing).
+        for cid, currency, invoice_id, lines in negative:
+            await margin_alerts(conn, now, builder_id, cid, currency, period.start, invoice_id, lines)
         return cutoff, len(invoice_rows)
