@@ -11,7 +11,10 @@ from typing import Any
 import grpc
 
 from billing.codec import (
+    REFUND_STATE,
+    SETTLEMENT,
     STATUS_FILTER,
+    credit_note_pb,
     customer_pb,
     decode_money,
     decode_time,
@@ -21,6 +24,7 @@ from billing.codec import (
     invoice_pb,
     money_pb,
     plan_pb,
+    refund_pb,
     subscription_pb,
     timestamp_pb,
     totals_pb,
@@ -320,19 +324,40 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     ) -> Any:
         amount, currency = decode_money(request.amount, "amount")
         view = await self.service.issue_credit_note(
-            request.request_id, request.builder_id, request.invoice_id, amount, currency, request.reason
+            request.request_id,
+            request.builder_id,
+            request.invoice_id,
+            amount,
+            currency,
+            request.reason,
+            SETTLEMENT[request.settlement],
         )
-        note = view.credit_note
         return pb.IssueCreditNoteResponse(
-            credit_note=pb.CreditNote(
-                id=note.id,
-                invoice_id=note.invoice_id,
-                amount=money_pb(note.amount, note.currency_code),
-                reason=note.reason,
-                create_time=timestamp_pb(note.create_time),
-            ),
+            credit_note=credit_note_pb(view.credit_note),
             invoice=invoice_pb(view.invoice),
+            refund=refund_pb(view.refund) if view.refund is not None else None,
         )
+
+    async def ListRefunds(self, request: pb.ListRefundsRequest, context: grpc.aio.ServicerContext) -> Any:
+        rows, token = await self.service.list_refunds(
+            request.builder_id,
+            request.customer_id,
+            REFUND_STATE[request.state],
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListRefundsResponse(refunds=[refund_pb(r) for r in rows], next_page_token=token)
+
+    async def MarkRefund(self, request: pb.MarkRefundRequest, context: grpc.aio.ServicerContext) -> Any:
+        view = await self.service.mark_refund(
+            request.request_id,
+            request.builder_id,
+            request.refund_id,
+            REFUND_STATE[request.state],
+            request.external_reference,
+            request.failure_reason,
+        )
+        return pb.MarkRefundResponse(refund=refund_pb(view))
 
     async def RecordPayment(self, request: pb.RecordPaymentRequest, context: grpc.aio.ServicerContext) -> Any:
         amount, currency = decode_money(request.amount, "amount")

@@ -17,10 +17,12 @@ from billing.domain.economics import EconomicsRow
 from billing.domain.simulation import MeterMonth, Totals
 from billing.service.simulation import DraftPlan, UsageProfile
 from billing.service.views import (
+    CreditNoteView,
     CustomerView,
     EarningsView,
     InvoiceView,
     PlanView,
+    RefundView,
     SubscriptionView,
     VersionView,
     WalletView,
@@ -56,6 +58,20 @@ _EARN_REASON = {
     "credit_note": pb.EARNINGS_REASON_CREDIT_NOTE,
     "void": pb.EARNINGS_REASON_VOID,
 }
+
+SETTLEMENT = {
+    pb.CREDIT_SETTLEMENT_UNSPECIFIED: "",
+    pb.CREDIT_SETTLEMENT_WALLET: "wallet",
+    pb.CREDIT_SETTLEMENT_REFUND: "refund",
+}
+_SETTLEMENT_PB = {v: k for k, v in SETTLEMENT.items()}
+REFUND_STATE = {
+    pb.REFUND_STATE_UNSPECIFIED: "",
+    pb.REFUND_STATE_PENDING: "pending",
+    pb.REFUND_STATE_PAID: "paid",
+    pb.REFUND_STATE_FAILED: "failed",
+}
+_REFUND_STATE_PB = {v: k for k, v in REFUND_STATE.items()}
 
 
 # ---- decoding -------------------------------------------------------------------------------------
@@ -334,4 +350,36 @@ def earnings_pb(v: EarningsView) -> pb.EarningsEntry:
         amount=money_pb(v.amount, v.currency_code),
         source_id=v.source_id,
         create_time=timestamp_pb(v.create_time),
+    )
+
+
+def credit_note_pb(v: CreditNoteView) -> pb.CreditNote:
+    cur = v.currency_code
+    return pb.CreditNote(
+        id=v.id,
+        invoice_id=v.invoice_id,
+        amount=money_pb(v.amount, cur),
+        reason=v.reason,
+        create_time=timestamp_pb(v.create_time),
+        settlement=_SETTLEMENT_PB[v.settlement],
+        due_reduced=money_pb(v.due_reduced, cur),
+        wallet_credited=money_pb(v.wallet_credited, cur),
+        refunded=money_pb(v.refunded, cur),
+        refund_id=v.refund_id,
+    )
+
+
+def refund_pb(v: RefundView) -> pb.Refund:
+    return pb.Refund(
+        id=v.id,
+        builder_id=v.builder_id,
+        customer_id=v.customer_id,
+        invoice_id=v.invoice_id,
+        credit_note_id=v.credit_note_id,
+        amount=money_pb(v.amount, v.currency_code),
+        state=_REFUND_STATE_PB[v.state],
+        external_reference=v.external_reference,
+        failure_reason=v.failure_reason,
+        create_time=timestamp_pb(v.create_time),
+        update_time=timestamp_pb(v.update_time),
     )

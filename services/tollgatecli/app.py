@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tollgatecli import billing, credentials, explain, gateway, metering, payouts
+from tollgatecli import billing, credentials, explain, gateway, metering, payouts, refunds
 from tollgatecli.base import JsonOpt, State, handled, session
 from tollgatecli.client import (
     DEFAULT_ADDRESSES,
@@ -44,6 +44,7 @@ app.add_typer(metering.usage, name="usage")
 app.add_typer(billing.invoices, name="invoices")  # with explain.py's `invoices explain`
 assert explain.invoices_explain
 app.command("earnings")(handled(billing.earnings))
+app.add_typer(refunds.refunds, name="refunds")
 app.add_typer(payouts.payouts, name="payouts")
 app.command("reconcile")(handled(payouts.reconcile))
 app.add_typer(credentials.credentials, name="credentials")

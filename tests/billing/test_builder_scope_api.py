@@ -152,7 +152,13 @@ async def test_two_builders_with_one_request_id_each_get_their_own_result(stack)
     # own request, refused on B's own state (a payment, nothing credited), not answered with A's void.
     await b.IssueCreditNote(
         bpb.IssueCreditNoteRequest(
-            request_id=rid(), builder_id=A, invoice_id=inv_a.id, amount=usd("9.00"), reason="refund"
+            request_id=rid(),
+            builder_id=A,
+            invoice_id=inv_a.id,
+            amount=usd("9.00"),
+            reason="refund",
+            # 6.00 was still due; the 3.00 the customer had paid (2.00 wallet, 1.00 payment) goes back
+            settlement=bpb.CREDIT_SETTLEMENT_WALLET,
         )
     )
     void_a = await b.VoidInvoice(

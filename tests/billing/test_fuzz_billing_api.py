@@ -134,6 +134,8 @@ def _plausible(fd: FieldDescriptor) -> st.SearchStrategy[object] | None:
         return st.sampled_from(KNOWN["plan_id"])
     if name == "invoice_id":
         return st.sampled_from(KNOWN["invoice_id"])
+    if name == "refund_id":
+        return st.sampled_from(KNOWN["refund_id"])
     if name == "currency_code":
         return st.just("USD")
     if name in ("key", "plan_key", "meter_key", "provider_cost_meter_key"):
@@ -244,16 +246,54 @@ async def seeded(stack) -> dict[str, str]:
             'display_name: Tickets, per_unit: {unit_price: "2.50"}}\n',
         )
     )
-    await b.Subscribe(
-        bpb.SubscribeRequest(
-            request_id=rid(), builder_id=BUILDER, customer_id="c1", plan_id=plan.plan.id, start_time=ts(M1)
+    # c-refund: a paid invoice credited with a refund, so MarkRefund has a real refund to aim at
+    for customer in ("c1", "c-refund"):
+        if customer != "c1":
+            await b.CreateCustomer(
+                bpb.CreateCustomerRequest(
+                    request_id=rid(),
+                    customer=bpb.Customer(
+                        id=customer, builder_id=BUILDER, app_id="app-1", currency_code="USD"
+                    ),
+                )
+            )
+        await b.Subscribe(
+            bpb.SubscribeRequest(
+                request_id=rid(),
+                builder_id=BUILDER,
+                customer_id=customer,
+                plan_id=plan.plan.id,
+                start_time=ts(M1),
+            )
         )
-    )
     await ingest(
         stack.metering, [event(BUILDER, "c1", "ticket.handled", M1.replace(day=3)) for _ in range(4)]
     )
     await b.ClosePeriod(bpb.ClosePeriodRequest(request_id=rid(), builder_id=BUILDER, period_end_time=ts(M2)))
-    invoice = (await b.ListInvoices(bpb.ListInvoicesRequest(builder_id=BUILDER))).invoices[0]
+    invoices = (await b.ListInvoices(bpb.ListInvoicesRequest(builder_id=BUILDER))).invoices
+    (invoice,) = [i for i in invoices if i.customer_id == "c1"]
+    (refunded,) = [i for i in invoices if i.customer_id == "c-refund"]
+    await b.RecordPayment(
+        bpb.RecordPaymentRequest(
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=refunded.id,
+            amount=refunded.total,
+            external_reference="fz-paid",
+        )
+    )
+    credit = await b.IssueCreditNote(
+        bpb.IssueCreditNoteRequest(
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=refunded.id,
+            amount=refunded.total,
+            reason="seed",
+            settlement=bpb.CREDIT_SETTLEMENT_REFUND,
+        )
+    )
+    KNOWN["refund_id"] = [credit.refund.id]
+    KNOWN["text"] += [credit.refund.id]
     page = await b.ListEarnings(bpb.ListEarningsRequest(builder_id=BUILDER))
     KNOWN["text"] += [plan.plan.id, invoice.id, page.next_page_token]
     KNOWN["plan_id"] = [plan.plan.id]
@@ -286,6 +326,16 @@ async def _invariants(database_url: str) -> None:
             await conn.fetchval(
                 """SELECT count(*) FROM invoices i WHERE amount_paid <> (SELECT coalesce(sum(amount), 0)
                    FROM payments p WHERE p.invoice_id = i.id)"""
+            )
+            == 0
+        )
+        # a credit note's parts sum to it, and its refunded part is exactly one refund of that amount
+        assert (
+            await conn.fetchval(
+                """SELECT count(*) FROM credit_notes n
+                   WHERE due_reduced + wallet_credited + refunded <> amount
+                      OR refunded <> (SELECT coalesce(sum(amount), 0) FROM refunds r
+                                      WHERE r.credit_note_id = n.id)"""
             )
             == 0
         )

@@ -408,10 +408,17 @@ async def test_paid_invoice_cannot_be_voided_and_a_credit_note_reverses_earnings
     before = await _earnings_of(b, inv.id)
     note = await b.IssueCreditNote(
         bpb.IssueCreditNoteRequest(
-            request_id=rid(), builder_id=BUILDER, invoice_id=inv.id, amount=usd("10.00"), reason="SLA breach"
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=inv.id,
+            amount=usd("10.00"),
+            reason="SLA breach",
+            settlement=bpb.CREDIT_SETTLEMENT_REFUND,
         )
     )
     assert dec(note.invoice.credited) == Decimal("10.00")
+    # paid in full, so all of it is money received: a refund of 10.00 to pay back
+    assert (note.refund.state, dec(note.refund.amount)) == (bpb.REFUND_STATE_PENDING, Decimal("10.00"))
     after = await _earnings_of(b, inv.id)
     new = after[len(before) :]
     assert new and all(e.reason == bpb.EARNINGS_REASON_CREDIT_NOTE for e in new)

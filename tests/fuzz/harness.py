@@ -30,12 +30,7 @@ import tollgate
 # RPCs whose contract is published but whose handler has not landed yet (they answer UNIMPLEMENTED):
 # the fuzz tests skip them, saying so. Each handler's change removes its RPCs from here; the list
 # must be empty when the work that published them is done.
-PENDING_RPCS: frozenset[str] = frozenset(
-    {
-        "BillingService.ListRefunds",
-        "BillingService.MarkRefund",
-    }
-)
+PENDING_RPCS: frozenset[str] = frozenset()
 
 STARTABLE_CONTEXTS = frozenset(
     {"metering", "billing", "gateway"} | ({"payouts"} if importlib.util.find_spec("payouts") else set())

@@ -530,6 +530,8 @@ async def test_an_agency_month_through_the_gateway_is_paid_out_to_the_cent_and_r
                 invoice_id=invoices["globex"].id,
                 amount=invoices["globex"].total,
                 reason="documents re-run for free",
+                # paid in full: all of it is money received, paid back as a refund
+                settlement=bpb.CREDIT_SETTLEMENT_REFUND,
             ),
             timeout=10,
         )

@@ -134,6 +134,7 @@ async def test_credit_note_after_payment_claws_back_from_each_share(stack, world
             invoice_id=acme.id,
             amount=usd("30.00"),
             reason="Outage credit",
+            settlement=bpb.CREDIT_SETTLEMENT_REFUND,
         )
     )
     world.credit_entries, _ = await billing_feed(b, world.feed_token)
@@ -323,7 +324,12 @@ async def test_reconcile_is_clean_then_reports_an_unapplied_credit_to_the_cent(s
     beta = next(i for i in world.invoices if i.customer_id == "beta")
     await b.IssueCreditNote(
         bpb.IssueCreditNoteRequest(
-            request_id=rid(), builder_id=BUILDER, invoice_id=beta.id, amount=usd("12.34"), reason="Goodwill"
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=beta.id,
+            amount=usd("12.34"),
+            reason="Goodwill",
+            settlement=bpb.CREDIT_SETTLEMENT_REFUND,
         )
     )
     dirty = await p.Reconcile(ppb.ReconcileRequest(period=invoice_period))
@@ -347,7 +353,12 @@ async def test_negative_balance_carries_over_and_later_earnings_offset_it(stack,
     _, token = await billing_feed(b)
     await b.IssueCreditNote(
         bpb.IssueCreditNoteRequest(
-            request_id=rid(), builder_id=BUILDER, invoice_id=acme.id, amount=usd("40.00"), reason="Refund"
+            request_id=rid(),
+            builder_id=BUILDER,
+            invoice_id=acme.id,
+            amount=usd("40.00"),
+            reason="Refund",
+            settlement=bpb.CREDIT_SETTLEMENT_REFUND,
         )
     )
     await p.SyncEarnings(ppb.SyncEarningsRequest(request_id=rid()))

@@ -9,7 +9,9 @@ BillingService is their union, the one object app.py builds and api.py calls.
     subscriptions.py  Subscribe, ChangePlan
     invoicing.py      PreviewInvoice, GetInvoice, ListInvoices (and the invoice rows a close writes)
     close.py          ClosePeriod (two phases: read usage holding no connection, then finalize)
-    payments.py       RecordPayment, IssueCreditNote, VoidInvoice
+    payments.py       RecordPayment, VoidInvoice (and the earnings an invoice gets when paid)
+    credit_notes.py   IssueCreditNote (what was due reduced; the rest to the wallet or a refund)
+    refunds.py        ListRefunds, MarkRefund
     wallets.py        TopUpWallet, GetWallet
     earnings.py       ListEarnings (and the feed rows payments and closes append)
     simulation.py     SimulatePlan, PriceUsageProfiles (draft plans priced; nothing written)
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from billing.service.alerts import Alerts
 from billing.service.close import Closing
+from billing.service.credit_notes import CreditNotes
 from billing.service.customers import Customers
 from billing.service.earnings import Earnings
 from billing.service.economics import Economics
@@ -32,6 +35,7 @@ from billing.service.invoicing import Invoicing
 from billing.service.leases import Leases
 from billing.service.payments import Payments
 from billing.service.plans import Plans
+from billing.service.refunds import Refunds
 from billing.service.simulation import Simulation
 from billing.service.spend import SpendControls
 from billing.service.subscriptions import Subscriptions
@@ -46,7 +50,9 @@ class BillingService(
     Subscriptions,
     Invoicing,
     Closing,
+    CreditNotes,
     Payments,
+    Refunds,
     Wallets,
     Earnings,
     Simulation,

@@ -1,5 +1,5 @@
-"""Payments: record a payment, issue a credit note, void an invoice; the earnings a paid
-invoice produces.
+"""Payments: record a payment, void an invoice; the earnings a paid invoice produces (credit notes,
+which use them, are service/credit_notes.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from billing.domain import (
     EarningsParties,
     EarningsReason,
     Split,
-    allocate_credit,
     earnings_for_credit,
     earnings_for_payment,
     void_allocation,
@@ -31,8 +30,6 @@ from billing.service._core import (
 from billing.service.earnings import _earnings_rows
 from billing.service.views import (
     ZERO,
-    CreditNoteReply,
-    CreditNoteView,
     InvoiceView,
     PaymentReply,
     _s,
@@ -133,64 +130,6 @@ class Payments(ServiceCore):
             "reference": reference,
         }
         return await self._idempotent("RecordPayment", builder_id, request_id, body, work, PaymentReply)
-
-    async def issue_credit_note(
-        self, request_id: str, builder_id: str, invoice_id: str, amount: Decimal, currency: str, reason: str
-    ) -> dict[str, Any]:
-        _require(reason, "reason", max_len=1000)
-
-        async def work(conn: AsyncConnection) -> Any:
-            inv = await self._invoice(conn, builder_id, invoice_id, for_update=True)
-            _money_amount(amount, currency, inv["currency_code"], "amount")
-            if inv["status"] == "void":
-                raise FailedPrecondition(f"invoice {quote(invoice_id)} is void", field="invoice_id")
-            line_rows = (await store.lines_of(conn, [invoice_id]))[invoice_id]
-            lines = [_stored_line(r) for r in line_rows]
-            credited = await self._credited_splits(conn, invoice_id, len(lines))
-            allocation = allocate_credit(lines, credited, amount, inv["currency_code"])
-            after_payment = inv["paid_time"] is not None
-            note = await store.insert_credit_note(
-                conn,
-                {
-                    "id": _new_id("cn"),
-                    "builder_id": builder_id,
-                    "invoice_id": invoice_id,
-                    "amount": amount,
-                    "reason": reason,
-                    "after_payment": after_payment,
-                    "allocation": [
-                        [_s(s.provider_cost), _s(s.platform_fee), _s(s.builder_margin)] for s in allocation
-                    ],
-                },
-            )
-            if after_payment:
-                parties = EarningsParties(builder_id, inv["app_id"], inv["customer_id"], invoice_id)
-                entries = earnings_for_credit(lines, inv["currency_code"], parties, allocation)
-                await store.append_earnings(conn, _earnings_rows(entries, note["id"]))
-            inv = await store.update_invoice(conn, invoice_id, {"credited": inv["credited"] + amount})
-            inv = await self._maybe_paid(conn, inv, note["id"])
-            log.info(
-                "billing.credit_note.issued",
-                invoice_id=invoice_id,
-                credit_note_id=note["id"],
-                amount=_s(amount),
-                after_payment=after_payment,
-            )
-            return CreditNoteReply(
-                CreditNoteView(
-                    note["id"], invoice_id, amount, inv["currency_code"], reason, note["create_time"]
-                ),
-                await self._invoice_view(conn, inv),
-            )
-
-        body = {
-            "builder_id": builder_id,
-            "invoice_id": invoice_id,
-            "amount": _s(amount),
-            "currency": currency,
-            "reason": reason,
-        }
-        return await self._idempotent("IssueCreditNote", builder_id, request_id, body, work, CreditNoteReply)
 
     async def void_invoice(
         self, request_id: str, builder_id: str, invoice_id: str, reason: str

@@ -227,12 +227,35 @@ class CreditNoteView:
     currency_code: str
     reason: str
     create_time: datetime | None
+    # Where the money went (domain/credit.py); the defaults decode replies stored before settlement.
+    settlement: str = ""  # "" | wallet | refund
+    due_reduced: Decimal = ZERO
+    wallet_credited: Decimal = ZERO
+    refunded: Decimal = ZERO
+    refund_id: str = ""
+
+
+@dataclass(frozen=True)
+class RefundView:
+    id: str
+    builder_id: str
+    customer_id: str
+    invoice_id: str
+    credit_note_id: str
+    amount: Decimal
+    currency_code: str
+    state: str  # pending | paid | failed
+    external_reference: str
+    failure_reason: str
+    create_time: datetime | None
+    update_time: datetime | None
 
 
 @dataclass(frozen=True)
 class CreditNoteReply:
     credit_note: CreditNoteView
     invoice: InvoiceView
+    refund: RefundView | None = None
 
 
 @dataclass(frozen=True)
@@ -395,6 +418,23 @@ def earnings_view(r: dict[str, Any]) -> EarningsView:
         r["amount"],
         r["source_id"],
         r["create_time"],
+    )
+
+
+def refund_view(r: dict[str, Any]) -> RefundView:
+    return RefundView(
+        r["id"],
+        r["builder_id"],
+        r["customer_id"],
+        r["invoice_id"],
+        r["credit_note_id"],
+        r["amount"],
+        r["currency_code"],
+        r["state"],
+        r["external_reference"],
+        r["failure_reason"],
+        r["create_time"],
+        r["update_time"],
     )
 
 
